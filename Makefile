@@ -1,0 +1,45 @@
+# Two commands do everything on a fresh machine with Python >= 3.11: `make demo`, `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat requirements/dev.lock pyproject.toml | cksum | cut -d' ' -f1)
+UV_VERSION := 0.13.9
+
+.PHONY: install demo test lint format bench lock ui clean
+
+$(STAMP): requirements/dev.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements/dev.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv from the pinned lock files
+
+demo: $(STAMP) ## the main job on the synthetic world
+	$(BIN)/recommender demo
+
+test: $(STAMP) ## lint and the test suite
+	$(BIN)/ruff check recommender features models tests benchmarks
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check recommender features models tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix recommender features models tests benchmarks
+	$(BIN)/ruff format recommender features models tests benchmarks
+
+bench: $(STAMP) ## benchmarks; results go to benchmarks/results/
+	$(BIN)/python -m benchmarks.run
+
+ui: $(STAMP)
+	$(BIN)/recommender ui
+
+lock: ## re-pin the lock files (needs uv)
+	uv pip compile pyproject.toml --python-version 3.11 --no-header --no-annotate -o requirements/main.lock
+	uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header --no-annotate -o requirements/dev.lock
+
+clean:
+	rm -rf $(VENV) .recommender .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Feature pipelines: pure functions from DataFrame to DataFrame, one registry of features."""

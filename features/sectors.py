@@ -1,0 +1,103 @@
+"""Product → sector mapping: HS chapters and HS sections to ISIC aggregates and divisions.
+
+The mapping is kept here, documented and versioned with the code:
+
+* HS chapter (2 digits) → HS section ("01"–"22"), the World Customs Organization's 21 sections
+  plus "22" for chapters 98–99 (unspecified), as in the real sample's ``hs4_sections.csv``.
+* HS chapter → ISIC Rev.3 aggregate used by national accounts (UN SNAAMA):
+  ``A-B`` agriculture, hunting, forestry, fishing; ``C-E`` mining (and utilities);
+  ``D`` manufacturing; ``J-P`` other activities. Raw agricultural, forestry and fishery products
+  go to ``A-B``, ores and fuels to ``C-E``, processed goods to ``D``.
+* HS chapter → ISIC Rev.3 division (2 digits: 01, 05, 10–14, 15–37), the sector code of UNIDO
+  INDSTAT2 (Rev.3) tables. The correspondence is the chapter's dominant division; several
+  chapters straddle divisions (e.g. 27 holds crude oil, division 11, and refined products,
+  division 23), so treat it as an approximation at chapter level.
+
+Section-level codes (the real sample) map to the aggregate of the section's dominant chapters.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+# (first chapter, last chapter, HS section, ISIC aggregate, ISIC Rev.3 division)
+_CHAPTER_RANGES: list[tuple[int, int, str, str | None, str | None]] = [
+    (1, 1, "01", "A-B", "01"), (2, 2, "01", "D", "15"), (3, 3, "01", "A-B", "05"),
+    (4, 4, "01", "D", "15"), (5, 5, "01", "A-B", "01"),
+    (6, 10, "02", "A-B", "01"), (11, 11, "02", "D", "15"), (12, 14, "02", "A-B", "01"),
+    (15, 15, "03", "D", "15"),
+    (16, 23, "04", "D", "15"), (24, 24, "04", "D", "16"),
+    (25, 25, "05", "C-E", "14"), (26, 26, "05", "C-E", "13"), (27, 27, "05", "C-E", "11"),
+    (28, 38, "06", "D", "24"),
+    (39, 40, "07", "D", "25"),
+    (41, 43, "08", "D", "19"),
+    (44, 46, "09", "D", "20"),
+    (47, 48, "10", "D", "21"), (49, 49, "10", "D", "22"),
+    (50, 60, "11", "D", "17"), (61, 63, "11", "D", "18"),
+    (64, 64, "12", "D", "19"), (65, 65, "12", "D", "18"), (66, 67, "12", "D", "36"),
+    (68, 70, "13", "D", "26"),
+    (71, 71, "14", "D", "27"),
+    (72, 81, "15", "D", "27"), (82, 83, "15", "D", "28"),
+    (84, 84, "16", "D", "29"), (85, 85, "16", "D", "31"),
+    (86, 86, "17", "D", "35"), (87, 87, "17", "D", "34"), (88, 89, "17", "D", "35"),
+    (90, 91, "18", "D", "33"), (92, 92, "18", "D", "36"),
+    (93, 93, "19", "D", "29"),
+    (94, 96, "20", "D", "36"),
+    (97, 97, "21", "J-P", "92"),
+    (98, 99, "22", None, None),
+]
+
+#: HS section → ISIC aggregate (for banks whose products are sections).
+SECTION_SECTOR: dict[str, str | None] = {
+    "01": "A-B", "02": "A-B", "03": "D", "04": "D", "05": "C-E",
+    **{f"{s:02d}": "D" for s in range(6, 21)}, "21": "J-P", "22": None,
+}
+
+SECTOR_NAMES: dict[str, str] = {
+    "A-B": "agriculture, forestry and fishing",
+    "C-E": "mining, manufacturing and utilities",
+    "D": "manufacturing",
+    "J-P": "other activities",
+}
+
+
+def chapter_table() -> pd.DataFrame:
+    """One row per HS chapter: ``chapter, section, sector, isic_division``."""
+    rows = [
+        (f"{ch:02d}", sec, agg, div)
+        for lo, hi, sec, agg, div in _CHAPTER_RANGES
+        for ch in range(lo, hi + 1)
+    ]
+    return pd.DataFrame(rows, columns=["chapter", "section", "sector", "isic_division"])
+
+
+def product_sectors(products: pd.Series | list[str], classification: str = "hs") -> pd.DataFrame:
+    """Map product codes to ``product, section, sector, isic_division``.
+
+    Parameters
+    ----------
+    products : codes as strings ("010121", "0101", "01").
+    classification : ``"hs"`` (chapters are the first two digits) or ``"hs-section"``
+        (codes are the sections "01"–"22"); any other classification gets missing sectors.
+
+    Examples
+    --------
+    >>> product_sectors(["270900", "870323"]).sector.tolist()
+    ['C-E', 'D']
+    """
+    codes = pd.Series(pd.unique(pd.Series(list(products), dtype="str")), dtype="str")
+    out = pd.DataFrame({"product": codes})
+    if classification == "hs":
+        chapters = chapter_table().set_index("chapter")
+        ch = codes.str[:2]
+        out["section"] = ch.map(chapters["section"]).astype("str")
+        out["sector"] = ch.map(chapters["sector"]).astype("str")
+        out["isic_division"] = ch.map(chapters["isic_division"]).astype("str")
+    elif classification == "hs-section":
+        out["section"] = codes
+        out["sector"] = codes.map(SECTION_SECTOR).astype("str")
+        out["isic_division"] = pd.Series([None] * len(codes), dtype="str")
+    else:
+        for col in ("section", "sector", "isic_division"):
+            out[col] = pd.Series([None] * len(codes), dtype="str")
+    return out

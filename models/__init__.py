@@ -1,0 +1,1 @@
+"""Models: task definitions, training, evaluation against baselines, MLflow tracking."""

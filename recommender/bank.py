@@ -1,0 +1,278 @@
+"""The data bank: Parquet tables under the home, partitioned by year, with a manifest.
+
+Layout::
+
+    bank/CURRENT                      name of the live snapshot (replaced atomically)
+    bank/snapshots/<id>/manifest.json every ingested source
+    bank/snapshots/<id>/trade/year=YYYY/<source>.parquet
+    bank/snapshots/<id>/capacity/year=YYYY/<source>.parquet
+    bank/snapshots/<id>/geography/<source>.parquet
+    bank/snapshots/<id>/products/products.parquet
+    bank/.lock                        held by the one writer
+
+A write builds a new snapshot in ``bank/staging`` (unchanged files are hard links, so this is
+cheap), then publishes it by replacing ``CURRENT``. An interrupted or failed write leaves the
+bank exactly as it was; the staging folder is removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from filelock import FileLock, Timeout
+
+from recommender.errors import BankEmptyError, RecommenderError
+
+TABLES = ("trade", "capacity", "geography", "products")
+YEAR_PARTITIONED = ("trade", "capacity")
+
+TRADE_SCHEMA = pa.schema(
+    [
+        ("year", pa.int16()),
+        ("exporter", pa.string()),
+        ("importer", pa.string()),
+        ("product", pa.string()),
+        ("value_usd", pa.float64()),
+        ("quantity", pa.float64()),
+    ]
+)
+CAPACITY_SCHEMA = pa.schema(
+    [
+        ("year", pa.int16()),
+        ("country", pa.string()),
+        ("sector", pa.string()),
+        ("indicator", pa.string()),
+        ("value", pa.float64()),
+    ]
+)
+GEOGRAPHY_SCHEMA = pa.schema(
+    [
+        ("exporter", pa.string()),
+        ("importer", pa.string()),
+        ("distance_km", pa.float64()),
+        ("contiguous", pa.int8()),
+        ("common_language", pa.int8()),
+    ]
+)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class Transaction:
+    """A snapshot under construction. Obtain one with :meth:`DataBank.transaction`."""
+
+    root: Path
+    manifest: dict[str, Any]
+    writers: dict[tuple[str, int], pq.ParquetWriter] = field(default_factory=dict)
+
+    def path(self, table: str, year: int | None = None) -> Path:
+        p = self.root / table
+        return p / f"year={year}" if year is not None else p
+
+    def open_writer(self, table: str, year: int, source_id: str, schema: pa.Schema) -> pq.ParquetWriter:
+        key = (table, int(year))
+        if key not in self.writers:
+            folder = self.path(table, year)
+            folder.mkdir(parents=True, exist_ok=True)
+            self.writers[key] = pq.ParquetWriter(folder / f"{source_id}.parquet", schema, compression="zstd")
+        return self.writers[key]
+
+    def write_table(self, table: str, name: str, data: pa.Table) -> None:
+        folder = self.path(table)
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{name}.parquet"
+        if target.exists():
+            target.unlink()  # a hard link into the live snapshot: unlink, never overwrite in place
+        pq.write_table(data, target, compression="zstd")
+
+    def remove_source_years(self, table: str, source_id: str, years: set[int]) -> None:
+        for year in years:
+            f = self.path(table, year) / f"{source_id}.parquet"
+            if f.exists():
+                f.unlink()
+                if not any(f.parent.iterdir()):
+                    f.parent.rmdir()
+
+    def remove_table(self, table: str) -> None:
+        shutil.rmtree(self.path(table), ignore_errors=True)
+
+    def close_writers(self) -> None:
+        for w in self.writers.values():
+            w.close()
+        self.writers.clear()
+
+
+class DataBank:
+    """Read and write access to the bank under ``root`` (``Config.bank_dir``)."""
+
+    def __init__(self, root: str | Path, *, lock_timeout: float = 5.0):
+        self.root = Path(root)
+        self.lock_timeout = lock_timeout
+
+    # ---- reading -------------------------------------------------------------------------
+    @property
+    def current(self) -> Path | None:
+        pointer = self.root / "CURRENT"
+        if not pointer.exists():
+            return None
+        snap = self.root / "snapshots" / pointer.read_text().strip()
+        return snap if snap.is_dir() else None
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        snap = self.current
+        if snap is None:
+            return {"version": 1, "sources": []}
+        return json.loads((snap / "manifest.json").read_text())
+
+    @property
+    def sources(self) -> list[dict[str, Any]]:
+        return self.manifest["sources"]
+
+    def has(self, table: str) -> bool:
+        snap = self.current
+        return snap is not None and (snap / table).is_dir() and any((snap / table).rglob("*.parquet"))
+
+    def manifest_hash(self) -> str:
+        """sha256 of the live manifest: identifies exactly what data a model was trained on."""
+        import hashlib
+
+        return hashlib.sha256(json.dumps(self.manifest, sort_keys=True).encode()).hexdigest()[:16]
+
+    def dataset(self, table: str) -> ds.Dataset:
+        if not self.has(table):
+            raise BankEmptyError(
+                f"the data bank at {self.root} has no {table!r} table; ingest one first "
+                f"(recommender ingest {table} PATH) or run `recommender demo`"
+            )
+        assert self.current is not None
+        partitioning = ds.partitioning(pa.schema([("year", pa.int16())]), flavor="hive") if table in YEAR_PARTITIONED else None
+        return ds.dataset(self.current / table, format="parquet", partitioning=partitioning)
+
+    def read(self, table: str, *, years: list[int] | None = None, columns: list[str] | None = None,
+             filter: ds.Expression | None = None) -> pd.DataFrame:
+        """Read a table (optionally some years and columns) as a DataFrame with string codes."""
+        dset = self.dataset(table)
+        expr = filter
+        if years is not None and table in YEAR_PARTITIONED:
+            year_expr = ds.field("year").isin([int(y) for y in years])
+            expr = year_expr if expr is None else expr & year_expr
+        out = dset.to_table(columns=columns, filter=expr).to_pandas()
+        if "year" in out.columns:
+            out["year"] = out["year"].astype("int64")
+        return out
+
+    def years(self, table: str = "trade") -> list[int]:
+        snap = self.current
+        if snap is None or not (snap / table).is_dir():
+            return []
+        return sorted(int(p.name.split("=")[1]) for p in (snap / table).glob("year=*") if any(p.iterdir()))
+
+    # ---- writing -------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """Build a new snapshot; publish it only if the block finishes without an exception.
+
+        Waits up to ``lock_timeout`` seconds for another writer to finish.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.root / ".lock"))
+        try:
+            lock.acquire(timeout=self.lock_timeout)
+        except Timeout as exc:
+            raise RecommenderError(
+                f"the data bank at {self.root} is locked by another writer ({self.root / '.lock'}); "
+                "wait for it to finish and try again"
+            ) from exc
+        try:
+            staging_root = self.root / "staging"
+            shutil.rmtree(staging_root, ignore_errors=True)  # debris of an interrupted write
+            snap_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+            staging = staging_root / snap_id
+            staging.mkdir(parents=True)
+            old = self.current
+            if old is not None:
+                for src in old.rglob("*"):
+                    dst = staging / src.relative_to(old)
+                    if src.is_dir():
+                        dst.mkdir(parents=True, exist_ok=True)
+                    elif src.name != "manifest.json":
+                        dst.parent.mkdir(parents=True, exist_ok=True)
+                        os.link(src, dst)
+            tx = Transaction(staging, self.manifest)
+            try:
+                yield tx
+                tx.close_writers()
+            except BaseException:
+                tx.close_writers()
+                shutil.rmtree(staging_root, ignore_errors=True)
+                raise
+            tx.manifest["updated_at"] = _now()
+            (staging / "manifest.json").write_text(json.dumps(tx.manifest, indent=2, sort_keys=True))
+            (self.root / "snapshots").mkdir(exist_ok=True)
+            final = self.root / "snapshots" / snap_id
+            os.replace(staging, final)
+            pointer_tmp = self.root / f".CURRENT.{snap_id}"
+            pointer_tmp.write_text(snap_id)
+            os.replace(pointer_tmp, self.root / "CURRENT")
+            shutil.rmtree(staging_root, ignore_errors=True)
+            # keep the previous snapshot for readers that still hold it; drop older ones
+            keep = {snap_id} | ({old.name} if old is not None else set())
+            for snap in (self.root / "snapshots").iterdir():
+                if snap.name not in keep:
+                    shutil.rmtree(snap, ignore_errors=True)
+        finally:
+            lock.release()
+
+    # ---- summaries -----------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """Stable summary of the bank (the JSON of ``recommender bank info --json``)."""
+        out: dict[str, Any] = {"bank": str(self.root), "snapshot": self.current.name if self.current else None,
+                               "manifest_hash": self.manifest_hash() if self.current else None}
+        if self.has("trade"):
+            t = self.dataset("trade").to_table(columns=["year", "exporter", "importer", "product", "value_usd"])
+            by_year = t.group_by("year").aggregate([("value_usd", "sum"), ("value_usd", "count")]).to_pandas()
+            by_year = by_year.sort_values("year")
+            out["trade"] = {
+                "rows": t.num_rows,
+                "years": [int(y) for y in by_year["year"]],
+                "exporters": len(t.column("exporter").unique()),
+                "importers": len(t.column("importer").unique()),
+                "products": len(t.column("product").unique()),
+                "value_usd_by_year": {str(int(y)): float(v) for y, v in zip(by_year["year"], by_year["value_usd_sum"], strict=True)},
+                "rows_by_year": {str(int(y)): int(v) for y, v in zip(by_year["year"], by_year["value_usd_count"], strict=True)},
+            }
+        else:
+            out["trade"] = None
+        if self.has("capacity"):
+            c = self.read("capacity")
+            cov = c.groupby("indicator").agg(countries=("country", "nunique"), first_year=("year", "min"),
+                                             last_year=("year", "max"), rows=("value", "size"))
+            out["capacity"] = {
+                "rows": len(c),
+                "countries": int(c["country"].nunique()),
+                "years": sorted(int(y) for y in c["year"].unique()),
+                "indicators": {k: {kk: int(vv) for kk, vv in v.items()} for k, v in cov.to_dict("index").items()},
+            }
+        else:
+            out["capacity"] = None
+        out["geography"] = {"pairs": self.dataset("geography").count_rows()} if self.has("geography") else None
+        out["products"] = {"rows": self.dataset("products").count_rows()} if self.has("products") else None
+        out["sources"] = self.sources
+        return out

@@ -1,0 +1,49 @@
+"""The ``recommender`` command: one root Typer app; each stage's commands in a small module."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from recommender.cli import bank as bank_cmd
+from recommender.cli import demo as demo_cmd
+from recommender.cli import ingest as ingest_cmd
+from recommender.cli._common import console_err, root_callback
+from recommender.errors import RecommenderError
+
+app = typer.Typer(
+    name="recommender",
+    help="Industrial-cooperation recommender: import substitution and joint projects for trade blocs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.callback()(root_callback)
+app.add_typer(ingest_cmd.app, name="ingest")
+app.add_typer(bank_cmd.app, name="bank")
+app.command("demo")(demo_cmd.demo)
+
+
+def main() -> None:
+    """Console-script entry point: library errors become a message and exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except RecommenderError as exc:
+        console_err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except typer.Abort:
+        console_err.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        console_err.print("interrupted; the data bank and tracking store are unchanged")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,48 @@
+"""Shared CLI plumbing: the root options, the configuration in the Typer context, progress."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from recommender.config import Config
+
+console = Console()
+console_err = Console(stderr=True)
+
+
+def root_callback(
+    ctx: typer.Context,
+    home: Annotated[Path | None, typer.Option("--home", help="Home folder (data bank, MLflow store). Env: RECOMMENDER_HOME; default ./.recommender")] = None,
+    tracking_uri: Annotated[str | None, typer.Option("--tracking-uri", help="MLflow tracking URI. Env: MLFLOW_TRACKING_URI; default a SQLite file under the home")] = None,
+) -> None:
+    """Industrial-cooperation recommender: import substitution and joint projects for trade blocs."""
+    ctx.obj = Config.from_env(home=home, tracking_uri=tracking_uri)
+
+
+def config(ctx: typer.Context, bloc: str | None = None) -> Config:
+    cfg = ctx.find_root().obj
+    if cfg is None:  # invoked without the root callback (e.g. from tests)
+        cfg = Config.from_env()
+    return cfg.with_bloc(bloc)
+
+
+@contextmanager
+def progress(description: str, total: float | None = None) -> Iterator[callable]:
+    """A progress bar (or spinner when ``total`` is unknown); yields ``advance(n)``."""
+    columns = [SpinnerColumn(), TextColumn("[progress.description]{task.description}")]
+    if total is not None:
+        columns.append(BarColumn())
+    columns += [TextColumn("{task.completed:,.0f}" + (f" / {total:,.0f}" if total else "")), TimeElapsedColumn()]
+    with Progress(*columns, console=console_err, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n=1: bar.advance(task, n)
+
+
+BlocOption = Annotated[str | None, typer.Option("--bloc", help="SCO (default), EAEU, ASEAN, BRICS or a comma-separated ISO3 list")]

@@ -1,0 +1,76 @@
+"""``recommender ingest trade|capacity|geography``: validate a file and add it to the data bank."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from recommender import ingest as lib
+from recommender.bank import DataBank
+from recommender.cli._common import config, console, progress
+
+app = typer.Typer(help="Validate files and add them to the data bank (atomically: all or nothing).", no_args_is_help=True)
+
+ColumnOption = Annotated[list[str] | None, typer.Option("--column", help="Map a canonical column to yours: CANONICAL=SOURCE (repeatable), e.g. --column country=iso3")]
+ReplaceOption = Annotated[bool, typer.Option("--replace", help="Replace the overlapping years of sources already in the bank")]
+
+
+def _report(result: lib.IngestResult) -> None:
+    src = result.source
+    if result.unchanged:
+        console.print(f"[yellow]unchanged[/]: {src['path']} is already in the bank (sha256 {src['sha256'][:12]}); nothing to do.")
+        return
+    years = f"{min(src['years'])}–{max(src['years'])}" if src["years"] else "-"
+    console.print(f"[green]ingested[/] {src['table']}: {src['rows']:,} rows, years {years}, source id {src['id']}")
+    for reason, n in result.dropped.items():
+        if n:
+            console.print(f"  dropped {n:,} row(s): {reason}")
+    if result.replaced:
+        console.print(f"  replaced overlapping data from: {', '.join(result.replaced)}")
+
+
+@app.command("trade")
+def trade(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="CSV or Parquet file", exists=True, dir_okay=False)],
+    format: Annotated[str, typer.Option("--format", help="baci | comtrade | long")] = "long",
+    column: ColumnOption = None,
+    product_column: Annotated[str | None, typer.Option("--product-column", help="Column holding product codes (e.g. section_code)")] = None,
+    country_codes: Annotated[Path | None, typer.Option("--country-codes", help="BACI country_codes CSV (numeric → ISO3); default ISO 3166 numeric")] = None,
+    classification: Annotated[str | None, typer.Option("--classification", help="hs (default) | hs-section | other")] = None,
+    replace: ReplaceOption = False,
+) -> None:
+    """Ingest bilateral trade: BACI (t,i,j,k,v,q), UN Comtrade exports, or a tidy long table."""
+    bank = DataBank(config(ctx).bank_dir)
+    with progress(f"reading {path.name}") as advance:
+        result = lib.ingest_trade(bank, path, format=format, columns=lib.parse_column_map(column),
+                                  product_column=product_column, country_codes=country_codes,
+                                  classification=classification, replace=replace, progress=advance)
+    _report(result)
+
+
+@app.command("capacity")
+def capacity(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="CSV or Parquet file", exists=True, dir_okay=False)],
+    format: Annotated[str, typer.Option("--format", help="long (long or wide tables) | indstat")] = "long",
+    column: ColumnOption = None,
+    replace: ReplaceOption = False,
+) -> None:
+    """Ingest production capacity: value added by sector, Penn World Table, UNIDO INDSTAT."""
+    bank = DataBank(config(ctx).bank_dir)
+    _report(lib.ingest_capacity(bank, path, format=format, columns=lib.parse_column_map(column), replace=replace))
+
+
+@app.command("geography")
+def geography(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="CSV or Parquet file", exists=True, dir_okay=False)],
+    column: ColumnOption = None,
+    replace: ReplaceOption = False,
+) -> None:
+    """Ingest country-pair geography (CEPII GeoDist layout: iso3_a, iso3_b, dist_km, contig, comlang_off)."""
+    bank = DataBank(config(ctx).bank_dir)
+    _report(lib.ingest_geography(bank, path, columns=lib.parse_column_map(column), replace=replace))

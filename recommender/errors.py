@@ -1,0 +1,59 @@
+"""Exceptions raised by the library; only the CLI turns them into messages and exit codes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+class RecommenderError(Exception):
+    """Base class of every error the CLI reports as a clean message (exit code 2)."""
+
+
+@dataclass
+class Problem:
+    """One validation problem: what is wrong, and on which (0-based data) rows."""
+
+    reason: str
+    rows: Sequence[int] = field(default_factory=list)
+    count: int | None = None
+
+    @property
+    def n(self) -> int:
+        return self.count if self.count is not None else len(self.rows)
+
+    def describe(self, max_rows: int = 5) -> str:
+        rows = list(self.rows)[:max_rows]
+        # Report 1-based line numbers of the file (line 1 is the header).
+        where = ", ".join(str(r + 2) for r in rows)
+        more = f" (+{self.n - len(rows)} more)" if self.n > len(rows) else ""
+        at = f" at line(s) {where}{more}" if rows else ""
+        return f"{self.reason}: {self.n} row(s){at}"
+
+
+class DataValidationError(RecommenderError):
+    """A file failed validation. Nothing was written."""
+
+    def __init__(self, source: str, problems: Sequence[Problem], *, hint: str = ""):
+        self.source = source
+        self.problems = list(problems)
+        self.hint = hint
+        super().__init__(self.render())
+
+    def render(self, max_problems: int = 10) -> str:
+        total = sum(p.n for p in self.problems)
+        lines = [f"{self.source}: rejected, {total} problem row(s) in {len(self.problems)} check(s); nothing was written."]
+        lines += [f"  - {p.describe()}" for p in self.problems[:max_problems]]
+        if len(self.problems) > max_problems:
+            lines.append(f"  ... and {len(self.problems) - max_problems} more check(s)")
+        if self.hint:
+            lines.append(f"  hint: {self.hint}")
+        return "\n".join(lines)
+
+
+class BankConflictError(RecommenderError):
+    """An ingest would overlap data already in the bank."""
+
+
+class BankEmptyError(RecommenderError):
+    """The data bank holds no table the operation needs."""

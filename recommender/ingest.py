@@ -1,0 +1,760 @@
+"""Ingest trade, capacity and geography files into the data bank, validating everything first.
+
+Every reader turns a source file into batches of the bank's canonical schema
+(:data:`recommender.bank.TRADE_SCHEMA` and friends). One validator checks the batches and one
+writer publishes them through a bank transaction, so a file that fails any check leaves the bank
+untouched.
+
+Rules (documented in the README):
+
+* codes are strings; product codes keep leading zeros and must all have one length;
+* country codes must be known ISO 3166 alpha-3 codes (current or withdrawn) after the aliases of
+  :mod:`recommender.countries`; BACI numeric codes map through BACI's country file or ISO numeric;
+* trade values must be present and non-negative; a flow from a country to itself is dropped and
+  counted (re-imports, seen in UN data); partner aggregates (World, areas n.e.s.) are dropped and
+  counted;
+* a key (year, exporter, importer, product) may appear once; duplicates reject the file;
+* capacity values may be negative (value added and inventories can be), must be present in long
+  tables; empty cells of wide tables mean "not reported" and are skipped and counted;
+* re-ingesting a file with the same sha256 changes nothing; a new source whose years overlap a
+  source already in the bank (for capacity: same years and indicators) is refused unless
+  ``replace=True``, which removes the overlapping years of the older source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from features.sectors import product_sectors
+from recommender import countries
+from recommender.bank import CAPACITY_SCHEMA, GEOGRAPHY_SCHEMA, TRADE_SCHEMA, DataBank, Transaction
+from recommender.errors import BankConflictError, DataValidationError, Problem, RecommenderError
+
+TRADE_FORMATS = ("baci", "comtrade", "long")
+CAPACITY_FORMATS = ("long", "indstat")
+Progress = Callable[[int], None]
+
+YEAR_RANGE = (1900, 2100)
+_MAX_ROWS_KEPT = 20
+
+#: Accepted source names for each canonical column, tried in order (user mappings win).
+TRADE_ALIASES: dict[str, list[str]] = {
+    "year": ["year", "t", "refYear", "period", "Year"],
+    "exporter": ["exporter", "reporter", "iso_o", "origin", "exporter_iso3"],
+    "importer": ["importer", "partner", "iso_d", "destination", "importer_iso3"],
+    "product": ["product", "hs6", "hs4", "hs2", "commodity", "section_code", "sitc4"],
+    "value_usd": ["value_usd", "value", "trade_value_usd", "export_value_usd"],
+    "quantity": ["quantity", "q", "qty", "netweight_kg"],
+}
+COMTRADE_ALIASES: dict[str, list[str]] = {
+    "year": ["refYear", "period", "Year", "yr"],
+    "flow": ["flowCode", "Trade Flow Code", "Trade Flow", "rgCode", "flowDesc"],
+    "reporter": ["reporterISO", "Reporter ISO", "rt3ISO", "reporterCode"],
+    "partner": ["partnerISO", "Partner ISO", "pt3ISO", "partnerCode"],
+    "product": ["cmdCode", "Commodity Code", "cmdCode"],
+    "value_usd": ["primaryValue", "Trade Value (US$)", "TradeValue", "fobvalue"],
+    "quantity": ["netWgt", "Netweight (kg)", "NetWeight"],
+}
+CAPACITY_ALIASES: dict[str, list[str]] = {
+    "year": ["year", "Year"],
+    "country": ["country", "iso3", "countrycode", "Country Code"],
+    "sector": ["sector", "isic"],
+    "indicator": ["indicator", "variable"],
+    "value": ["value", "value_usd", "Value"],
+}
+GEOGRAPHY_ALIASES: dict[str, list[str]] = {
+    "exporter": ["iso3_a", "iso_o", "exporter", "country_a"],
+    "importer": ["iso3_b", "iso_d", "importer", "country_b"],
+    "distance_km": ["dist_km", "dist", "distance_km", "distw"],
+    "contiguous": ["contig", "contiguous"],
+    "common_language": ["comlang_off", "common_language"],
+}
+#: Capacity indicators that are levels and so cannot be negative.
+NON_NEGATIVE_INDICATORS = frozenset({"gdp", "rgdpo", "rgdpna", "pop", "emp", "hc", "rnna", "rkna"})
+
+
+@dataclass
+class IngestResult:
+    """What an ingest did: the manifest entry, whether anything changed, what was dropped."""
+
+    source: dict[str, Any]
+    unchanged: bool = False
+    dropped: dict[str, int] = field(default_factory=dict)
+    replaced: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------
+# helpers
+# ------------------------------------------------------------------------------------------
+def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def parse_column_map(pairs: list[str] | None) -> dict[str, str]:
+    """``["country=iso3", "value=value_usd"]`` → ``{"country": "iso3", "value": "value_usd"}``."""
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise RecommenderError(f"--column takes CANONICAL=SOURCE (e.g. country=iso3); got {pair!r}")
+        key, value = (s.strip() for s in pair.split("=", 1))
+        out[key] = value
+    return out
+
+
+def resolve_columns(
+    available: list[str], aliases: dict[str, list[str]], user: dict[str, str], *, required: list[str], source: str
+) -> dict[str, str]:
+    """Map each canonical column to a source column: the user's mapping first, then aliases."""
+    unknown = sorted(set(user) - set(aliases))
+    if unknown:
+        raise RecommenderError(f"--column names unknown canonical column(s) {unknown}; known: {sorted(aliases)}")
+    found: dict[str, str] = {}
+    for canon, names in aliases.items():
+        if canon in user:
+            if user[canon] not in available:
+                raise DataValidationError(source, [Problem(f"column {user[canon]!r} (mapped to {canon!r}) not found; file has {available}")])
+            found[canon] = user[canon]
+            continue
+        hit = next((n for n in names if n in available), None)
+        if hit is not None:
+            found[canon] = hit
+    missing = [c for c in required if c not in found]
+    if missing:
+        raise DataValidationError(
+            source,
+            [Problem(f"required column(s) {missing} missing; file has columns {available}")],
+            hint="map them with --column CANONICAL=SOURCE, e.g. --column " + f"{missing[0]}=<your column>",
+        )
+    return found
+
+
+def _is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in {".parquet", ".pq"}
+
+
+def _read_header(path: Path) -> list[str]:
+    if _is_parquet(path):
+        return pq.ParquetFile(path).schema_arrow.names
+    return list(pd.read_csv(path, nrows=0).columns)
+
+
+def _frame_batches(path: Path, columns: list[str], chunk_rows: int = 1_000_000) -> Iterator[pd.DataFrame]:
+    """Read CSV or Parquet in chunks, every column as a string (codes keep leading zeros)."""
+    if _is_parquet(path):
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=columns):
+            yield batch.to_pandas().astype("str").replace({"nan": None, "None": None, "<NA>": None})
+    else:
+        yield from pd.read_csv(path, usecols=columns, dtype=str, keep_default_na=False, na_values=[""], chunksize=chunk_rows)
+
+
+class ProblemCollector:
+    """Accumulates problems by reason, keeping the first rows and counting all."""
+
+    def __init__(self) -> None:
+        self._problems: dict[str, Problem] = {}
+
+    def add(self, reason: str, rows: np.ndarray | list[int], offset: int = 0) -> None:
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size == 0:
+            return
+        p = self._problems.setdefault(reason, Problem(reason, [], 0))
+        p.rows = list(p.rows) + [int(r) + offset for r in rows[: max(0, _MAX_ROWS_KEPT - len(p.rows))]]
+        p.count = (p.count or 0) + int(rows.size)
+
+    def add_mask(self, reason: str, mask: pa.Array | np.ndarray, offset: int) -> None:
+        arr = mask.to_numpy(zero_copy_only=False) if isinstance(mask, pa.Array | pa.ChunkedArray) else mask
+        arr = np.asarray(arr)
+        if arr.dtype == object:
+            arr = arr.astype(bool)
+        if arr.any():
+            self.add(reason, np.flatnonzero(arr), offset)
+
+    @property
+    def problems(self) -> list[Problem]:
+        return list(self._problems.values())
+
+    def __bool__(self) -> bool:
+        return bool(self._problems)
+
+
+def _unknown_mask(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[str]]:
+    uniques = pc.unique(column).drop_null().to_pylist()
+    bad = countries.unknown_codes(uniques)
+    if not bad:
+        return np.zeros(len(column), dtype=bool), []
+    mask = pc.is_in(column, value_set=pa.array(bad, pa.string())).to_numpy(zero_copy_only=False)
+    return np.asarray(mask, dtype=bool), bad
+
+
+def _canonical_codes(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    out = pc.utf8_upper(pc.utf8_trim_whitespace(column))
+    for alias, iso in countries.ALIASES.items():
+        out = pc.replace_substring_regex(out, pattern=f"^{alias}$", replacement=iso)
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# trade readers: each yields canonical tables (TRADE_SCHEMA) and counts what it drops
+# ------------------------------------------------------------------------------------------
+def _baci_lookup(country_codes: Path | None) -> np.ndarray:
+    table = dict(countries.numeric_to_iso3())
+    if country_codes is not None:
+        cc = pd.read_csv(country_codes, dtype=str, keep_default_na=False)
+        code_col = next((c for c in cc.columns if c.lower() in {"country_code", "code"}), None)
+        iso_col = next((c for c in cc.columns if c.lower() in {"country_iso3", "iso_3digit_alpha", "iso3"}), None)
+        if code_col is None or iso_col is None:
+            raise DataValidationError(str(country_codes), [Problem(f"expected columns country_code and country_iso3; got {list(cc.columns)}")])
+        for code, iso in zip(cc[code_col], cc[iso_col], strict=True):
+            if code.strip().isdigit() and iso.strip():
+                table[int(code)] = countries.canonical(iso)
+    lookup = np.full(1000, "", dtype=object)
+    for code, iso in table.items():
+        if 0 <= code < 1000:
+            lookup[code] = iso
+    return lookup
+
+
+def _baci_codes(column: pa.ChunkedArray, lookup: np.ndarray, names: pa.Array) -> pa.Array:
+    """Numeric country codes → ISO3; unmapped codes become ``#<code>`` so validation names them."""
+    codes = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.int64)
+    in_range = (codes >= 0) & (codes < len(lookup))
+    safe = np.where(in_range, codes, 0)
+    iso = pc.take(names, pa.array(safe))
+    unmapped = ~in_range | (lookup[safe] == "")
+    if unmapped.any():
+        marked = pc.binary_join_element_wise("#", pc.cast(pa.array(codes), pa.string()), "")
+        iso = pc.if_else(pa.array(unmapped), marked, iso)
+    return iso
+
+
+def read_baci(path: Path, *, country_codes: Path | None = None, dropped: dict[str, int],
+              block_size: int = 1 << 25) -> Iterator[pa.Table]:
+    """CEPII BACI yearly CSV: ``t,i,j,k,v,q``; v in thousands of USD, q in metric tons."""
+    header = _read_header(path)
+    missing = [c for c in "tijkv" if c not in header]
+    if missing:
+        raise DataValidationError(str(path), [Problem(f"BACI columns {missing} missing; file has {header}")],
+                                  hint="BACI files have columns t,i,j,k,v,q; use --format long for other layouts")
+    lookup = _baci_lookup(country_codes)
+    names = pa.array(lookup, pa.string())
+    types = {"t": pa.int32(), "i": pa.int32(), "j": pa.int32(), "k": pa.string(), "v": pa.float64(), "q": pa.string()}
+    include = [c for c in "tijkvq" if c in header]
+    reader = pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(block_size=block_size),
+        convert_options=pacsv.ConvertOptions(column_types=types, include_columns=include),
+    )
+    for batch in reader:
+        exporter = _baci_codes(batch.column("i"), lookup, names)
+        importer = _baci_codes(batch.column("j"), lookup, names)
+        k = pc.utf8_lpad(pc.utf8_trim_whitespace(batch.column("k")), width=6, padding="0")
+        if "q" in include:
+            q = pc.utf8_trim_whitespace(batch.column("q"))
+            q = pc.if_else(pc.or_(pc.equal(q, "NA"), pc.equal(q, "")), pa.scalar(None, pa.string()), q)
+            quantity = pc.cast(q, pa.float64())
+        else:
+            quantity = pa.nulls(batch.num_rows, pa.float64())
+        yield pa.table(
+            [pc.cast(batch.column("t"), pa.int16()), exporter, importer, k,
+             pc.multiply(batch.column("v"), 1000.0), quantity],
+            schema=TRADE_SCHEMA,
+        )
+
+
+def _table_from_frame(df: pd.DataFrame) -> pa.Table:
+    year = pd.to_numeric(df["year"], errors="coerce")
+    value = pd.to_numeric(df["value_usd"], errors="coerce")
+    bad_year = year.isna() & df["year"].notna()
+    bad_value = value.isna() & df["value_usd"].notna()
+    if bad_year.any() or bad_value.any():
+        raise _NonNumeric(np.flatnonzero(bad_year), np.flatnonzero(bad_value))
+    quantity = pd.to_numeric(df["quantity"], errors="coerce") if "quantity" in df else pd.Series(np.nan, index=df.index)
+    return pa.table(
+        {
+            "year": pa.array(year.fillna(-1).astype("int64"), pa.int64()).cast(pa.int16(), safe=False),
+            "exporter": pa.array(df["exporter"].astype(object), pa.string()),
+            "importer": pa.array(df["importer"].astype(object), pa.string()),
+            "product": pa.array(df["product"].astype(object), pa.string()),
+            "value_usd": pa.array(value.to_numpy(dtype=float), pa.float64(), from_pandas=True),
+            "quantity": pa.array(quantity.to_numpy(dtype=float), pa.float64(), from_pandas=True),
+        },
+        schema=TRADE_SCHEMA,
+    )
+
+
+class _NonNumeric(Exception):
+    def __init__(self, year_rows: np.ndarray, value_rows: np.ndarray):
+        self.year_rows, self.value_rows = year_rows, value_rows
+
+
+def read_long(path: Path, *, columns: dict[str, str], dropped: dict[str, int]) -> Iterator[pa.Table]:
+    """A tidy CSV or Parquet table: year, exporter, importer, product, value_usd [, quantity]."""
+    found = resolve_columns(_read_header(path), TRADE_ALIASES, columns,
+                            required=["year", "exporter", "importer", "product", "value_usd"], source=str(path))
+    for chunk in _frame_batches(path, list(dict.fromkeys(found.values()))):
+        yield _table_from_frame(pd.DataFrame({canon: chunk[src] for canon, src in found.items()}))
+
+
+def read_comtrade(path: Path, *, columns: dict[str, str], dropped: dict[str, int]) -> Iterator[pa.Table]:
+    """UN Comtrade bulk or API CSV: keeps reported exports (flow X) as exporter → partner flows.
+
+    Partner aggregates (World, areas n.e.s.) and, when present, sub-totals by customs procedure,
+    mode of transport or second partner other than the totals are dropped and counted.
+    """
+    header = _read_header(path)
+    found = resolve_columns(header, COMTRADE_ALIASES, columns,
+                            required=["year", "flow", "reporter", "partner", "product", "value_usd"], source=str(path))
+    extra = {c: v for c, v in {"customsCode": "C00", "motCode": "0", "partner2Code": "0"}.items() if c in header}
+    usecols = list(dict.fromkeys(list(found.values()) + list(extra)))
+    for chunk in _frame_batches(path, usecols):
+        flow = chunk[found["flow"]].fillna("").str.strip().str.upper()
+        keep = flow.isin(["X", "2", "EXPORT", "EXPORTS"])
+        dropped["non-export flows"] = dropped.get("non-export flows", 0) + int((~keep).sum())
+        for col, total in extra.items():
+            sub = chunk[col].fillna("").str.strip() != total
+            dropped[f"{col} sub-totals"] = dropped.get(f"{col} sub-totals", 0) + int((keep & sub).sum())
+            keep &= ~sub
+        partner = chunk[found["partner"]].fillna("").str.strip().str.upper()
+        aggregate = partner.isin(countries.AGGREGATES) | partner.isin(["WORLD", "0"])
+        dropped["partner aggregates (World, areas n.e.s.)"] = dropped.get("partner aggregates (World, areas n.e.s.)", 0) + int((keep & aggregate).sum())
+        keep &= ~aggregate
+        product = chunk[found["product"]].fillna("").str.strip()
+        total = product.str.upper().isin(["TOTAL", "ALL", "AG2", "AG4", "AG6"])
+        dropped["product totals"] = dropped.get("product totals", 0) + int((keep & total).sum())
+        keep &= ~total
+        sub = chunk[keep]
+        frame = pd.DataFrame({
+            "year": sub[found["year"]].str.strip().str[:4],
+            "exporter": sub[found["reporter"]],
+            "importer": sub[found["partner"]],
+            "product": sub[found["product"]].str.strip(),
+            "value_usd": sub[found["value_usd"]],
+        })
+        if "quantity" in found:
+            frame["quantity"] = sub[found["quantity"]]
+        yield _table_from_frame(frame.reset_index(drop=True))
+
+
+# ------------------------------------------------------------------------------------------
+# trade validation and ingest
+# ------------------------------------------------------------------------------------------
+class TradeValidator:
+    """Checks canonical trade batches; tracks duplicates and product-code lengths across batches."""
+
+    def __init__(self) -> None:
+        self.problems = ProblemCollector()
+        self._products: dict[str, int] = {}
+        self._code_index = {c: n for n, c in enumerate(sorted(countries.known_codes()))}
+        self._keys: list[np.ndarray] = []
+        self._lengths: dict[int, list[int]] = {}
+        self.self_flows = 0
+
+    def _index(self, column: pa.Array, mapping: dict[str, int], grow: bool) -> np.ndarray:
+        uniq = pc.unique(column).drop_null().to_pylist()
+        if grow:
+            for u in uniq:
+                mapping.setdefault(u, len(mapping))
+        values = list(mapping)
+        idx = pc.index_in(column, value_set=pa.array(values, pa.string()))
+        return np.asarray(pc.fill_null(idx, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+    def check(self, table: pa.Table, offset: int) -> pa.Table:
+        """Validate one batch (rows ``offset``…) and return it without self-flows."""
+        p = self.problems
+        year = table.column("year")
+        p.add_mask(f"year outside {YEAR_RANGE[0]}–{YEAR_RANGE[1]} or missing",
+                   pc.fill_null(pc.or_(pc.less(year, YEAR_RANGE[0]), pc.greater(year, YEAR_RANGE[1])), True), offset)
+        for col in ("exporter", "importer"):
+            codes = _canonical_codes(table.column(col))
+            table = table.set_column(table.schema.get_field_index(col), col, codes)
+            p.add_mask(f"missing {col}", pc.is_null(codes), offset)
+            mask, bad = _unknown_mask(codes)
+            if bad:
+                shown = ", ".join(bad[:8]) + (" ..." if len(bad) > 8 else "")
+                p.add(f"unknown {col} code(s) {shown} (not ISO 3166 alpha-3; see recommender.countries.ALIASES)",
+                      np.flatnonzero(mask), offset)
+        product = pc.utf8_trim_whitespace(table.column("product"))
+        table = table.set_column(table.schema.get_field_index("product"), "product", product)
+        p.add_mask("missing product code", pc.fill_null(pc.equal(product, ""), True), offset)
+        lengths = pc.fill_null(pc.utf8_length(product), 0).to_numpy(zero_copy_only=False)
+        for length in np.unique(lengths):
+            rows = np.flatnonzero(lengths == length)
+            kept = self._lengths.setdefault(int(length), [])
+            kept.extend(int(r) + offset for r in rows[: max(0, _MAX_ROWS_KEPT - len(kept))])
+            self._lengths[int(length)] = kept
+            self._length_counts = getattr(self, "_length_counts", {})
+            self._length_counts[int(length)] = self._length_counts.get(int(length), 0) + int(rows.size)
+        value = table.column("value_usd")
+        p.add_mask("missing value_usd", pc.is_null(value), offset)
+        p.add_mask("negative value_usd", pc.fill_null(pc.less(value, 0), False), offset)
+        p.add_mask("negative quantity", pc.fill_null(pc.less(table.column("quantity"), 0), False), offset)
+        # keys for the duplicate check: year | exporter | importer | product packed in an int64
+        exp_i = self._index(table.column("exporter"), self._code_index, grow=False)
+        imp_i = self._index(table.column("importer"), self._code_index, grow=False)
+        prod_i = self._index(product, self._products, grow=True)
+        yr = np.asarray(pc.fill_null(year, 0).to_numpy(zero_copy_only=False), dtype=np.int64) % 256
+        self._keys.append((((yr << 10 | exp_i) << 10 | imp_i) << 34) | prod_i)
+        same = pc.fill_null(pc.equal(table.column("exporter"), table.column("importer")), False)
+        n_self = pc.sum(same).as_py() or 0
+        if n_self:
+            self.self_flows += n_self
+            self._keys[-1] = np.where(same.to_numpy(zero_copy_only=False), -1 - np.arange(len(yr)) - offset, self._keys[-1])
+            table = table.filter(pc.invert(same))
+        return table
+
+    def finish(self) -> list[Problem]:
+        if len(self._lengths) > 1:
+            common = max(self._length_counts, key=self._length_counts.get)
+            for length, rows in self._lengths.items():
+                if length != common:
+                    self.problems.add(f"product code of length {length} (most codes have {common} characters)", rows)
+                    extra = self._length_counts[length] - len(rows)
+                    if extra > 0:
+                        self.problems._problems[f"product code of length {length} (most codes have {common} characters)"].count += extra
+        if self._keys:
+            keys = np.concatenate(self._keys)
+            order = np.argsort(keys, kind="stable")
+            sorted_keys = keys[order]
+            dup = sorted_keys[1:] == sorted_keys[:-1]
+            if dup.any():
+                self.problems.add("duplicate key (year, exporter, importer, product)", np.sort(order[1:][dup]))
+        return self.problems.problems
+
+
+def _overlapping(bank: DataBank, table: str, years: set[int], indicators: set[str] | None = None) -> list[dict[str, Any]]:
+    out = []
+    for src in bank.sources:
+        if src["table"] != table:
+            continue
+        if table in ("geography",):
+            out.append(src)
+            continue
+        if years & set(src["years"]) and (indicators is None or indicators & set(src.get("indicators", []))):
+            out.append(src)
+    return out
+
+
+def _source_id(path: Path, sha: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem)[:40]
+    return f"{stem}-{sha[:10]}"
+
+
+def _same_file(bank: DataBank, table: str, sha: str, options: dict[str, Any]) -> dict[str, Any] | None:
+    return next((s for s in bank.sources if s["table"] == table and s["sha256"] == sha and s.get("options") == options), None)
+
+
+def _resolve_conflicts(tx: Transaction, bank: DataBank, table: str, years: set[int], replace: bool, path: Path,
+                       indicators: set[str] | None = None) -> list[str]:
+    clash = _overlapping(bank, table, years, indicators)
+    if clash and not replace:
+        names = ", ".join(f"{s['path']} (years {min(s['years'])}–{max(s['years'])})" if s.get("years") else s["path"] for s in clash)
+        raise BankConflictError(
+            f"{path}: overlaps {table} already in the bank from {names}; nothing was written. "
+            "Pass --replace to replace the overlapping years."
+        )
+    replaced = []
+    for src in clash:
+        replaced.append(src["id"])
+        if table == "geography":
+            tx.remove_table("geography")
+            tx.manifest["sources"].remove(src)
+            continue
+        overlap = years & set(src["years"])
+        tx.remove_source_years(table, src["id"], overlap)
+        entry = next(s for s in tx.manifest["sources"] if s["id"] == src["id"])
+        entry["years"] = sorted(set(entry["years"]) - overlap)
+        if not entry["years"]:
+            tx.manifest["sources"].remove(entry)
+    return replaced
+
+
+def _update_products(tx: Transaction, bank: DataBank, codes: list[str], classification: str) -> None:
+    new = product_sectors(codes, classification)
+    new["classification"] = classification
+    if bank.has("products"):
+        old = bank.read("products")
+        new = pd.concat([old[~old["product"].isin(new["product"])], new], ignore_index=True)
+    tx.write_table("products", "products", pa.Table.from_pandas(new.sort_values("product").reset_index(drop=True), preserve_index=False))
+
+
+def ingest_trade(
+    bank: DataBank,
+    path: str | Path,
+    *,
+    format: str = "long",
+    columns: dict[str, str] | None = None,
+    product_column: str | None = None,
+    country_codes: str | Path | None = None,
+    classification: str | None = None,
+    replace: bool = False,
+    progress: Progress | None = None,
+) -> IngestResult:
+    """Validate a trade file and add it to the bank (atomically, or not at all).
+
+    Parameters
+    ----------
+    format : ``"baci"`` (CEPII BACI ``t,i,j,k,v,q``), ``"comtrade"`` (UN Comtrade CSV, exports
+        kept) or ``"long"`` (year, exporter, importer, product, value_usd; CSV or Parquet).
+    columns : canonical → source column names for ``long`` and ``comtrade``.
+    product_column : shortcut for ``columns["product"]`` (e.g. ``"section_code"``).
+    classification : product classification; default ``"hs"``, or ``"hs-section"`` when the
+        product column is ``section_code``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RecommenderError(f"{path}: no such file")
+    if format not in TRADE_FORMATS:
+        raise RecommenderError(f"unknown trade format {format!r}; choose one of {TRADE_FORMATS}")
+    columns = dict(columns or {})
+    if product_column:
+        columns["product"] = product_column
+    if classification is None:
+        classification = "hs-section" if columns.get("product") == "section_code" else "hs"
+    options = {"format": format, "columns": columns, "classification": classification,
+               "country_codes": str(country_codes) if country_codes else None}
+    sha = file_sha256(path)
+    same = _same_file(bank, "trade", sha, options)
+    if same is not None:
+        return IngestResult(same, unchanged=True)
+
+    source_id = _source_id(path, sha)
+    dropped: dict[str, int] = {}
+    if format == "baci":
+        batches = read_baci(path, country_codes=Path(country_codes) if country_codes else None, dropped=dropped)
+    elif format == "comtrade":
+        batches = read_comtrade(path, columns=columns, dropped=dropped)
+    else:
+        batches = read_long(path, columns=columns, dropped=dropped)
+
+    validator = TradeValidator()
+    rows = 0
+    years: set[int] = set()
+    with bank.transaction() as tx:
+        offset = 0
+        try:
+            for raw in batches:
+                n = raw.num_rows
+                table = validator.check(raw, offset)
+                offset += n
+                if not validator.problems:
+                    for year in pc.unique(table.column("year")).to_pylist():
+                        part = table.filter(pc.equal(table.column("year"), year))
+                        tx.open_writer("trade", year, source_id, TRADE_SCHEMA).write_table(part)
+                        years.add(int(year))
+                    rows += table.num_rows
+                if progress:
+                    progress(n)
+        except _NonNumeric as exc:
+            validator.problems.add("year is not a whole number", exc.year_rows, offset)
+            validator.problems.add("value_usd is not a number", exc.value_rows, offset)
+        except (pa.ArrowInvalid, ValueError) as exc:
+            raise DataValidationError(str(path), [Problem(f"could not parse: {exc}")],
+                                      hint="check the column types (years and values numeric, codes text)") from exc
+        problems = validator.finish()
+        if problems:
+            raise DataValidationError(str(path), problems)
+        if rows == 0:
+            raise DataValidationError(str(path), [Problem("no trade rows left after dropping aggregates and self-flows", count=0)])
+        if validator.self_flows:
+            dropped["self-flows (exporter = importer)"] = validator.self_flows
+        replaced = _resolve_conflicts(tx, bank, "trade", years, replace, path)
+        _update_products(tx, bank, list(validator._products), classification)
+        lengths = sorted(validator._length_counts)
+        entry = {
+            "id": source_id, "table": "trade", "path": str(path.absolute()), "sha256": sha, "format": format,
+            "rows": rows, "years": sorted(years), "classification": classification,
+            "product_level": lengths[0] if lengths else None, "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "options": options, "dropped": dropped,
+        }
+        tx.manifest["sources"].append(entry)
+    return IngestResult(entry, dropped=dropped, replaced=replaced)
+
+
+# ------------------------------------------------------------------------------------------
+# capacity
+# ------------------------------------------------------------------------------------------
+_ISIC = re.compile(r"\(ISIC ([A-Z](?:-[A-Z])?)\)")
+INDSTAT_TABLES = {"01": "establishments", "04": "employees", "05": "wages", "14": "output", "20": "value_added",
+                  "21": "gross_fixed_capital_formation", "31": "female_employees", "51": "industrial_production_index"}
+
+
+def normalise_indicator(name: str) -> tuple[str, str]:
+    """Split a national-accounts label into ``(sector, indicator)``.
+
+    ``"Manufacturing (ISIC D)"`` → ``("D", "value_added")``; ``"Gross Domestic Product (GDP)"``
+    → ``("TOTAL", "gdp")``; ``"Total Value Added"`` → ``("TOTAL", "value_added")``; anything else
+    → ``("TOTAL", slug)`` (lower case, non-alphanumerics as ``_``), e.g. ``rkna`` stays ``rkna``.
+    """
+    m = _ISIC.search(name)
+    if m:
+        return m.group(1), "value_added"
+    if name.strip() == "Total Value Added":
+        return "TOTAL", "value_added"
+    if "Gross Domestic Product" in name:
+        return "TOTAL", "gdp"
+    slug = re.sub(r"[^a-z0-9]+", "_", re.sub(r"\(.*?\)", "", name).lower()).strip("_")
+    return "TOTAL", slug or name
+
+
+def _read_capacity_frame(path: Path, format: str, columns: dict[str, str], dropped: dict[str, int]) -> pd.DataFrame:
+    header = _read_header(path)
+    raw = pd.read_parquet(path) if _is_parquet(path) else pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    if format == "indstat":
+        aliases = {"year": ["year"], "country": ["country"], "table": ["ctable", "table"], "sector": ["isic"],
+                   "value": ["value"], "unit": ["unit"]}
+        found = resolve_columns(header, aliases, columns, required=["year", "country", "table", "sector", "value"], source=str(path))
+        country = raw[found["country"]].astype(str).str.strip()
+        numeric = country.str.fullmatch(r"\d+")
+        lookup = countries.numeric_to_iso3()
+        country = country.where(~numeric, country[numeric].astype(int).map(lookup).fillna("#" + country))
+        table = raw[found["table"]].astype(str).str.strip().str.zfill(2)
+        indicator = table.map(INDSTAT_TABLES).fillna("table_" + table)
+        if "unit" in found:
+            unit = raw[found["unit"]].astype(str).str.strip().str.lower()
+            indicator = indicator.where(unit.isin(["", "nan", "$", "usd"]), indicator + "_" + unit.str.replace(r"[^a-z0-9]+", "_", regex=True))
+        return pd.DataFrame({"year": raw[found["year"]], "country": country, "sector": raw[found["sector"]].astype(str).str.strip(),
+                             "indicator": indicator, "value": raw[found["value"]]})
+    found = resolve_columns(header, CAPACITY_ALIASES, columns, required=["year", "country"], source=str(path))
+    if "value" in found and ("indicator" in found or "sector" in found):
+        frame = pd.DataFrame({k: raw[v] for k, v in found.items()})
+    else:  # wide: one column per indicator (e.g. Penn World Table)
+        used = set(found.values()) | {c for c in header if c.lower() in {"country", "countryname", "currency_unit"} and c not in found.values()}
+        value_cols = [c for c in header if c not in used]
+        if not value_cols:
+            raise DataValidationError(str(path), [Problem(f"no value column: need 'value' with 'indicator'/'sector', or indicator columns; file has {header}")])
+        wide = raw[[found["year"], found["country"], *value_cols]].rename(columns={found["year"]: "year", found["country"]: "country"})
+        frame = wide.melt(id_vars=["year", "country"], var_name="indicator", value_name="value")
+        empty = frame["value"].isna() | (frame["value"].astype(str).str.strip() == "")
+        if empty.any():
+            dropped["empty cells of the wide table (not reported)"] = int(empty.sum())
+        frame = frame[~empty].reset_index(drop=True)
+    if "indicator" in frame:
+        split = frame["indicator"].astype(str).map(normalise_indicator)
+        frame["indicator"] = split.str[1]
+        if "sector" not in frame:
+            frame["sector"] = split.str[0]
+    else:
+        frame["indicator"] = "value_added"
+    return frame
+
+
+def ingest_capacity(
+    bank: DataBank, path: str | Path, *, format: str = "long", columns: dict[str, str] | None = None,
+    replace: bool = False,
+) -> IngestResult:
+    """Validate a production-capacity table and add it to the bank (atomically).
+
+    ``long``: year, country, sector and/or indicator, value (e.g. UN value added with
+    ``--column country=iso3 --column value=value_usd``), or a wide table with one column per
+    indicator (e.g. the Penn World Table). ``indstat``: UNIDO INDSTAT bulk CSV
+    (ctable, country, year, isic, value[, unit]); ISO numeric countries mapped to ISO3.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RecommenderError(f"{path}: no such file")
+    if format not in CAPACITY_FORMATS:
+        raise RecommenderError(f"unknown capacity format {format!r}; choose one of {CAPACITY_FORMATS}")
+    columns = dict(columns or {})
+    options = {"format": format, "columns": columns}
+    sha = file_sha256(path)
+    same = _same_file(bank, "capacity", sha, options)
+    if same is not None:
+        return IngestResult(same, unchanged=True)
+    dropped: dict[str, int] = {}
+    frame = _read_capacity_frame(path, format, columns, dropped)
+    problems = ProblemCollector()
+    year = pd.to_numeric(frame["year"], errors="coerce")
+    problems.add_mask(f"year missing, not a whole number or outside {YEAR_RANGE[0]}–{YEAR_RANGE[1]}",
+                      (year.isna() | (year < YEAR_RANGE[0]) | (year > YEAR_RANGE[1])).to_numpy(), 0)
+    value = pd.to_numeric(frame["value"], errors="coerce")
+    problems.add_mask("value missing or not a number", value.isna().to_numpy(), 0)
+    country = frame["country"].astype(str).str.strip().str.upper().map(countries.canonical)
+    bad = countries.unknown_codes(country.unique())
+    if bad:
+        problems.add_mask(f"unknown country code(s) {', '.join(bad[:8])}", country.isin(bad).to_numpy(), 0)
+    frame = frame.assign(year=year, value=value, country=country,
+                         sector=frame["sector"].fillna("TOTAL").astype(str).str.strip(), indicator=frame["indicator"].astype(str))
+    level = frame["indicator"].isin(NON_NEGATIVE_INDICATORS) & (frame["value"] < 0)
+    problems.add_mask(f"negative value of a level indicator ({', '.join(sorted(NON_NEGATIVE_INDICATORS))})", level.to_numpy(), 0)
+    dup = frame.duplicated(["year", "country", "sector", "indicator"], keep="first")
+    problems.add_mask("duplicate key (year, country, sector, indicator)", dup.to_numpy(), 0)
+    if problems:
+        raise DataValidationError(str(path), problems.problems)
+    if frame.empty:
+        raise DataValidationError(str(path), [Problem("no capacity rows", count=0)])
+    frame["year"] = frame["year"].astype("int16")
+    table = pa.Table.from_pandas(frame[CAPACITY_SCHEMA.names], schema=CAPACITY_SCHEMA, preserve_index=False)
+    source_id = _source_id(path, sha)
+    years = {int(y) for y in frame["year"].unique()}
+    indicators = set(frame["indicator"].unique())
+    with bank.transaction() as tx:
+        replaced = _resolve_conflicts(tx, bank, "capacity", years, replace, path, indicators)
+        for y in sorted(years):
+            tx.open_writer("capacity", y, source_id, CAPACITY_SCHEMA).write_table(table.filter(pc.equal(table.column("year"), y)))
+        entry = {"id": source_id, "table": "capacity", "path": str(path.absolute()), "sha256": sha, "format": format,
+                 "rows": len(frame), "years": sorted(years), "indicators": sorted(indicators),
+                 "sectors": sorted(frame["sector"].unique()), "classification": None, "product_level": None,
+                 "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"), "options": options, "dropped": dropped}
+        tx.manifest["sources"].append(entry)
+    return IngestResult(entry, dropped=dropped, replaced=replaced)
+
+
+# ------------------------------------------------------------------------------------------
+# geography
+# ------------------------------------------------------------------------------------------
+def ingest_geography(bank: DataBank, path: str | Path, *, columns: dict[str, str] | None = None,
+                     replace: bool = False) -> IngestResult:
+    """Country-pair geography (CEPII GeoDist layout): distance, contiguity, common official language."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecommenderError(f"{path}: no such file")
+    columns = dict(columns or {})
+    options = {"columns": columns}
+    sha = file_sha256(path)
+    same = _same_file(bank, "geography", sha, options)
+    if same is not None:
+        return IngestResult(same, unchanged=True)
+    header = _read_header(path)
+    found = resolve_columns(header, GEOGRAPHY_ALIASES, columns, required=["exporter", "importer", "distance_km"], source=str(path))
+    raw = pd.read_parquet(path) if _is_parquet(path) else pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    frame = pd.DataFrame({k: raw[v] for k, v in found.items()})
+    problems = ProblemCollector()
+    for col in ("exporter", "importer"):
+        frame[col] = frame[col].astype(str).str.strip().str.upper().map(countries.canonical)
+        bad = countries.unknown_codes(frame[col].unique())
+        if bad:
+            problems.add_mask(f"unknown {col} code(s) {', '.join(bad[:8])}", frame[col].isin(bad).to_numpy(), 0)
+    frame["distance_km"] = pd.to_numeric(frame["distance_km"], errors="coerce")
+    problems.add_mask("distance missing, not a number or negative", (frame["distance_km"].isna() | (frame["distance_km"] < 0)).to_numpy(), 0)
+    for col in ("contiguous", "common_language"):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").fillna(0).astype("int8") if col in frame else np.int8(0)
+    problems.add_mask("duplicate pair", frame.duplicated(["exporter", "importer"]).to_numpy(), 0)
+    if problems:
+        raise DataValidationError(str(path), problems.problems)
+    table = pa.Table.from_pandas(frame[GEOGRAPHY_SCHEMA.names], schema=GEOGRAPHY_SCHEMA, preserve_index=False)
+    source_id = _source_id(path, sha)
+    with bank.transaction() as tx:
+        replaced = _resolve_conflicts(tx, bank, "geography", set(), replace, path)
+        tx.write_table("geography", source_id, table)
+        entry = {"id": source_id, "table": "geography", "path": str(path.absolute()), "sha256": sha, "format": "geography",
+                 "rows": len(frame), "years": [], "classification": None, "product_level": None,
+                 "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"), "options": options, "dropped": {}}
+        tx.manifest["sources"].append(entry)
+    return IngestResult(entry, replaced=replaced)

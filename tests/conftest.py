@@ -1,0 +1,47 @@
+"""Shared fixtures: a tiny synthetic world, an empty bank, the real data folder (or a skip)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from recommender.bank import DataBank
+from recommender.config import Config, real_data_dir
+from recommender.synthetic import World, WorldSpec, generate_world
+
+
+@pytest.fixture(scope="session")
+def tiny_world() -> World:
+    return generate_world(WorldSpec.tiny(seed=7))
+
+
+@pytest.fixture(scope="session")
+def tiny_files(tiny_world: World, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return tiny_world.write(tmp_path_factory.mktemp("tiny_world"))
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Config:
+    return Config(home=tmp_path / "home", tracking_uri=None)
+
+
+@pytest.fixture
+def bank(cfg: Config) -> DataBank:
+    return DataBank(cfg.bank_dir)
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    folder = real_data_dir()
+    if folder is None:
+        pytest.skip("RECOMMENDER_REAL_DATA is not set to an existing folder")
+    return folder
+
+
+def bank_state(bank: DataBank) -> dict[str, bytes]:
+    """Every file of the bank (but the lock) and its bytes: to prove nothing changed."""
+    if not bank.root.exists():
+        return {}
+    return {str(p.relative_to(bank.root)): p.read_bytes() for p in sorted(bank.root.rglob("*"))
+            if p.is_file() and p.name != ".lock"}

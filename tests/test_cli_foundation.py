@@ -1,0 +1,53 @@
+"""The CLI as a user runs it: exit codes, messages, JSON, the demo on a tiny world."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+
+from recommender.bank import DataBank
+from tests.conftest import bank_state
+
+
+def run(home, *args, check=True):
+    proc = subprocess.run([sys.executable, "-m", "recommender", "--home", str(home), *map(str, args)],
+                          capture_output=True, text=True, timeout=600)
+    if check:
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+    return proc
+
+
+def test_demo_tiny_ingests_and_is_idempotent(tmp_path):
+    home = tmp_path / "home"
+    first = run(home, "demo", "--size", "tiny")
+    assert "ingest trade:" in first.stdout and "Data bank" in first.stdout
+    bank = DataBank(home / "bank")
+    before = bank_state(bank)
+    second = run(home, "demo", "--size", "tiny")
+    assert "ingest trade: unchanged" in second.stdout
+    assert bank_state(bank) == before
+    info = json.loads(run(home, "bank", "info", "--json").stdout)
+    assert set(info) >= {"trade", "capacity", "geography", "products", "sources", "manifest_hash"}
+    assert set(info["trade"]) >= {"rows", "years", "exporters", "importers", "products", "value_usd_by_year"}
+    assert sum(info["trade"]["value_usd_by_year"].values()) > 0
+    assert info["capacity"]["indicators"]["value_added"]["countries"] == 16
+
+
+def test_bad_file_exits_non_zero_with_a_message_and_no_write(tmp_path):
+    home = tmp_path / "home"
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"year": [2010, 2010], "exporter": ["KAZ", "QQQ"], "importer": ["CHN", "CHN"],
+                  "product": ["01", "01"], "value_usd": [1.0, -2.0]}).to_csv(bad, index=False)
+    proc = run(home, "ingest", "trade", bad, check=False)
+    assert proc.returncode == 2
+    assert "bad.csv" in proc.stderr and "unknown exporter code(s) QQQ" in proc.stderr and "line(s) 3" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert bank_state(DataBank(home / "bank")) == {}
+
+
+def test_usage_error_exits_non_zero(tmp_path):
+    proc = run(tmp_path, "ingest", "trade", tmp_path / "nope.csv", check=False)
+    assert proc.returncode != 0 and "nope.csv" in (proc.stderr + proc.stdout)

@@ -1,0 +1,267 @@
+"""Ingest: every format round-trips, every bad file is rejected with a clear message and an untouched bank."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recommender.bank import DataBank
+from recommender.errors import BankConflictError, DataValidationError, RecommenderError
+from recommender.ingest import ingest_capacity, ingest_geography, ingest_trade
+from recommender.synthetic import write_baci
+from tests.conftest import bank_state
+
+
+def _trade_csv(tmp_path, rows, name="trade.csv"):
+    path = tmp_path / name
+    pd.DataFrame(rows, columns=["year", "exporter", "importer", "product", "value_usd"]).to_csv(path, index=False)
+    return path
+
+
+GOOD = [(2010, "KAZ", "CHN", "0601", 10.0), (2010, "CHN", "KAZ", "8703", 5.5), (2011, "ROM", "RUS", "0601", 3.0)]
+
+
+def test_long_parquet_round_trip_keeps_totals(bank, tiny_world, tiny_files):
+    result = ingest_trade(bank, tiny_files["trade"])
+    src = tiny_world.trade
+    assert result.source["rows"] == len(src)
+    back = bank.read("trade")
+    assert len(back) == len(src)
+    assert back["value_usd"].sum() == pytest.approx(src["value_usd"].sum(), rel=1e-12)
+    by_year = back.groupby("year")["value_usd"].sum()
+    assert by_year.to_dict() == pytest.approx(src.groupby("year")["value_usd"].sum().to_dict(), rel=1e-12)
+    info = bank.info()
+    assert info["trade"]["years"] == tiny_world.spec.years
+    assert info["trade"]["value_usd_by_year"][str(tiny_world.spec.years[0])] == pytest.approx(by_year.iloc[0])
+    assert result.source["product_level"] == 6 and result.source["classification"] == "hs"
+    products = bank.read("products")
+    assert set(products["product"]) == set(src["product"]) and products["sector"].notna().all()
+
+
+def test_codes_stay_strings_with_leading_zeros(bank, tmp_path):
+    ingest_trade(bank, _trade_csv(tmp_path, GOOD))
+    back = bank.read("trade").sort_values(["year", "exporter"])
+    assert set(back["product"]) == {"0601", "8703"}
+    assert "ROU" in set(back["exporter"])  # alias ROM → ROU
+
+
+def test_baci_format_converts_units_and_codes(bank, tmp_path):
+    csv = tmp_path / "BACI_Y2015.csv"
+    csv.write_text("t,i,j,k,v,q\n2015,398,156,10121,12.5,           NA\n2015,156,398,870323,1000,3.25\n2015,842,699,90111,1,\n")
+    result = ingest_trade(bank, csv, format="baci")
+    back = bank.read("trade").sort_values("value_usd").reset_index(drop=True)
+    assert back["value_usd"].tolist() == [1000.0, 12500.0, 1_000_000.0]
+    assert back["product"].tolist() == ["090111", "010121", "870323"]
+    assert back[["exporter", "importer"]].values.tolist() == [["USA", "IND"], ["KAZ", "CHN"], ["CHN", "KAZ"]]
+    assert np.isnan(back["quantity"][1]) and back["quantity"][2] == 3.25
+    assert result.source["years"] == [2015]
+
+
+def test_baci_country_codes_file_is_used(bank, tmp_path):
+    codes = tmp_path / "country_codes.csv"
+    codes.write_text("country_code,country_name,country_iso2,country_iso3\n901,Testland,TL,KGZ\n")
+    csv = tmp_path / "b.csv"
+    csv.write_text("t,i,j,k,v,q\n2015,901,156,010121,1,1\n")
+    ingest_trade(bank, csv, format="baci", country_codes=codes)
+    assert bank.read("trade")["exporter"].tolist() == ["KGZ"]
+
+
+def test_synthetic_baci_files_round_trip(bank, tiny_world, tmp_path):
+    paths = write_baci(tiny_world, tmp_path / "baci", max_rows=1)
+    year, path = next(iter(paths.items()))
+    ingest_trade(bank, path, format="baci")
+    back = bank.read("trade")
+    src = tiny_world.trade[tiny_world.trade["year"] == year]
+    assert len(back) == len(src)
+    assert back["value_usd"].sum() == pytest.approx(src["value_usd"].sum(), rel=1e-6)
+    assert set(back["product"]) == set(src["product"])
+
+
+def test_comtrade_keeps_exports_and_drops_aggregates(bank, tmp_path):
+    path = tmp_path / "comtrade.csv"
+    pd.DataFrame({
+        "refYear": [2018, 2018, 2018, 2018, 2018],
+        "flowCode": ["X", "X", "M", "X", "X"],
+        "reporterISO": ["KAZ", "KAZ", "KAZ", "KAZ", "UZB"],
+        "partnerISO": ["CHN", "W00", "CHN", "_X", "RUS"],
+        "cmdCode": ["270900", "270900", "870323", "270900", "520100"],
+        "primaryValue": [100.0, 150.0, 7.0, 50.0, 30.0],
+    }).to_csv(path, index=False)
+    result = ingest_trade(bank, path, format="comtrade")
+    back = bank.read("trade").sort_values("value_usd")
+    assert back[["exporter", "importer", "product", "value_usd"]].values.tolist() == [
+        ["UZB", "RUS", "520100", 30.0], ["KAZ", "CHN", "270900", 100.0]]
+    assert result.dropped["partner aggregates (World, areas n.e.s.)"] == 2
+    assert result.dropped["non-export flows"] == 1
+
+
+def test_capacity_long_wide_and_indicator_names(bank, tmp_path):
+    long = tmp_path / "va.csv"
+    pd.DataFrame({"iso3": ["KAZ", "KAZ", "UZB"], "country": ["Kazakhstan"] * 2 + ["Uzbekistan"], "year": [2010] * 3,
+                  "indicator": ["Manufacturing (ISIC D)", "Gross Domestic Product (GDP)", "Changes in inventories"],
+                  "value_usd": [5.0, 100.0, -2.0]}).to_csv(long, index=False)
+    ingest_capacity(bank, long, columns={"country": "iso3", "value": "value_usd"})
+    wide = tmp_path / "pwt.csv"
+    pd.DataFrame({"iso3": ["KAZ", "UZB"], "year": [2010, 2010], "rkna": [1.5, None], "emp": [8.0, 12.0]}).to_csv(wide, index=False)
+    result = ingest_capacity(bank, wide, columns={"country": "iso3"})
+    assert result.dropped == {"empty cells of the wide table (not reported)": 1}
+    cap = bank.read("capacity").set_index(["country", "sector", "indicator"])["value"].sort_index()
+    assert cap[("KAZ", "D", "value_added")] == 5.0
+    assert cap[("KAZ", "TOTAL", "gdp")] == 100.0
+    assert cap[("UZB", "TOTAL", "changes_in_inventories")] == -2.0  # negatives allowed where meaningful
+    assert cap[("KAZ", "TOTAL", "rkna")] == 1.5 and ("UZB", "TOTAL", "rkna") not in cap.index
+
+
+def test_indstat_numeric_countries(bank, tmp_path):
+    path = tmp_path / "indstat.csv"
+    pd.DataFrame({"ctable": ["20", "04"], "country": ["398", "398"], "year": [2012, 2012], "isic": ["24", "24"],
+                  "value": [1.0e9, 5000]}).to_csv(path, index=False)
+    ingest_capacity(bank, path, format="indstat")
+    cap = bank.read("capacity").set_index("indicator")
+    assert cap.loc["value_added", "country"] == "KAZ" and cap.loc["employees", "sector"] == "24"
+
+
+def test_geography(bank, tiny_files):
+    ingest_geography(bank, tiny_files["geography"])
+    geo = bank.read("geography")
+    assert {"exporter", "importer", "distance_km", "contiguous", "common_language"} <= set(geo.columns)
+    assert (geo["distance_km"] > 0).all()
+
+
+# ---- bad input: clear message, non-zero exit (CLI tests), untouched bank -------------------
+BAD_TRADE = {
+    "unknown country": ([(2010, "KAZ", "XXQ", "0601", 1.0)], "unknown importer code"),
+    "negative value": ([(2010, "KAZ", "CHN", "0601", -1.0)], "negative value_usd"),
+    "missing value": ([(2010, "KAZ", "CHN", "0601", None)], "missing value_usd"),
+    "mixed code lengths": ([(2010, "KAZ", "CHN", "0601", 1.0), (2010, "KAZ", "RUS", "0601", 1.0), (2010, "KAZ", "IND", "601", 1.0)],
+                           "product code of length 3"),
+    "duplicate key": ([(2010, "KAZ", "CHN", "0601", 1.0), (2010, "KAZ", "CHN", "0601", 2.0)], "duplicate key"),
+    "bad year": ([(1700, "KAZ", "CHN", "0601", 1.0)], "year outside"),
+    "text value": ([(2010, "KAZ", "CHN", "0601", "lots")], "value_usd is not a number"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TRADE))
+def test_bad_trade_rejected_and_bank_untouched(bank, tiny_files, tmp_path, case):
+    ingest_trade(bank, tiny_files["trade"])
+    before = bank_state(bank)
+    rows, message = BAD_TRADE[case]
+    path = _trade_csv(tmp_path, GOOD + rows, name="bad.csv")
+    with pytest.raises(DataValidationError) as err:
+        ingest_trade(bank, path)
+    text = str(err.value)
+    assert message in text and "bad.csv" in text and "nothing was written" in text
+    assert bank_state(bank) == before
+    assert not (bank.root / "staging").exists()
+
+
+def test_missing_column_names_the_columns(bank, tmp_path):
+    path = tmp_path / "m.csv"
+    pd.DataFrame({"year": [2010], "exporter": ["KAZ"], "product": ["01"], "value_usd": [1.0]}).to_csv(path, index=False)
+    with pytest.raises(DataValidationError, match=r"required column\(s\) \['importer'\] missing"):
+        ingest_trade(bank, path)
+    assert bank_state(bank) == {}
+
+
+def test_bad_baci_rejected(bank, tmp_path):
+    path = tmp_path / "b.csv"
+    path.write_text("t,i,j,k,v,q\n2015,398,999,10121,12.5,1\n2015,398,156,10121,-3,1\n")
+    with pytest.raises(DataValidationError) as err:
+        ingest_trade(bank, path, format="baci")
+    assert "#999" in str(err.value) and "negative value_usd" in str(err.value)
+    bad_type = tmp_path / "c.csv"
+    bad_type.write_text("t,i,j,k,v,q\n2015,398,156,10121,abc,1\n")
+    with pytest.raises(DataValidationError, match="could not parse"):
+        ingest_trade(bank, bad_type, format="baci")
+    assert bank_state(bank) == {}
+
+
+def test_bad_capacity_and_geography_rejected(bank, tmp_path, tiny_files):
+    ingest_geography(bank, tiny_files["geography"])
+    before = bank_state(bank)
+    cap = tmp_path / "cap.csv"
+    pd.DataFrame({"year": [2010, 2010, 2010], "country": ["KAZ", "KAZ", "ZZZ"], "indicator": ["gdp", "gdp", "gdp"],
+                  "value": [1.0, 2.0, -1.0]}).to_csv(cap, index=False)
+    with pytest.raises(DataValidationError) as err:
+        ingest_capacity(bank, cap)
+    assert "duplicate key" in str(err.value) and "unknown country code(s) ZZZ" in str(err.value)
+    geo = tmp_path / "geo.csv"
+    pd.DataFrame({"iso3_a": ["KAZ"], "iso3_b": ["CHN"], "dist_km": [-5]}).to_csv(geo, index=False)
+    with pytest.raises(DataValidationError, match="distance"):
+        ingest_geography(bank, geo, replace=True)
+    assert bank_state(bank) == before
+
+
+def test_reingest_same_file_changes_nothing(bank, tiny_files):
+    ingest_trade(bank, tiny_files["trade"])
+    before = bank_state(bank)
+    again = ingest_trade(bank, tiny_files["trade"])
+    assert again.unchanged
+    assert bank_state(bank) == before
+
+
+def test_overlap_refused_unless_replace(bank, tmp_path):
+    ingest_trade(bank, _trade_csv(tmp_path, GOOD, "a.csv"))
+    before = bank_state(bank)
+    newer = _trade_csv(tmp_path, [(2011, "KAZ", "CHN", "0601", 99.0), (2012, "KAZ", "CHN", "0601", 7.0)], "b.csv")
+    with pytest.raises(BankConflictError, match="--replace"):
+        ingest_trade(bank, newer)
+    assert bank_state(bank) == before
+    ingest_trade(bank, newer, replace=True)
+    back = bank.read("trade")
+    assert sorted(back["year"].unique()) == [2010, 2011, 2012]
+    assert back[back["year"] == 2011]["value_usd"].tolist() == [99.0]  # 2011 replaced, 2010 kept
+    srcs = {s["path"].split("/")[-1]: s["years"] for s in bank.sources if s["table"] == "trade"}
+    assert srcs == {"a.csv": [2010], "b.csv": [2011, 2012]}
+
+
+def test_interrupted_write_leaves_bank_as_before(bank, tiny_files, monkeypatch):
+    ingest_geography(bank, tiny_files["geography"])
+    before = bank_state(bank)
+    import recommender.ingest as ingest_module
+
+    calls = {"n": 0}
+    real = ingest_module.TradeValidator.check
+
+    def crash_later(self, table, offset):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(self, table, offset)
+
+    monkeypatch.setattr(ingest_module.TradeValidator, "check", crash_later)
+    monkeypatch.setattr(ingest_module, "_frame_batches", _small_batches(ingest_module._frame_batches))
+    with pytest.raises(KeyboardInterrupt):
+        ingest_trade(bank, tiny_files["trade"])
+    assert calls["n"] == 2
+    assert bank_state(bank) == before
+
+
+def _small_batches(real):
+    def wrapper(path, columns, chunk_rows=1_000_000):
+        return real(path, columns, chunk_rows=10_000)
+    return wrapper
+
+
+def test_lock_stops_a_second_writer(bank, tmp_path):
+    ingest_trade(bank, _trade_csv(tmp_path, GOOD, "a.csv"))
+    entered, release = threading.Event(), threading.Event()
+
+    def hold():
+        with bank.transaction():
+            entered.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    entered.wait(10)
+    try:
+        impatient = DataBank(bank.root, lock_timeout=0.2)
+        with pytest.raises(RecommenderError, match="locked by another writer"):
+            ingest_trade(impatient, _trade_csv(tmp_path, [(2013, "KAZ", "CHN", "0601", 1.0)], "c.csv"))
+    finally:
+        release.set()
+        thread.join()
