@@ -39,12 +39,14 @@ from recommender.errors import BankEmptyError, RecommenderError
 TABLES = ("trade", "capacity", "geography", "products")
 YEAR_PARTITIONED = ("trade", "capacity")
 
+CODE = pa.dictionary(pa.int32(), pa.string())
+#: Codes are stored dictionary-encoded (compact, fast); :meth:`DataBank.read` returns strings.
 TRADE_SCHEMA = pa.schema(
     [
         ("year", pa.int16()),
-        ("exporter", pa.string()),
-        ("importer", pa.string()),
-        ("product", pa.string()),
+        ("exporter", CODE),
+        ("importer", CODE),
+        ("product", CODE),
         ("value_usd", pa.float64()),
         ("quantity", pa.float64()),
     ]
@@ -90,7 +92,7 @@ class Transaction:
         if key not in self.writers:
             folder = self.path(table, year)
             folder.mkdir(parents=True, exist_ok=True)
-            self.writers[key] = pq.ParquetWriter(folder / f"{source_id}.parquet", schema, compression="zstd")
+            self.writers[key] = pq.ParquetWriter(folder / f"{source_id}.parquet", schema, compression="snappy", write_statistics=["year"])
         return self.writers[key]
 
     def write_table(self, table: str, name: str, data: pa.Table) -> None:
@@ -173,7 +175,11 @@ class DataBank:
         if years is not None and table in YEAR_PARTITIONED:
             year_expr = ds.field("year").isin([int(y) for y in years])
             expr = year_expr if expr is None else expr & year_expr
-        out = dset.to_table(columns=columns, filter=expr).to_pandas()
+        table = dset.to_table(columns=columns, filter=expr)
+        for i, f in enumerate(table.schema):
+            if pa.types.is_dictionary(f.type):
+                table = table.set_column(i, f.name, table.column(i).cast(pa.string()))
+        out = table.to_pandas()
         if "year" in out.columns:
             out["year"] = out["year"].astype("int64")
         return out

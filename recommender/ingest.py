@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -194,26 +196,29 @@ class ProblemCollector:
         return bool(self._problems)
 
 
-def _unknown_mask(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[str]]:
-    uniques = pc.unique(column).drop_null().to_pylist()
-    bad = countries.unknown_codes(uniques)
-    if not bad:
-        return np.zeros(len(column), dtype=bool), []
-    mask = pc.is_in(column, value_set=pa.array(bad, pa.string())).to_numpy(zero_copy_only=False)
-    return np.asarray(mask, dtype=bool), bad
+def _dictionary(column: pa.ChunkedArray | pa.Array) -> pa.DictionaryArray:
+    """One dictionary-encoded array (int32 indices) whatever came in."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column)
+    if column.type.index_type != pa.int32():
+        column = pa.DictionaryArray.from_arrays(pc.cast(column.indices, pa.int32()), column.dictionary)
+    return column
 
 
-def _canonical_codes(column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    out = pc.utf8_upper(pc.utf8_trim_whitespace(column))
-    for alias, iso in countries.ALIASES.items():
-        out = pc.replace_substring_regex(out, pattern=f"^{alias}$", replacement=iso)
-    return out
+def _used(dictionary: pa.DictionaryArray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (row-wise, -1 for null) and the dictionary entries that rows actually use."""
+    idx = np.asarray(pc.fill_null(dictionary.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    counts = np.bincount(idx[idx >= 0], minlength=len(dictionary.dictionary))
+    return idx, np.flatnonzero(counts)
 
 
 # ------------------------------------------------------------------------------------------
 # trade readers: each yields canonical tables (TRADE_SCHEMA) and counts what it drops
 # ------------------------------------------------------------------------------------------
-def _baci_lookup(country_codes: Path | None) -> np.ndarray:
+def _baci_names(country_codes: Path | None) -> pa.Array:
+    """A 1000-entry dictionary: numeric code → ISO3, or ``#<code>`` when unmapped."""
     table = dict(countries.numeric_to_iso3())
     if country_codes is not None:
         cc = pd.read_csv(country_codes, dtype=str, keep_default_na=False)
@@ -224,57 +229,57 @@ def _baci_lookup(country_codes: Path | None) -> np.ndarray:
         for code, iso in zip(cc[code_col], cc[iso_col], strict=True):
             if code.strip().isdigit() and iso.strip():
                 table[int(code)] = countries.canonical(iso)
-    lookup = np.full(1000, "", dtype=object)
-    for code, iso in table.items():
-        if 0 <= code < 1000:
-            lookup[code] = iso
-    return lookup
+    return pa.array([table.get(code, f"#{code}") for code in range(1000)], pa.string())
 
 
-def _baci_codes(column: pa.ChunkedArray, lookup: np.ndarray, names: pa.Array) -> pa.Array:
-    """Numeric country codes → ISO3; unmapped codes become ``#<code>`` so validation names them."""
+def _baci_codes(column: pa.ChunkedArray, names: pa.Array) -> pa.DictionaryArray:
     codes = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.int64)
-    in_range = (codes >= 0) & (codes < len(lookup))
-    safe = np.where(in_range, codes, 0)
-    iso = pc.take(names, pa.array(safe))
-    unmapped = ~in_range | (lookup[safe] == "")
-    if unmapped.any():
-        marked = pc.binary_join_element_wise("#", pc.cast(pa.array(codes), pa.string()), "")
-        iso = pc.if_else(pa.array(unmapped), marked, iso)
-    return iso
+    bad = (codes < 0) | (codes >= len(names))
+    if bad.any():  # out-of-range codes get their own entries so validation names them
+        extra = np.unique(codes[bad])
+        names = pa.concat_arrays([names, pa.array([f"#{c}" for c in extra], pa.string())])
+        codes = np.where(bad, len(names) - len(extra) + np.searchsorted(extra, codes), codes)
+    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), names)
+
+
+def _baci_products(column: pa.ChunkedArray) -> pa.DictionaryArray:
+    """HS codes read as integers → zero-padded six-character strings, dictionary-encoded."""
+    k = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.int64)
+    if k.size and (k.min() < 0 or k.max() > 999_999):
+        raise DataValidationError("BACI file", [Problem("product code k outside 0–999999", np.flatnonzero((k < 0) | (k > 999_999)))])
+    present = np.flatnonzero(np.bincount(k, minlength=1)) if k.size else np.array([], dtype=np.int64)
+    remap = np.zeros(int(k.max()) + 1 if k.size else 1, dtype=np.int32)
+    remap[present] = np.arange(len(present), dtype=np.int32)
+    return pa.DictionaryArray.from_arrays(pa.array(remap[k]), pa.array([f"{c:06d}" for c in present], pa.string()))
 
 
 def read_baci(path: Path, *, country_codes: Path | None = None, dropped: dict[str, int],
               block_size: int = 1 << 25) -> Iterator[pa.Table]:
-    """CEPII BACI yearly CSV: ``t,i,j,k,v,q``; v in thousands of USD, q in metric tons."""
+    """CEPII BACI yearly CSV: ``t,i,j,k,v,q``; v in thousands of USD, q in metric tons.
+
+    Country codes are numeric (BACI's own list via ``country_codes``, else ISO 3166 numeric);
+    k is padded to six digits; v is converted to USD. Streams the file in blocks.
+    """
     header = _read_header(path)
     missing = [c for c in "tijkv" if c not in header]
     if missing:
         raise DataValidationError(str(path), [Problem(f"BACI columns {missing} missing; file has {header}")],
                                   hint="BACI files have columns t,i,j,k,v,q; use --format long for other layouts")
-    lookup = _baci_lookup(country_codes)
-    names = pa.array(lookup, pa.string())
-    types = {"t": pa.int32(), "i": pa.int32(), "j": pa.int32(), "k": pa.string(), "v": pa.float64(), "q": pa.string()}
+    names = _baci_names(country_codes)
     include = [c for c in "tijkvq" if c in header]
+    types = {"t": pa.int16(), "i": pa.int32(), "j": pa.int32(), "k": pa.int64(), "v": pa.float64(), "q": pa.float64()}
+    nulls = ["", "NA", "N/A", "NaN", "nan", "null", "           NA"]
     reader = pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(block_size=block_size),
-        convert_options=pacsv.ConvertOptions(column_types=types, include_columns=include),
+        convert_options=pacsv.ConvertOptions(column_types=types, include_columns=include, null_values=nulls),
     )
     for batch in reader:
-        exporter = _baci_codes(batch.column("i"), lookup, names)
-        importer = _baci_codes(batch.column("j"), lookup, names)
-        k = pc.utf8_lpad(pc.utf8_trim_whitespace(batch.column("k")), width=6, padding="0")
-        if "q" in include:
-            q = pc.utf8_trim_whitespace(batch.column("q"))
-            q = pc.if_else(pc.or_(pc.equal(q, "NA"), pc.equal(q, "")), pa.scalar(None, pa.string()), q)
-            quantity = pc.cast(q, pa.float64())
-        else:
-            quantity = pa.nulls(batch.num_rows, pa.float64())
-        yield pa.table(
-            [pc.cast(batch.column("t"), pa.int16()), exporter, importer, k,
-             pc.multiply(batch.column("v"), 1000.0), quantity],
-            schema=TRADE_SCHEMA,
+        quantity = batch.column("q") if "q" in include else pa.nulls(batch.num_rows, pa.float64())
+        yield pa.Table.from_arrays(
+            [batch.column("t"), _baci_codes(batch.column("i"), names), _baci_codes(batch.column("j"), names),
+             _baci_products(batch.column("k")), pc.multiply(batch.column("v"), 1000.0), quantity],
+            names=TRADE_SCHEMA.names,
         )
 
 
@@ -294,8 +299,7 @@ def _table_from_frame(df: pd.DataFrame) -> pa.Table:
             "product": pa.array(df["product"].astype(object), pa.string()),
             "value_usd": pa.array(value.to_numpy(dtype=float), pa.float64(), from_pandas=True),
             "quantity": pa.array(quantity.to_numpy(dtype=float), pa.float64(), from_pandas=True),
-        },
-        schema=TRADE_SCHEMA,
+        }
     )
 
 
@@ -323,21 +327,25 @@ def read_comtrade(path: Path, *, columns: dict[str, str], dropped: dict[str, int
                             required=["year", "flow", "reporter", "partner", "product", "value_usd"], source=str(path))
     extra = {c: v for c, v in {"customsCode": "C00", "motCode": "0", "partner2Code": "0"}.items() if c in header}
     usecols = list(dict.fromkeys(list(found.values()) + list(extra)))
+
+    def drop(reason: str, mask: pd.Series) -> None:
+        dropped[reason] = dropped.get(reason, 0) + int(mask.sum())
+
     for chunk in _frame_batches(path, usecols):
         flow = chunk[found["flow"]].fillna("").str.strip().str.upper()
         keep = flow.isin(["X", "2", "EXPORT", "EXPORTS"])
-        dropped["non-export flows"] = dropped.get("non-export flows", 0) + int((~keep).sum())
+        drop("non-export flows", ~keep)
         for col, total in extra.items():
             sub = chunk[col].fillna("").str.strip() != total
-            dropped[f"{col} sub-totals"] = dropped.get(f"{col} sub-totals", 0) + int((keep & sub).sum())
+            drop(f"{col} sub-totals", keep & sub)
             keep &= ~sub
         partner = chunk[found["partner"]].fillna("").str.strip().str.upper()
         aggregate = partner.isin(countries.AGGREGATES) | partner.isin(["WORLD", "0"])
-        dropped["partner aggregates (World, areas n.e.s.)"] = dropped.get("partner aggregates (World, areas n.e.s.)", 0) + int((keep & aggregate).sum())
+        drop("partner aggregates (World, areas n.e.s.)", keep & aggregate)
         keep &= ~aggregate
         product = chunk[found["product"]].fillna("").str.strip()
         total = product.str.upper().isin(["TOTAL", "ALL", "AG2", "AG4", "AG6"])
-        dropped["product totals"] = dropped.get("product totals", 0) + int((keep & total).sum())
+        drop("product totals", keep & total)
         keep &= ~total
         sub = chunk[keep]
         frame = pd.DataFrame({
@@ -356,85 +364,97 @@ def read_comtrade(path: Path, *, columns: dict[str, str], dropped: dict[str, int
 # trade validation and ingest
 # ------------------------------------------------------------------------------------------
 class TradeValidator:
-    """Checks canonical trade batches; tracks duplicates and product-code lengths across batches."""
+    """Checks canonical trade batches; tracks duplicates and product-code lengths across batches.
+
+    Works on dictionary-encoded code columns, so per-row work is integer arithmetic and the
+    string checks run once per distinct code.
+    """
 
     def __init__(self) -> None:
         self.problems = ProblemCollector()
-        self._products: dict[str, int] = {}
-        self._code_index = {c: n for n, c in enumerate(sorted(countries.known_codes()))}
+        self.products: dict[str, int] = {}
+        self._countries = {c: n for n, c in enumerate(sorted(countries.known_codes()))}
         self._keys: list[np.ndarray] = []
-        self._lengths: dict[int, list[int]] = {}
+        self._rows: list[np.ndarray] = []
+        self._length_rows: dict[int, list[int]] = {}
+        self.length_counts: dict[int, int] = {}
         self.self_flows = 0
 
-    def _index(self, column: pa.Array, mapping: dict[str, int], grow: bool) -> np.ndarray:
-        uniq = pc.unique(column).drop_null().to_pylist()
-        if grow:
-            for u in uniq:
-                mapping.setdefault(u, len(mapping))
-        values = list(mapping)
-        idx = pc.index_in(column, value_set=pa.array(values, pa.string()))
-        return np.asarray(pc.fill_null(idx, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    def _country_column(self, table: pa.Table, col: str, offset: int) -> tuple[pa.DictionaryArray, np.ndarray]:
+        d = _dictionary(table.column(col))
+        values = [countries.canonical(v) if v is not None else None for v in d.dictionary.to_pylist()]
+        d = pa.DictionaryArray.from_arrays(d.indices, pa.array(values, pa.string()))
+        idx, used = _used(d)
+        self.problems.add_mask(f"missing {col}", idx < 0, offset)
+        bad = [int(u) for u in used if values[u] not in self._countries]
+        if bad:
+            names = sorted(values[u] for u in bad)
+            shown = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
+            self.problems.add(f"unknown {col} code(s) {shown} (not ISO 3166 alpha-3; see recommender.countries.ALIASES)",
+                              np.flatnonzero(np.isin(idx, bad)), offset)
+        ids = np.array([self._countries.get(v, 0) for v in values] or [0], dtype=np.int64)
+        return d, ids[np.maximum(idx, 0)]
+
+    def _product_column(self, table: pa.Table, offset: int) -> tuple[pa.DictionaryArray, np.ndarray]:
+        d = _dictionary(table.column("product"))
+        values = [v.strip() if v is not None else "" for v in d.dictionary.to_pylist()]
+        d = pa.DictionaryArray.from_arrays(d.indices, pa.array(values, pa.string()))
+        idx, used = _used(d)
+        empty = [int(u) for u in used if values[u] == ""]
+        self.problems.add_mask("missing product code", (idx < 0) | np.isin(idx, empty), offset)
+        lengths = np.array([len(v) for v in values] or [0])[np.maximum(idx, 0)]
+        for length in {len(values[u]) for u in used}:
+            rows = np.flatnonzero(lengths == length)
+            kept = self._length_rows.setdefault(length, [])
+            kept.extend(int(r) + offset for r in rows[: max(0, _MAX_ROWS_KEPT - len(kept))])
+            self.length_counts[length] = self.length_counts.get(length, 0) + int(rows.size)
+        for u in used:
+            self.products.setdefault(values[u], len(self.products))
+        ids = np.array([self.products.get(v, 0) for v in values] or [0], dtype=np.int64)
+        return d, ids[np.maximum(idx, 0)]
 
     def check(self, table: pa.Table, offset: int) -> pa.Table:
-        """Validate one batch (rows ``offset``…) and return it without self-flows."""
+        """Validate one batch (rows ``offset``…) and return it in the bank's schema, without self-flows."""
         p = self.problems
         year = table.column("year")
         p.add_mask(f"year outside {YEAR_RANGE[0]}–{YEAR_RANGE[1]} or missing",
                    pc.fill_null(pc.or_(pc.less(year, YEAR_RANGE[0]), pc.greater(year, YEAR_RANGE[1])), True), offset)
-        for col in ("exporter", "importer"):
-            codes = _canonical_codes(table.column(col))
-            table = table.set_column(table.schema.get_field_index(col), col, codes)
-            p.add_mask(f"missing {col}", pc.is_null(codes), offset)
-            mask, bad = _unknown_mask(codes)
-            if bad:
-                shown = ", ".join(bad[:8]) + (" ..." if len(bad) > 8 else "")
-                p.add(f"unknown {col} code(s) {shown} (not ISO 3166 alpha-3; see recommender.countries.ALIASES)",
-                      np.flatnonzero(mask), offset)
-        product = pc.utf8_trim_whitespace(table.column("product"))
-        table = table.set_column(table.schema.get_field_index("product"), "product", product)
-        p.add_mask("missing product code", pc.fill_null(pc.equal(product, ""), True), offset)
-        lengths = pc.fill_null(pc.utf8_length(product), 0).to_numpy(zero_copy_only=False)
-        for length in np.unique(lengths):
-            rows = np.flatnonzero(lengths == length)
-            kept = self._lengths.setdefault(int(length), [])
-            kept.extend(int(r) + offset for r in rows[: max(0, _MAX_ROWS_KEPT - len(kept))])
-            self._lengths[int(length)] = kept
-            self._length_counts = getattr(self, "_length_counts", {})
-            self._length_counts[int(length)] = self._length_counts.get(int(length), 0) + int(rows.size)
+        exporter, exp_id = self._country_column(table, "exporter", offset)
+        importer, imp_id = self._country_column(table, "importer", offset)
+        product, prod_id = self._product_column(table, offset)
         value = table.column("value_usd")
         p.add_mask("missing value_usd", pc.is_null(value), offset)
         p.add_mask("negative value_usd", pc.fill_null(pc.less(value, 0), False), offset)
         p.add_mask("negative quantity", pc.fill_null(pc.less(table.column("quantity"), 0), False), offset)
-        # keys for the duplicate check: year | exporter | importer | product packed in an int64
-        exp_i = self._index(table.column("exporter"), self._code_index, grow=False)
-        imp_i = self._index(table.column("importer"), self._code_index, grow=False)
-        prod_i = self._index(product, self._products, grow=True)
         yr = np.asarray(pc.fill_null(year, 0).to_numpy(zero_copy_only=False), dtype=np.int64) % 256
-        self._keys.append((((yr << 10 | exp_i) << 10 | imp_i) << 34) | prod_i)
-        same = pc.fill_null(pc.equal(table.column("exporter"), table.column("importer")), False)
-        n_self = pc.sum(same).as_py() or 0
-        if n_self:
-            self.self_flows += n_self
-            self._keys[-1] = np.where(same.to_numpy(zero_copy_only=False), -1 - np.arange(len(yr)) - offset, self._keys[-1])
-            table = table.filter(pc.invert(same))
-        return table
+        keys = (((yr << 10 | exp_id) << 10 | imp_id) << 34) | prod_id
+        same = exp_id == imp_id
+        rows = np.arange(offset, offset + table.num_rows)
+        out = pa.Table.from_arrays([year, exporter, importer, product, value, table.column("quantity")], schema=TRADE_SCHEMA)
+        if same.any():
+            self.self_flows += int(same.sum())
+            keys, rows = keys[~same], rows[~same]
+            out = out.filter(pa.array(~same))
+        self._keys.append(keys)
+        self._rows.append(rows)
+        return out
 
     def finish(self) -> list[Problem]:
-        if len(self._lengths) > 1:
-            common = max(self._length_counts, key=self._length_counts.get)
-            for length, rows in self._lengths.items():
+        if len(self.length_counts) > 1:
+            common = max(self.length_counts, key=self.length_counts.get)
+            for length, rows in self._length_rows.items():
                 if length != common:
-                    self.problems.add(f"product code of length {length} (most codes have {common} characters)", rows)
-                    extra = self._length_counts[length] - len(rows)
-                    if extra > 0:
-                        self.problems._problems[f"product code of length {length} (most codes have {common} characters)"].count += extra
+                    reason = f"product code of length {length} (most codes have {common} characters)"
+                    self.problems.add(reason, rows)
+                    self.problems._problems[reason].count = self.length_counts[length]
         if self._keys:
             keys = np.concatenate(self._keys)
-            order = np.argsort(keys, kind="stable")
-            sorted_keys = keys[order]
-            dup = sorted_keys[1:] == sorted_keys[:-1]
-            if dup.any():
-                self.problems.add("duplicate key (year, exporter, importer, product)", np.sort(order[1:][dup]))
+            if keys.size > 1 and not np.all(keys[1:] > keys[:-1]):  # sorted input (BACI) needs no sort
+                order = np.argsort(keys, kind="stable")
+                dup = keys[order][1:] == keys[order][:-1]
+                if dup.any():
+                    rows = np.concatenate(self._rows)
+                    self.problems.add("duplicate key (year, exporter, importer, product)", np.sort(rows[order[1:][dup]]))
         return self.problems.problems
 
 
@@ -443,17 +463,14 @@ def _overlapping(bank: DataBank, table: str, years: set[int], indicators: set[st
     for src in bank.sources:
         if src["table"] != table:
             continue
-        if table in ("geography",):
-            out.append(src)
-            continue
-        if years & set(src["years"]) and (indicators is None or indicators & set(src.get("indicators", []))):
+        if table == "geography" or (years & set(src["years"]) and (indicators is None or indicators & set(src.get("indicators", [])))):
             out.append(src)
     return out
 
 
-def _source_id(path: Path, sha: str) -> str:
+def _source_id(path: Path) -> str:
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem)[:40]
-    return f"{stem}-{sha[:10]}"
+    return f"{stem}-{uuid.uuid4().hex[:8]}"
 
 
 def _same_file(bank: DataBank, table: str, sha: str, options: dict[str, Any]) -> dict[str, Any] | None:
@@ -472,13 +489,13 @@ def _resolve_conflicts(tx: Transaction, bank: DataBank, table: str, years: set[i
     replaced = []
     for src in clash:
         replaced.append(src["id"])
+        entry = next(s for s in tx.manifest["sources"] if s["id"] == src["id"])
         if table == "geography":
             tx.remove_table("geography")
-            tx.manifest["sources"].remove(src)
+            tx.manifest["sources"].remove(entry)
             continue
         overlap = years & set(src["years"])
         tx.remove_source_years(table, src["id"], overlap)
-        entry = next(s for s in tx.manifest["sources"] if s["id"] == src["id"])
         entry["years"] = sorted(set(entry["years"]) - overlap)
         if not entry["years"]:
             tx.manifest["sources"].remove(entry)
@@ -492,6 +509,10 @@ def _update_products(tx: Transaction, bank: DataBank, codes: list[str], classifi
         old = bank.read("products")
         new = pd.concat([old[~old["product"].isin(new["product"])], new], ignore_index=True)
     tx.write_table("products", "products", pa.Table.from_pandas(new.sort_values("product").reset_index(drop=True), preserve_index=False))
+
+
+class _Unchanged(Exception):
+    """Raised inside a transaction to roll it back when the file turns out to be in the bank."""
 
 
 def ingest_trade(
@@ -516,6 +537,11 @@ def ingest_trade(
     product_column : shortcut for ``columns["product"]`` (e.g. ``"section_code"``).
     classification : product classification; default ``"hs"``, or ``"hs-section"`` when the
         product column is ``section_code``.
+
+    The file's sha256 is computed in a background thread while it is parsed; a file already in
+    the bank (same hash and options) rolls the work back and reports ``unchanged``. Parsing,
+    validation and Parquet writing overlap (a writer thread), so a BACI year streams through
+    in bounded memory.
     """
     path = Path(path)
     if not path.is_file():
@@ -529,12 +555,7 @@ def ingest_trade(
         classification = "hs-section" if columns.get("product") == "section_code" else "hs"
     options = {"format": format, "columns": columns, "classification": classification,
                "country_codes": str(country_codes) if country_codes else None}
-    sha = file_sha256(path)
-    same = _same_file(bank, "trade", sha, options)
-    if same is not None:
-        return IngestResult(same, unchanged=True)
-
-    source_id = _source_id(path, sha)
+    source_id = _source_id(path)
     dropped: dict[str, int] = {}
     if format == "baci":
         batches = read_baci(path, country_codes=Path(country_codes) if country_codes else None, dropped=dropped)
@@ -546,44 +567,61 @@ def ingest_trade(
     validator = TradeValidator()
     rows = 0
     years: set[int] = set()
-    with bank.transaction() as tx:
-        offset = 0
+    with ThreadPoolExecutor(max_workers=1) as hasher, ThreadPoolExecutor(max_workers=1) as writer:
+        sha_future = hasher.submit(file_sha256, path)
         try:
-            for raw in batches:
-                n = raw.num_rows
-                table = validator.check(raw, offset)
-                offset += n
-                if not validator.problems:
-                    for year in pc.unique(table.column("year")).to_pylist():
-                        part = table.filter(pc.equal(table.column("year"), year))
-                        tx.open_writer("trade", year, source_id, TRADE_SCHEMA).write_table(part)
-                        years.add(int(year))
-                    rows += table.num_rows
-                if progress:
-                    progress(n)
-        except _NonNumeric as exc:
-            validator.problems.add("year is not a whole number", exc.year_rows, offset)
-            validator.problems.add("value_usd is not a number", exc.value_rows, offset)
-        except (pa.ArrowInvalid, ValueError) as exc:
-            raise DataValidationError(str(path), [Problem(f"could not parse: {exc}")],
-                                      hint="check the column types (years and values numeric, codes text)") from exc
-        problems = validator.finish()
-        if problems:
-            raise DataValidationError(str(path), problems)
-        if rows == 0:
-            raise DataValidationError(str(path), [Problem("no trade rows left after dropping aggregates and self-flows", count=0)])
-        if validator.self_flows:
-            dropped["self-flows (exporter = importer)"] = validator.self_flows
-        replaced = _resolve_conflicts(tx, bank, "trade", years, replace, path)
-        _update_products(tx, bank, list(validator._products), classification)
-        lengths = sorted(validator._length_counts)
-        entry = {
-            "id": source_id, "table": "trade", "path": str(path.absolute()), "sha256": sha, "format": format,
-            "rows": rows, "years": sorted(years), "classification": classification,
-            "product_level": lengths[0] if lengths else None, "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "options": options, "dropped": dropped,
-        }
-        tx.manifest["sources"].append(entry)
+            with bank.transaction() as tx:
+                pending: list[Future] = []
+                offset = 0
+                try:
+                    for raw in batches:
+                        n = raw.num_rows
+                        table = validator.check(raw, offset)
+                        offset += n
+                        if not validator.problems:
+                            year_values = pc.unique(table.column("year")).to_pylist()
+                            for year in year_values:
+                                part = table if len(year_values) == 1 else table.filter(pc.equal(table.column("year"), year))
+                                sink = tx.open_writer("trade", year, source_id, TRADE_SCHEMA)
+                                pending.append(writer.submit(sink.write_table, part))
+                                years.add(int(year))
+                            rows += table.num_rows
+                            while len(pending) > 2:  # bound memory: at most a few batches in flight
+                                pending.pop(0).result()
+                        if progress:
+                            progress(n)
+                except _NonNumeric as exc:
+                    validator.problems.add("year is not a whole number", exc.year_rows, offset)
+                    validator.problems.add("value_usd is not a number", exc.value_rows, offset)
+                except (pa.ArrowInvalid, ValueError) as exc:
+                    raise DataValidationError(str(path), [Problem(f"could not parse: {exc}")],
+                                              hint="check the column types (years and values numeric, codes text)") from exc
+                finally:
+                    for f in pending:
+                        f.result()
+                problems = validator.finish()
+                if problems:
+                    raise DataValidationError(str(path), problems)
+                if rows == 0:
+                    raise DataValidationError(str(path), [Problem("no trade rows left after dropping aggregates and self-flows", count=0)])
+                sha = sha_future.result()
+                same = _same_file(bank, "trade", sha, options)
+                if same is not None:
+                    raise _Unchanged(same)
+                if validator.self_flows:
+                    dropped["self-flows (exporter = importer)"] = validator.self_flows
+                replaced = _resolve_conflicts(tx, bank, "trade", years, replace, path)
+                _update_products(tx, bank, list(validator.products), classification)
+                lengths = sorted(validator.length_counts)
+                entry = {
+                    "id": source_id, "table": "trade", "path": str(path.absolute()), "sha256": sha, "format": format,
+                    "rows": rows, "years": sorted(years), "classification": classification,
+                    "product_level": lengths[0] if lengths else None,
+                    "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"), "options": options, "dropped": dropped,
+                }
+                tx.manifest["sources"].append(entry)
+        except _Unchanged as exc:
+            return IngestResult(exc.args[0], unchanged=True)
     return IngestResult(entry, dropped=dropped, replaced=replaced)
 
 
@@ -701,7 +739,7 @@ def ingest_capacity(
         raise DataValidationError(str(path), [Problem("no capacity rows", count=0)])
     frame["year"] = frame["year"].astype("int16")
     table = pa.Table.from_pandas(frame[CAPACITY_SCHEMA.names], schema=CAPACITY_SCHEMA, preserve_index=False)
-    source_id = _source_id(path, sha)
+    source_id = _source_id(path)
     years = {int(y) for y in frame["year"].unique()}
     indicators = set(frame["indicator"].unique())
     with bank.transaction() as tx:
@@ -749,7 +787,7 @@ def ingest_geography(bank: DataBank, path: str | Path, *, columns: dict[str, str
     if problems:
         raise DataValidationError(str(path), problems.problems)
     table = pa.Table.from_pandas(frame[GEOGRAPHY_SCHEMA.names], schema=GEOGRAPHY_SCHEMA, preserve_index=False)
-    source_id = _source_id(path, sha)
+    source_id = _source_id(path)
     with bank.transaction() as tx:
         replaced = _resolve_conflicts(tx, bank, "geography", set(), replace, path)
         tx.write_table("geography", source_id, table)

@@ -58,7 +58,7 @@ class WorldSpec:
     distance_elasticity: float = 1.0  # θ
     contiguity_effect: float = 0.5  # κ
     noise_sigma: float = 0.6
-    min_flow_usd: float = 100_000.0
+    min_flow_usd: float = 10_000.0
 
     @classmethod
     def tiny(cls, seed: int = 0) -> WorldSpec:
@@ -73,7 +73,7 @@ class WorldSpec:
     def baci(cls, seed: int = 0, n_years: int = 25) -> WorldSpec:
         """BACI scale: 200 countries, 5,000 six-digit products, 25 years."""
         return cls(n_countries=200, n_products=5000, n_capabilities=120, n_years=n_years, seed=seed,
-                   capabilities_per_product=4.0, min_flow_usd=20_000.0)
+                   capabilities_per_product=4.0, min_flow_usd=5_000.0)
 
     @property
     def years(self) -> list[int]:
@@ -107,7 +107,7 @@ class World:
         spec = self.spec
         size = self.gdp[year_index][:, None]
         demand = self.products["demand"].to_numpy()[None, :]
-        return 0.3 * size * demand / len(demand) * self.productivity * np.exp(-spec.missing_penalty * self.missing(year_index))
+        return 5.0 * size * demand / demand.shape[1] * self.productivity * np.exp(-spec.missing_penalty * self.missing(year_index))
 
     # ---- observable tables -------------------------------------------------------------
     def trade_by_year(self) -> Iterator[pd.DataFrame]:
@@ -205,7 +205,8 @@ class World:
 def write_baci(world: World, folder: str | Path, *, max_rows: int | None = None) -> dict[int, Path]:
     """Write BACI-format CSVs (``t,i,j,k,v,q``; v in thousands of USD, q in tons), one per year.
 
-    Countries use ISO 3166 numeric codes; stops after the year that reaches ``max_rows``.
+    Countries use ISO 3166 numeric codes; rows are sorted by (i, j, k) as in BACI's files;
+    stops after the year that reaches ``max_rows``.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -216,6 +217,7 @@ def write_baci(world: World, folder: str | Path, *, max_rows: int | None = None)
         year = int(df["year"].iloc[0])
         baci = pd.DataFrame({"t": df["year"], "i": df["exporter"].map(numeric), "j": df["importer"].map(numeric),
                              "k": df["product"].astype(int), "v": (df["value_usd"] / 1000).round(3), "q": df["quantity"].round(3)})
+        baci = baci.sort_values(["i", "j", "k"], kind="stable")
         path = folder / f"BACI_HS17_Y{year}_synthetic.csv"
         baci.to_csv(path, index=False)
         out[year] = path
