@@ -1,0 +1,183 @@
+"""Assemble model-ready feature tables for the two tasks from the base feature families.
+
+Pure functions: DataFrames in, new DataFrames out. Point-in-time by construction: every base
+table's row for year t uses years ≤ t only (lags look back), and :func:`build_base` drops any
+trade after ``until``, so the caller can guarantee nothing from the future enters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.bilateral import flow_features, geography_features, pair_features
+from features.capacity import capacity_features
+from features.columns import check_columns
+from features.complexity import add_dynamics, compute_complexity
+from features.importer import importer_features
+from features.trade import TRADE_COLUMNS, world_exports
+
+EXPORTER_PRODUCT = ["export_value", "world_share", "rca", "mcp", "diversity", "eci", "density", "distance", "coi", "cog",
+                    "export_growth_3y", "export_growth_5y", "rca_change_3y"]
+IMPORTER_EXPORTS = ["rca", "mcp", "density", "export_value", "eci"]
+IMPORTER_PRODUCT = ["imports", "ext_imports", "ext_share", "bloc_share", "supplier_hhi", "n_suppliers", "import_growth_3y"]
+FLOW = ["flow_value", "reverse_flow", "supplier_share", "supplier_share_lag3", "supplier_share_change_3y",
+        "grubel_lloyd", "matched_trade"]
+PAIR = ["bilateral_trade", "trade_intensity", "complementarity"]
+GEOGRAPHY = ["distance_km", "contiguous", "common_language"]
+CAPACITY = ["va_sector", "va_share_gdp", "va_growth_5y", "gdp", "capital_stock", "employment"]
+PARTNER = ["export_value", "world_share", "rca", "mcp", "density", "cog", "eci", "export_growth_3y", "rca_change_3y"]
+JOINT_PAIR_PRODUCT = ["two_way_trade", "matched_trade", "two_way_share", "two_way_share_change_3y", "pair_share",
+                      "grubel_lloyd", "flow_value", "reverse_flow"]
+
+
+@dataclass(frozen=True)
+class BaseTables:
+    """The feature families for a set of years, computed once and shared by both tasks."""
+
+    trade: pd.DataFrame  # flows with importer or exporter in the bloc (what the tasks touch)
+    complexity: pd.DataFrame  # year, exporter, product + complexity & dynamics (world)
+    importer: pd.DataFrame  # year, importer, product (bloc importers)
+    pairs: pd.DataFrame  # year, exporter, importer (bloc pairs)
+    capacity: pd.DataFrame | None  # year, country, sector + capacity features
+    geography: pd.DataFrame | None
+    product_sector: pd.Series | None  # product → sector
+    bloc: tuple[str, ...]
+
+
+def build_base(
+    trade: pd.DataFrame,
+    bloc: Collection[str],
+    *,
+    until: int | None = None,
+    capacity: pd.DataFrame | None = None,
+    geography: pd.DataFrame | None = None,
+    products: pd.DataFrame | None = None,
+) -> BaseTables:
+    """Compute every feature family from trade (and optional capacity, geography, products).
+
+    ``until`` drops all trade and capacity after that year first: features for year t then use
+    data from years ≤ t only.
+    """
+    check_columns(trade, TRADE_COLUMNS, "trade")
+    members = tuple(sorted(set(bloc)))
+    if until is not None:
+        trade = trade[trade["year"] <= until]
+        if capacity is not None:
+            capacity = capacity[capacity["year"] <= until]
+    complexity = add_dynamics(compute_complexity(world_exports(trade)))
+    touched = trade[trade["importer"].isin(members) | trade["exporter"].isin(members)]
+    to_bloc = trade[trade["importer"].isin(members)]
+    sector = None
+    if products is not None and "sector" in products:
+        sector = products.dropna(subset=["sector"]).set_index("product")["sector"]
+    return BaseTables(
+        trade=touched.reset_index(drop=True),
+        complexity=complexity,
+        importer=importer_features(to_bloc, members),
+        pairs=pair_features(trade, members),
+        capacity=capacity_features(capacity) if capacity is not None and not capacity.empty else None,
+        geography=geography,
+        product_sector=sector,
+        bloc=members,
+    )
+
+
+def _merge_prefixed(out: pd.DataFrame, table: pd.DataFrame, keys: dict[str, str], columns: list[str], prefix: str) -> pd.DataFrame:
+    """Left-join ``columns`` of ``table`` on ``keys`` (out column → table column), prefixing names."""
+    right = table[list(keys.values()) + columns].rename(columns={v: k for k, v in keys.items()})
+    right = right.rename(columns={c: f"{prefix}{c}" for c in columns})
+    return out.merge(right, on=list(keys), how="left")
+
+
+def _product_features(out: pd.DataFrame, base: BaseTables) -> pd.DataFrame:
+    product = base.complexity.drop_duplicates(["year", "product"])[["year", "product", "pci", "ubiquity"]]
+    return out.merge(product, on=["year", "product"], how="left")
+
+
+def _capacity(out: pd.DataFrame, base: BaseTables, role: str) -> pd.DataFrame:
+    cols = [f"{role}_{c}" for c in CAPACITY]
+    if base.capacity is None or base.product_sector is None:
+        return out.assign(**{c: np.nan for c in cols})
+    sector = out["product"].map(base.product_sector)
+    keyed = out.assign(_sector=sector)
+    right = base.capacity.rename(columns={"country": role, "sector": "_sector", **{c: f"{role}_{c}" for c in CAPACITY}})
+    return keyed.merge(right[["year", role, "_sector", *cols]], on=["year", role, "_sector"], how="left").drop(columns="_sector")
+
+
+def import_substitution_features(base: BaseTables, candidates: pd.DataFrame) -> pd.DataFrame:
+    """Features for (year, importer, product, supplier) candidates.
+
+    Columns: ``supplier_*`` exporter × product measures of the supplier, ``importer_*`` the
+    importer's own export position and its imports, flow and pair features between them, product
+    complexity, geography and both countries' capacity in the product's sector.
+    """
+    check_columns(candidates, ["year", "importer", "product", "supplier"], "candidates")
+    out = candidates[["year", "importer", "product", "supplier"]].reset_index(drop=True)
+    flows = flow_features(base.trade[base.trade["importer"].isin(base.bloc)],
+                          out.rename(columns={"supplier": "exporter"}))
+    out = out.merge(flows.rename(columns={"exporter": "supplier"}), on=["year", "importer", "product", "supplier"], how="left")
+    out = _merge_prefixed(out, base.complexity, {"year": "year", "supplier": "exporter", "product": "product"}, EXPORTER_PRODUCT, "supplier_")
+    out = _merge_prefixed(out, base.complexity, {"year": "year", "importer": "exporter", "product": "product"}, IMPORTER_EXPORTS, "importer_")
+    out = _merge_prefixed(out, base.importer, {"year": "year", "importer": "importer", "product": "product"}, IMPORTER_PRODUCT, "importer_")
+    out = _merge_prefixed(out, base.pairs, {"year": "year", "supplier": "exporter", "importer": "importer"}, PAIR, "")
+    geo = geography_features(base.geography, out.rename(columns={"supplier": "exporter"}))
+    out = out.merge(geo.rename(columns={"exporter": "supplier"}), on=["supplier", "importer"], how="left")
+    out = _product_features(out, base)
+    out = _capacity(out, base, "supplier")
+    out = _capacity(out, base, "importer")
+    return out
+
+
+def pair_product_table(trade: pd.DataFrame, bloc: Collection[str]) -> pd.DataFrame:
+    """Two-way trade within the bloc: one row per (year, partner_a < partner_b, product) with trade.
+
+    ``T = X_{a→b,p} + X_{b→a,p}``, ``O = 2·min(X_{a→b,p}, X_{b→a,p})``, ``A = Σ_p T`` (the pair's
+    total trade), ``two_way_share = O / A``, ``pair_share = T / A``, ``grubel_lloyd = O / T``.
+    """
+    members = set(bloc)
+    t = trade[trade["exporter"].isin(members) & trade["importer"].isin(members)]
+    a = np.where(t["exporter"] < t["importer"], t["exporter"], t["importer"])
+    b = np.where(t["exporter"] < t["importer"], t["importer"], t["exporter"])
+    forward = (t["exporter"] < t["importer"]).to_numpy()
+    frame = pd.DataFrame({"year": t["year"].to_numpy(), "partner_a": a, "partner_b": b, "product": t["product"].to_numpy(),
+                          "flow_value": np.where(forward, t["value_usd"], 0.0), "reverse_flow": np.where(forward, 0.0, t["value_usd"])})
+    out = frame.groupby(["year", "partner_a", "partner_b", "product"], as_index=False, observed=True)[["flow_value", "reverse_flow"]].sum()
+    out["two_way_trade"] = out["flow_value"] + out["reverse_flow"]
+    out["matched_trade"] = 2 * np.minimum(out["flow_value"], out["reverse_flow"])
+    out["pair_trade"] = out.groupby(["year", "partner_a", "partner_b"], observed=True)["two_way_trade"].transform("sum")
+    out["two_way_share"] = out["matched_trade"] / out["pair_trade"]
+    out["pair_share"] = out["two_way_trade"] / out["pair_trade"]
+    out["grubel_lloyd"] = out["matched_trade"] / out["two_way_trade"]
+    return out
+
+
+def joint_project_features(base: BaseTables, candidates: pd.DataFrame) -> pd.DataFrame:
+    """Features for (year, partner_a, partner_b, product) candidates, partner_a < partner_b."""
+    check_columns(candidates, ["year", "partner_a", "partner_b", "product"], "candidates")
+    keys = ["year", "partner_a", "partner_b", "product"]
+    out = candidates[keys].reset_index(drop=True)
+    table = pair_product_table(base.trade, base.bloc)
+    lag = table[keys + ["two_way_share"]].assign(year=table["year"] + 3).rename(columns={"two_way_share": "_lag"})
+    out = out.merge(table[keys + [c for c in JOINT_PAIR_PRODUCT if c != "two_way_share_change_3y"] + ["pair_trade"]], on=keys, how="left")
+    fill = ["two_way_trade", "matched_trade", "flow_value", "reverse_flow"]
+    out[fill] = out[fill].fillna(0.0)
+    out = out.merge(lag, on=keys, how="left")
+    has_lag_year = out["year"].sub(3).isin(base.trade["year"].unique())
+    out["two_way_share_change_3y"] = out["two_way_share"] - out["_lag"].where(~out["_lag"].isna() | ~has_lag_year, 0.0)
+    out = out.drop(columns=["_lag", "pair_trade"])
+    for role in ("partner_a", "partner_b"):
+        out = _merge_prefixed(out, base.complexity, {"year": "year", role: "exporter", "product": "product"}, PARTNER, f"{role}_")
+    pairs = base.pairs
+    out = _merge_prefixed(out, pairs, {"year": "year", "partner_a": "exporter", "partner_b": "importer"}, PAIR, "")
+    out = _merge_prefixed(out, pairs.rename(columns={"complementarity": "reverse_complementarity"}),
+                          {"year": "year", "partner_b": "exporter", "partner_a": "importer"}, ["reverse_complementarity"], "")
+    geo = geography_features(base.geography, out.rename(columns={"partner_a": "exporter", "partner_b": "importer"}))
+    out = out.merge(geo.rename(columns={"exporter": "partner_a", "importer": "partner_b"}), on=["partner_a", "partner_b"], how="left")
+    out = _product_features(out, base)
+    out = _capacity(out, base, "partner_a")
+    out = _capacity(out, base, "partner_b")
+    return out

@@ -1,0 +1,50 @@
+"""Production-capacity features by country and sector, from national accounts and PWT-like data.
+
+Sectors are ISIC aggregates (``A-B``, ``C-E``, ``D``, ...) or INDSTAT divisions; a product's
+sector comes from :mod:`features.sectors`. Missing capacity stays missing (LightGBM handles it):
+no value is invented.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.columns import check_columns
+
+CAPITAL_INDICATORS = ("rkna", "rnna", "capital_stock")
+EMPLOYMENT_INDICATORS = ("emp", "employment", "employees")
+
+
+def _first_available(cap: pd.DataFrame, names: tuple[str, ...], value_name: str) -> pd.DataFrame:
+    for name in names:
+        rows = cap[(cap["indicator"] == name) & (cap["sector"] == "TOTAL")]
+        if not rows.empty:
+            return rows[["year", "country", "value"]].rename(columns={"value": value_name})
+    return pd.DataFrame(columns=["year", "country", value_name])
+
+
+def capacity_features(capacity: pd.DataFrame) -> pd.DataFrame:
+    """One row per (year, country, sector) with:
+
+    * ``va_sector`` — value added of the sector (USD);
+    * ``va_share_gdp`` — ``va_sector / gdp``;
+    * ``va_growth_5y`` — :math:`\\ln(VA_t / VA_{t-5})` (missing without t−5 or for non-positive values);
+    * ``gdp``, ``capital_stock`` (PWT ``rkna``, else ``rnna``) and ``employment`` (PWT ``emp``),
+      economy-wide, repeated for each sector.
+    """
+    check_columns(capacity, ["year", "country", "sector", "indicator", "value"], "capacity")
+    va = capacity[(capacity["indicator"] == "value_added") & (capacity["sector"] != "TOTAL")]
+    va = va[["year", "country", "sector", "value"]].rename(columns={"value": "va_sector"})
+    lag = va.assign(year=va["year"] + 5).rename(columns={"va_sector": "lag"})
+    va = va.merge(lag, on=["year", "country", "sector"], how="left")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = va["va_sector"] / va["lag"]
+        va["va_growth_5y"] = np.where(ratio > 0, np.log(ratio.where(ratio > 0, 1.0)), np.nan)
+    va = va.drop(columns="lag")
+    gdp = _first_available(capacity, ("gdp",), "gdp")
+    out = va.merge(gdp, on=["year", "country"], how="left")
+    out["va_share_gdp"] = out["va_sector"] / out["gdp"]
+    out = out.merge(_first_available(capacity, CAPITAL_INDICATORS, "capital_stock"), on=["year", "country"], how="left")
+    out = out.merge(_first_available(capacity, EMPLOYMENT_INDICATORS, "employment"), on=["year", "country"], how="left")
+    return out

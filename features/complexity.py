@@ -1,0 +1,183 @@
+"""Economic complexity and relatedness from exporter × product export values.
+
+Definitions follow Hidalgo & Hausmann (2009), Hidalgo et al. (2007) and Hausmann et al. (2014,
+*The Atlas of Economic Complexity*), with the normalisations of the Growth Lab's ``ecomplexity``
+package (which the tests compare against to rtol 1e-6):
+
+* RCA (Balassa 1965): :math:`RCA_{cp} = (X_{cp} / \\sum_p X_{cp}) / (\\sum_c X_{cp} / \\sum_{cp} X_{cp})`;
+  presence :math:`M_{cp} = [RCA_{cp} \\ge 1]`.
+* diversity :math:`k_{c,0} = \\sum_p M_{cp}`; ubiquity :math:`k_{p,0} = \\sum_c M_{cp}`.
+* ECI / PCI: :math:`\\tilde M_{pp'} = \\sum_c M_{cp} M_{cp'} / (k_{c,0} k_{p,0})`; PCI is the
+  eigenvector of the second largest eigenvalue, ECI :math:`= \\sum_p M_{cp} PCI_p / k_{c,0}`,
+  signed to correlate positively with diversity; ECI is standardised, PCI uses ECI's mean and
+  standard deviation (as ``ecomplexity`` does).
+* proximity (minimum conditional probability):
+  :math:`\\phi_{pp'} = \\sum_c M_{cp} M_{cp'} / \\max(k_{p,0}, k_{p',0})`.
+* density :math:`\\omega_{cp} = \\sum_{p'} M_{cp'} \\phi_{pp'} / \\sum_{p'} \\phi_{pp'}`; distance
+  :math:`= 1 - \\omega_{cp}`.
+* COI :math:`= \\sum_p \\omega_{cp} (1 - M_{cp}) PCI_p` (standardised); COG
+  :math:`= (1 - M_{cp}) \\sum_{p'} (1 - M_{cp'}) \\phi_{p'p} PCI_{p'} / \\sum_{p''} \\phi_{p'p''}`
+  divided by the standard deviation of raw ECI.
+
+Each year's grid holds every exporter and product with positive total exports that year (the full
+rectangle, so density exists for products a country does not yet export). Years are computed
+independently: values for year t use year t only.
+
+The eigenproblem is solved on the symmetric matrix
+:math:`D_p^{-1/2} M^T D_c^{-1} M D_p^{-1/2}` (same eigenvalues, eigenvectors rescaled by
+:math:`D_p^{-1/2}`), which is faster and numerically steadier than the non-symmetric form.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.linalg
+import scipy.sparse.linalg
+
+from features.columns import check_columns
+
+COMPLEXITY_COLUMNS = ["export_value", "world_share", "rca", "mcp", "diversity", "ubiquity", "eci", "pci",
+                      "density", "distance", "coi", "cog"]
+
+
+def _second_eigenvector(sym: np.ndarray) -> np.ndarray:
+    """Eigenvector of the second largest eigenvalue of a symmetric matrix."""
+    n = sym.shape[0]
+    if n <= 600:
+        _, vecs = scipy.linalg.eigh(sym, subset_by_index=[n - 2, n - 1])
+        return vecs[:, 0]
+    vals, vecs = scipy.sparse.linalg.eigsh(sym, k=2, which="LA", tol=0, v0=np.ones(n) / np.sqrt(n))
+    return vecs[:, np.argsort(vals)[0]]
+
+
+def complexity_matrices(x: np.ndarray) -> dict[str, np.ndarray]:
+    """All measures for one year from a dense countries × products export matrix.
+
+    ``x`` must have no all-zero row or column. Returns arrays keyed like
+    :data:`COMPLEXITY_COLUMNS` plus ``proximity`` (products × products).
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):  # degenerate years give NaN, as in ecomplexity
+        return _matrices(np.asarray(x, dtype=float))
+
+
+def _matrices(x: np.ndarray) -> dict[str, np.ndarray]:
+    row, col = x.sum(axis=1), x.sum(axis=0)
+    total = row.sum()
+    rca = (x / row[:, None]) / (col / total)[None, :]
+    m = (rca >= 1).astype(float)
+    diversity, ubiquity = m.sum(axis=1), m.sum(axis=0)
+
+    d_c, d_p = 1.0 / diversity, 1.0 / np.sqrt(ubiquity)
+    sym = (m * d_p[None, :]).T @ ((m * d_c[:, None]) * d_p[None, :])
+    kp = d_p * _second_eigenvector(sym)
+    kc = (m * d_c[:, None]) @ kp
+    sign = np.sign(np.corrcoef(diversity, kc)[0, 1]) if diversity.std() > 0 else 1.0
+    eci_raw, pci_raw = sign * kc, sign * kp
+
+    co = m.T @ m
+    phi = co / ubiquity[None, :]
+    phi = np.minimum(phi, phi.T)
+    phi_rowsum = phi.sum(axis=1)
+    density = m @ (phi.T / phi_rowsum[None, :])
+    absent = 1.0 - m
+    coi = ((density * absent) * pci_raw[None, :]).sum(axis=1)
+    cog = absent * (absent @ (phi * (pci_raw / phi_rowsum)[:, None]))
+
+    mean, std = eci_raw.mean(), eci_raw.std()
+    return {
+        "export_value": x,
+        "world_share": x / col[None, :],
+        "rca": rca,
+        "mcp": m,
+        "diversity": np.broadcast_to(diversity[:, None], x.shape),
+        "ubiquity": np.broadcast_to(ubiquity[None, :], x.shape),
+        "eci": np.broadcast_to(((eci_raw - mean) / std)[:, None], x.shape),
+        "pci": np.broadcast_to(((pci_raw - mean) / std)[None, :], x.shape),
+        "density": density,
+        "distance": 1.0 - density,
+        "coi": np.broadcast_to(((coi - coi.mean()) / coi.std())[:, None], x.shape),
+        "cog": cog / std,
+        "proximity": phi,
+    }
+
+
+def _year_matrix(frame: pd.DataFrame) -> tuple[np.ndarray, pd.Index, pd.Index]:
+    positive = frame[frame["value"] > 0]
+    exporters = pd.Index(np.sort(positive["exporter"].unique()))
+    products = pd.Index(np.sort(positive["product"].unique()))
+    x = np.zeros((len(exporters), len(products)))
+    np.add.at(x, (exporters.get_indexer(positive["exporter"]), products.get_indexer(positive["product"])),
+              positive["value"].to_numpy(dtype=float))
+    return x, exporters, products
+
+
+def compute_complexity(exports: pd.DataFrame) -> pd.DataFrame:
+    """RCA, presence, diversity, ubiquity, ECI, PCI, density, distance, COI and COG by year.
+
+    Parameters
+    ----------
+    exports : DataFrame with columns ``year, exporter, product, value`` (world exports of each
+        exporter in each product; duplicate keys are summed).
+
+    Returns
+    -------
+    DataFrame with one row per (year, exporter, product) of each year's full grid and columns
+    ``year, exporter, product`` + :data:`COMPLEXITY_COLUMNS`.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"year": 2000, "exporter": ["A", "A", "B", "C"],
+    ...                    "product": ["x", "y", "y", "z"], "value": [1.0, 1.0, 2.0, 1.0]})
+    >>> compute_complexity(df).query("exporter == 'A' and product == 'x'")["rca"].round(3).tolist()
+    [2.5]
+    """
+    check_columns(exports, ["year", "exporter", "product", "value"], "exports")
+    frames = []
+    for year, frame in exports.groupby("year", sort=True):
+        x, exporters, products = _year_matrix(frame)
+        if len(exporters) < 2 or len(products) < 2:
+            continue
+        measures = complexity_matrices(x)
+        out = pd.DataFrame({
+            "year": np.int64(year),
+            "exporter": np.repeat(exporters.to_numpy(), len(products)),
+            "product": np.tile(products.to_numpy(), len(exporters)),
+        })
+        for name in COMPLEXITY_COLUMNS:
+            out[name] = np.ascontiguousarray(measures[name]).ravel()
+        frames.append(out)
+    if not frames:
+        return pd.DataFrame(columns=["year", "exporter", "product", *COMPLEXITY_COLUMNS])
+    out = pd.concat(frames, ignore_index=True)
+    out["mcp"] = out["mcp"].astype("int8")
+    out["diversity"] = out["diversity"].astype("int64")
+    out["ubiquity"] = out["ubiquity"].astype("int64")
+    return out
+
+
+def proximity(exports: pd.DataFrame, year: int) -> pd.DataFrame:
+    """The product space of one year as an edge list ``product_1, product_2, proximity``."""
+    x, _, products = _year_matrix(exports[exports["year"] == year])
+    phi = complexity_matrices(x)["proximity"]
+    i, j = np.triu_indices(len(products), k=1)
+    return pd.DataFrame({"product_1": products[i], "product_2": products[j], "proximity": phi[i, j]})
+
+
+def add_dynamics(complexity: pd.DataFrame) -> pd.DataFrame:
+    """Add 3- and 5-year log growth of exports and the 3-year change in RCA.
+
+    ``export_growth_3y = ln(1 + X_t) − ln(1 + X_{t−3})`` (USD), likewise ``_5y``;
+    ``rca_change_3y = RCA_t − RCA_{t−3}``. Missing when year t−k is not in the table or the pair
+    was not in that year's grid. Uses years ≤ t only.
+    """
+    check_columns(complexity, ["year", "exporter", "product", "export_value", "rca"], "complexity")
+    out = complexity.copy()
+    base = complexity[["year", "exporter", "product", "export_value", "rca"]]
+    for k in (3, 5):
+        lagged = base.assign(year=base["year"] + k).rename(columns={"export_value": "lag_x", "rca": "lag_rca"})
+        merged = out[["year", "exporter", "product"]].merge(lagged, on=["year", "exporter", "product"], how="left")
+        out[f"export_growth_{k}y"] = np.log1p(out["export_value"].to_numpy()) - np.log1p(merged["lag_x"].to_numpy())
+        if k == 3:
+            out["rca_change_3y"] = out["rca"].to_numpy() - merged["lag_rca"].to_numpy()
+    return out

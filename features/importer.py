@@ -1,0 +1,42 @@
+"""Importer × product features: how much an importer buys, from whom, and from outside the bloc."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import numpy as np
+import pandas as pd
+
+from features.columns import check_columns
+from features.trade import TRADE_COLUMNS
+
+
+def importer_features(trade: pd.DataFrame, bloc: Collection[str]) -> pd.DataFrame:
+    """One row per (year, importer, product) with imports.
+
+    Columns:
+
+    * ``imports`` :math:`M_{jp} = \\sum_k X_{k \\to j, p}`;
+    * ``ext_imports`` :math:`M^{ext}_{jp} = \\sum_{k \\notin B} X_{k \\to j,p}` and ``ext_share``
+      :math:`= M^{ext}_{jp} / M_{jp}`;
+    * ``bloc_share`` — share of :math:`M_{jp}` bought from other bloc members;
+    * ``supplier_hhi`` — Herfindahl–Hirschman index of supplier shares, :math:`\\sum_k s_{kjp}^2`;
+    * ``n_suppliers``;
+    * ``import_growth_3y`` :math:`= \\ln(1 + M_{jp,t}) - \\ln(1 + M_{jp,t-3})` (missing without t−3).
+    """
+    check_columns(trade, TRADE_COLUMNS, "trade")
+    keys = ["year", "importer", "product"]
+    t = trade[keys + ["exporter", "value_usd"]]
+    in_bloc = t["exporter"].isin(list(bloc)).to_numpy()
+    t = t.assign(ext=np.where(in_bloc, 0.0, t["value_usd"]), bloc_v=np.where(in_bloc, t["value_usd"], 0.0))
+    total = t.groupby(keys, observed=True)["value_usd"].transform("sum")
+    t = t.assign(sq=(t["value_usd"] / total) ** 2)
+    out = t.groupby(keys, as_index=False, observed=True).agg(
+        imports=("value_usd", "sum"), ext_imports=("ext", "sum"), bloc_imports=("bloc_v", "sum"),
+        supplier_hhi=("sq", "sum"), n_suppliers=("value_usd", "size"))
+    out["ext_share"] = out["ext_imports"] / out["imports"]
+    out["bloc_share"] = out["bloc_imports"] / out["imports"]
+    lag = out[keys + ["imports"]].assign(year=out["year"] + 3).rename(columns={"imports": "lag"})
+    out = out.merge(lag, on=keys, how="left")
+    out["import_growth_3y"] = np.log1p(out["imports"]) - np.log1p(out["lag"])
+    return out.drop(columns=["lag", "bloc_imports"])

@@ -1,0 +1,193 @@
+"""The one feature registry: every feature declared once, with grain, formula, source and a reason.
+
+A *base* feature lives at a grain (``exporter×product``, ``importer×product``, ...). Task tables
+use it under a *role*: ``supplier_rca`` is the base feature ``rca`` for the supplier of an
+import-substitution candidate; ``partner_a_density`` is ``density`` for the first partner of a
+joint project. Pair-, flow- and product-level features keep their base name.
+
+The registry drives feature assembly (:mod:`features.assemble`), the generated documentation
+(:func:`markdown_table`) and the human-readable reasons of recommendations (:func:`reason`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+ROLES = ("supplier", "importer", "partner_a", "partner_b")
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    grain: str
+    description: str
+    formula: str
+    source: str
+    unit: str  # usd | share | index | count | log | flag | km
+    reason: str  # "{country}", "{partner}" and "{value}" are filled in; "" = no sentence
+
+
+_F = Feature
+_BALASSA = "Balassa (1965)"
+_HH = "Hidalgo & Hausmann (2009); ecomplexity"
+_ATLAS = "Hausmann et al. (2014), Atlas of Economic Complexity"
+
+FEATURES: dict[str, Feature] = {f.name: f for f in [
+    # exporter × product (world exports; complexity and relatedness)
+    _F("export_value", "exporter×product", "exports to the world", "X_cp = Σ_j X_{c→j,p}", "trade data", "usd",
+       "{country} exports {value} of this product to the world"),
+    _F("world_share", "exporter×product", "share of world exports of the product", "X_cp / Σ_c X_cp", "trade data", "share",
+       "{country} supplies {value} of world exports of this product"),
+    _F("rca", "exporter×product", "revealed comparative advantage", "(X_cp/X_c) / (X_p/X)", _BALASSA, "index",
+       "{country} has a revealed comparative advantage of {value} in it"),
+    _F("mcp", "exporter×product", "presence: RCA ≥ 1", "M_cp = [RCA_cp ≥ 1]", _HH, "flag",
+       "{country} already exports it competitively"),
+    _F("diversity", "exporter", "number of products with RCA ≥ 1", "k_c0 = Σ_p M_cp", _HH, "count",
+       "{country} is competitive in {value} products"),
+    _F("eci", "exporter", "Economic Complexity Index", "standardised eigenvector of M̃_cc'", _HH, "index",
+       "{country}'s economic complexity index is {value}"),
+    _F("density", "exporter×product", "relatedness: share of nearby products already exported",
+       "ω_cp = Σ_p' M_cp' φ_pp' / Σ_p' φ_pp'", "Hidalgo et al. (2007)", "share",
+       "{country} already exports many related products (density {value})"),
+    _F("distance", "exporter×product", "1 − density", "1 − ω_cp", _ATLAS, "share", ""),
+    _F("coi", "exporter", "Complexity Outlook Index", "Σ_p ω_cp (1 − M_cp) PCI_p, standardised", _ATLAS, "index", ""),
+    _F("cog", "exporter×product", "Complexity Outlook Gain", "(1 − M_cp) Σ_p' (1 − M_cp') φ_p'p PCI_p' / Σ φ_p'", _ATLAS, "index",
+       "making it would open further complex products to {country} (COG {value})"),
+    _F("export_growth_3y", "exporter×product", "3-year log growth of exports", "ln(1+X_t) − ln(1+X_{t−3})", "trade data", "log",
+       "{country}'s exports of it changed by {value} over three years"),
+    _F("export_growth_5y", "exporter×product", "5-year log growth of exports", "ln(1+X_t) − ln(1+X_{t−5})", "trade data", "log",
+       "{country}'s exports of it changed by {value} over five years"),
+    _F("rca_change_3y", "exporter×product", "3-year change in RCA", "RCA_t − RCA_{t−3}", _BALASSA, "index",
+       "{country}'s RCA in it moved by {value} in three years"),
+    # product
+    _F("pci", "product", "Product Complexity Index", "eigenvector of M̃_pp', scaled like ECI", _HH, "index",
+       "it is a complex product (PCI {value})"),
+    _F("ubiquity", "product", "number of countries with RCA ≥ 1", "k_p0 = Σ_c M_cp", _HH, "count",
+       "only {value} countries export it competitively"),
+    # importer × product
+    _F("imports", "importer×product", "imports from the world", "M_jp = Σ_k X_{k→j,p}", "trade data", "usd",
+       "{country} imports {value} of this"),
+    _F("ext_imports", "importer×product", "imports from outside the bloc", "Σ_{k∉B} X_{k→j,p}", "trade data", "usd",
+       "{country} imports {value} of this from outside the bloc"),
+    _F("ext_share", "importer×product", "extra-bloc share of imports", "M^ext_jp / M_jp", "trade data", "share",
+       "{value} of {country}'s imports of it come from outside the bloc"),
+    _F("bloc_share", "importer×product", "share of imports from bloc members", "Σ_{k∈B} X_{k→j,p} / M_jp", "trade data", "share",
+       "bloc members already supply {value} of {country}'s imports of it"),
+    _F("supplier_hhi", "importer×product", "supplier concentration", "Σ_k s_kjp²", "Herfindahl (1950); Hirschman (1945)", "share",
+       "{country} buys it from few suppliers (HHI {value})"),
+    _F("n_suppliers", "importer×product", "number of supplying countries", "#{k: X_{k→j,p} > 0}", "trade data", "count", ""),
+    _F("import_growth_3y", "importer×product", "3-year log growth of imports", "ln(1+M_t) − ln(1+M_{t−3})", "trade data", "log",
+       "{country}'s imports of it changed by {value} over three years"),
+    # exporter × importer × product
+    _F("flow_value", "exporter×importer×product", "supplier's exports to the importer", "X_{i→j,p}", "trade data", "usd",
+       "{supplier} already sells {value} of it to {importer}"),
+    _F("reverse_flow", "exporter×importer×product", "importer's exports to the supplier", "X_{j→i,p}", "trade data", "usd", ""),
+    _F("supplier_share", "exporter×importer×product", "supplier's share of the importer's imports", "s_ijp = X_{i→j,p} / M_jp",
+       "trade data", "share", "{supplier} has {value} of {importer}'s imports of it"),
+    _F("supplier_share_lag3", "exporter×importer×product", "supplier share three years earlier", "s_ijp,t−3", "trade data", "share", ""),
+    _F("supplier_share_change_3y", "exporter×importer×product", "change in supplier share", "s_t − s_{t−3}", "trade data", "share",
+       "{supplier}'s share of {importer}'s imports of it moved by {value} in three years"),
+    _F("grubel_lloyd", "exporter×importer×product", "intra-industry (two-way) trade index",
+       "1 − |X_ij − X_ji| / (X_ij + X_ji)", "Grubel & Lloyd (1971)", "share", "trade in it already flows both ways (GL {value})"),
+    _F("matched_trade", "exporter×importer×product", "two-way matched trade", "2·min(X_{a→b,p}, X_{b→a,p})", "trade data", "usd",
+       "{value} of it is already traded both ways"),
+    # joint projects: pair × product
+    _F("two_way_trade", "pair×product", "trade in the product both ways", "T_abp = X_{a→b,p} + X_{b→a,p}", "trade data", "usd",
+       "the two trade {value} of it with each other"),
+    _F("two_way_share", "pair×product", "matched trade as a share of the pair's trade", "O_abp / A_ab", "trade data", "share",
+       "matched two-way trade in it is {value} of the pair's trade"),
+    _F("two_way_share_change_3y", "pair×product", "momentum of the matched-trade share", "O/A_t − O/A_{t−3}", "trade data", "share",
+       "the matched-trade share rose by {value} in three years"),
+    _F("pair_share", "pair×product", "product's share of the pair's trade", "T_abp / A_ab", "trade data", "share",
+       "it is {value} of the pair's trade"),
+    # exporter × importer
+    _F("bilateral_trade", "exporter×importer", "total trade between the two, all products", "Σ_p X_{i→j,p} + X_{j→i,p}",
+       "trade data", "usd", "{supplier} and {importer} trade {value} a year"),
+    _F("trade_intensity", "exporter×importer", "trade intensity index", "(x_ij / X_i) / (M_j / M_w)", "Brown (1949); Kojima (1964)",
+       "index", "{supplier} sells {value}× more to {importer} than {importer}'s weight in world trade implies"),
+    _F("complementarity", "exporter×importer", "trade complementarity index", "1 − ½ Σ_p |m_jp − x_ip|", "Michaely (1996)", "share",
+       "{supplier}'s exports match {importer}'s imports (complementarity {value})"),
+    _F("reverse_complementarity", "exporter×importer", "complementarity the other way round", "1 − ½ Σ_p |m_ip − x_jp|",
+       "Michaely (1996)", "share", ""),
+    _F("distance_km", "exporter×importer", "distance between the countries", "great-circle km", "CEPII GeoDist", "km",
+       "the two are {value} apart"),
+    _F("contiguous", "exporter×importer", "common border", "1 if contiguous", "CEPII GeoDist", "flag", "they share a border"),
+    _F("common_language", "exporter×importer", "common official language", "1 if shared", "CEPII GeoDist", "flag",
+       "they share an official language"),
+    # country × sector (capacity)
+    _F("va_sector", "country×sector", "value added of the product's sector", "VA_cs (current USD)", "UN SNAAMA / INDSTAT", "usd",
+       "{country}'s {sector} sector adds {value} of value"),
+    _F("va_share_gdp", "country×sector", "sector value added as a share of GDP", "VA_cs / GDP_c", "UN SNAAMA", "share",
+       "{sector} is {value} of {country}'s GDP"),
+    _F("va_growth_5y", "country×sector", "5-year log growth of sector value added", "ln(VA_t / VA_{t−5})", "UN SNAAMA", "log",
+       "{country}'s {sector} sector grew {value} (log) in five years"),
+    _F("gdp", "country", "gross domestic product", "GDP_c (current USD)", "UN SNAAMA", "usd", "{country}'s GDP is {value}"),
+    _F("capital_stock", "country", "capital stock", "PWT rkna (or rnna)", "Feenstra et al. (2015)", "index",
+       "{country}'s capital stock index is {value}"),
+    _F("employment", "country", "persons employed (millions)", "PWT emp", "Feenstra et al. (2015)", "count",
+       "{country} employs {value} million people"),
+]}
+
+
+def resolve(column: str) -> tuple[Feature, str | None]:
+    """``"supplier_rca"`` → (FEATURES["rca"], "supplier"); ``"pci"`` → (FEATURES["pci"], None)."""
+    if column in FEATURES:
+        return FEATURES[column], None
+    for role in ROLES:
+        if column.startswith(role + "_") and column[len(role) + 1:] in FEATURES:
+            return FEATURES[column[len(role) + 1:]], role
+    raise KeyError(f"column {column!r} is not a registered feature (see features.registry.FEATURES)")
+
+
+def describe(columns: list[str]) -> list[dict[str, str]]:
+    """Registry rows for a task's feature columns (unknown columns raise)."""
+    rows = []
+    for column in columns:
+        feature, role = resolve(column)
+        rows.append({"column": column, "feature": feature.name, "role": role or "", "grain": feature.grain,
+                     "description": feature.description, "formula": feature.formula, "source": feature.source})
+    return rows
+
+
+def format_value(value: float, unit: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if unit == "usd":
+        for scale, suffix in ((1e12, "tn"), (1e9, "bn"), (1e6, "m"), (1e3, "k")):
+            if abs(value) >= scale:
+                return f"${value / scale:.1f}{suffix}"
+        return f"${value:,.0f}"
+    if unit == "share":
+        return f"{100 * value:.0f}%"
+    if unit == "count":
+        return f"{value:,.0f}"
+    if unit == "km":
+        return f"{value:,.0f} km"
+    if unit == "log":
+        return f"{value:+.2f}"
+    return f"{value:.2f}"
+
+
+def reason(column: str, value: float, names: dict[str, str]) -> str:
+    """A short sentence for one feature value; ``names`` maps roles (and ``sector``) to names.
+
+    >>> reason("importer_ext_imports", 2.1e9, {"importer": "Kazakhstan"})
+    'Kazakhstan imports $2.1bn of this from outside the bloc'
+    """
+    feature, role = resolve(column)
+    if not feature.reason:
+        return f"{feature.description}: {format_value(value, feature.unit)}"
+    country = names.get(role or "", names.get("supplier", names.get("partner_a", "")))
+    fields = {"country": country, "value": format_value(value, feature.unit), "sector": names.get("sector", "the sector"),
+              "supplier": names.get("supplier", names.get("partner_a", "")),
+              "importer": names.get("importer", names.get("partner_b", ""))}
+    return feature.reason.format(**fields)
+
+
+def markdown_table() -> str:
+    """The registry as a Markdown table (generated into docs/features.md)."""
+    lines = ["| feature | grain | description | formula | source |", "|---|---|---|---|---|"]
+    for f in FEATURES.values():
+        lines.append(f"| `{f.name}` | {f.grain} | {f.description} | `{f.formula}` | {f.source} |")
+    return "\n".join(lines)
