@@ -56,11 +56,13 @@ def build_base(
     capacity: pd.DataFrame | None = None,
     geography: pd.DataFrame | None = None,
     products: pd.DataFrame | None = None,
+    years: Collection[int] | None = None,
 ) -> BaseTables:
     """Compute every feature family from trade (and optional capacity, geography, products).
 
     ``until`` drops all trade and capacity after that year first: features for year t then use
-    data from years ≤ t only.
+    data from years ≤ t only. ``years`` limits the complexity computation to the years features
+    are wanted for (and their 3- and 5-year lags); default every year.
     """
     check_columns(trade, TRADE_COLUMNS, "trade")
     members = tuple(sorted(set(bloc)))
@@ -68,7 +70,11 @@ def build_base(
         trade = trade[trade["year"] <= until]
         if capacity is not None:
             capacity = capacity[capacity["year"] <= until]
-    complexity = add_dynamics(compute_complexity(world_exports(trade)))
+    exports = world_exports(trade)
+    if years is not None:
+        needed = {int(y) - lag for y in years for lag in (0, 3, 5)}
+        exports = exports[exports["year"].isin(needed)]
+    complexity = add_dynamics(compute_complexity(exports))
     touched = trade[trade["importer"].isin(members) | trade["exporter"].isin(members)]
     to_bloc = trade[trade["importer"].isin(members)]
     sector = None

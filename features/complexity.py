@@ -33,6 +33,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import scipy.linalg
+import scipy.sparse
 import scipy.sparse.linalg
 
 from features.columns import check_columns
@@ -68,21 +69,25 @@ def _matrices(x: np.ndarray) -> dict[str, np.ndarray]:
     m = (rca >= 1).astype(float)
     diversity, ubiquity = m.sum(axis=1), m.sum(axis=0)
 
+    # M is binary and mostly zeros: the products with it are sparse × sparse or sparse × dense
+    ms = scipy.sparse.csr_array(m)
     d_c, d_p = 1.0 / diversity, 1.0 / np.sqrt(ubiquity)
-    sym = (m * d_p[None, :]).T @ ((m * d_c[:, None]) * d_p[None, :])
+    inner = (ms.T @ scipy.sparse.csr_array(m * d_c[:, None])).toarray()  # M^T D_c^-1 M
+    sym = inner * d_p[:, None] * d_p[None, :]
     kp = d_p * _second_eigenvector(sym)
-    kc = (m * d_c[:, None]) @ kp
+    kc = d_c * (ms @ kp)
     sign = np.sign(np.corrcoef(diversity, kc)[0, 1]) if diversity.std() > 0 else 1.0
     eci_raw, pci_raw = sign * kc, sign * kp
 
-    co = m.T @ m
+    co = (ms.T @ ms).toarray()
     phi = co / ubiquity[None, :]
     phi = np.minimum(phi, phi.T)
     phi_rowsum = phi.sum(axis=1)
-    density = m @ (phi.T / phi_rowsum[None, :])
+    density = ms @ (phi.T / phi_rowsum[None, :])
     absent = 1.0 - m
     coi = ((density * absent) * pci_raw[None, :]).sum(axis=1)
-    cog = absent * (absent @ (phi * (pci_raw / phi_rowsum)[:, None]))
+    weights = phi * (pci_raw / phi_rowsum)[:, None]
+    cog = absent * (weights.sum(axis=0)[None, :] - ms @ weights)  # (1 − M) @ W = 1ᵀW − M W
 
     mean, std = eci_raw.mean(), eci_raw.std()
     return {
@@ -102,14 +107,19 @@ def _matrices(x: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def _year_matrix(frame: pd.DataFrame) -> tuple[np.ndarray, pd.Index, pd.Index]:
-    positive = frame[frame["value"] > 0]
-    exporters = pd.Index(np.sort(positive["exporter"].unique()))
-    products = pd.Index(np.sort(positive["product"].unique()))
-    x = np.zeros((len(exporters), len(products)))
-    np.add.at(x, (exporters.get_indexer(positive["exporter"]), products.get_indexer(positive["product"])),
-              positive["value"].to_numpy(dtype=float))
-    return x, exporters, products
+def _year_matrix(exporter: np.ndarray, product: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dense matrix of one year from integer codes; rows/columns are the codes with positive totals."""
+    keep = value > 0
+    exporter, product, value = exporter[keep], product[keep], value[keep]
+    rows = np.flatnonzero(np.bincount(exporter))  # O(n) instead of sorting
+    cols = np.flatnonzero(np.bincount(product))
+    r_map = np.zeros(rows[-1] + 1 if rows.size else 1, dtype=np.int64)
+    r_map[rows] = np.arange(rows.size)
+    c_map = np.zeros(cols[-1] + 1 if cols.size else 1, dtype=np.int64)
+    c_map[cols] = np.arange(cols.size)
+    x = np.zeros((len(rows), len(cols)))
+    np.add.at(x, (r_map[exporter], c_map[product]), value)
+    return x, rows, cols
 
 
 def compute_complexity(exports: pd.DataFrame) -> pd.DataFrame:
@@ -123,7 +133,7 @@ def compute_complexity(exports: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     DataFrame with one row per (year, exporter, product) of each year's full grid and columns
-    ``year, exporter, product`` + :data:`COMPLEXITY_COLUMNS`.
+    ``year, exporter, product`` + :data:`COMPLEXITY_COLUMNS`, sorted by year, exporter, product.
 
     Examples
     --------
@@ -133,23 +143,41 @@ def compute_complexity(exports: pd.DataFrame) -> pd.DataFrame:
     [2.5]
     """
     check_columns(exports, ["year", "exporter", "product", "value"], "exports")
-    frames = []
-    for year, frame in exports.groupby("year", sort=True):
-        x, exporters, products = _year_matrix(frame)
-        if len(exporters) < 2 or len(products) < 2:
+    exporter_codes, exporters = pd.factorize(exports["exporter"], sort=True)
+    product_codes, products = pd.factorize(exports["product"], sort=True)
+    years = exports["year"].to_numpy()
+    values = exports["value"].to_numpy(dtype=float)
+    order = np.argsort(years, kind="stable")
+    bounds = np.flatnonzero(np.diff(years[order])) + 1
+    grids = []
+    for idx in np.split(order, bounds):
+        if idx.size == 0:
             continue
-        measures = complexity_matrices(x)
-        out = pd.DataFrame({
-            "year": np.int64(year),
-            "exporter": np.repeat(exporters.to_numpy(), len(products)),
-            "product": np.tile(products.to_numpy(), len(exporters)),
-        })
-        for name in COMPLEXITY_COLUMNS:
-            out[name] = np.ascontiguousarray(measures[name]).ravel()
-        frames.append(out)
-    if not frames:
+        x, rows, cols = _year_matrix(exporter_codes[idx], product_codes[idx], values[idx])
+        if len(rows) >= 2 and len(cols) >= 2:
+            grids.append((years[idx[0]], x, rows, cols))
+    if not grids:
         return pd.DataFrame(columns=["year", "exporter", "product", *COMPLEXITY_COLUMNS])
-    out = pd.concat(frames, ignore_index=True)
+    # fill one preallocated block (measures × rows) so the frame is built without copies
+    total = sum(x.size for _, x, _, _ in grids)
+    block = np.empty((len(COMPLEXITY_COLUMNS), total))
+    year_col = np.empty(total, dtype=np.int64)
+    exp_col = np.empty(total, dtype=np.int64)
+    prod_col = np.empty(total, dtype=np.int64)
+    start = 0
+    for year, x, rows, cols in grids:
+        stop = start + x.size
+        measures = complexity_matrices(x)
+        for k, name in enumerate(COMPLEXITY_COLUMNS):
+            block[k, start:stop] = np.ravel(measures[name])
+        year_col[start:stop] = year
+        exp_col[start:stop] = np.repeat(rows, len(cols))
+        prod_col[start:stop] = np.tile(cols, len(rows))
+        start = stop
+    out = pd.DataFrame(block.T, columns=COMPLEXITY_COLUMNS, copy=False)
+    out.insert(0, "product", products.take(prod_col))
+    out.insert(0, "exporter", exporters.take(exp_col))
+    out.insert(0, "year", year_col)
     out["mcp"] = out["mcp"].astype("int8")
     out["diversity"] = out["diversity"].astype("int64")
     out["ubiquity"] = out["ubiquity"].astype("int64")
@@ -158,7 +186,11 @@ def compute_complexity(exports: pd.DataFrame) -> pd.DataFrame:
 
 def proximity(exports: pd.DataFrame, year: int) -> pd.DataFrame:
     """The product space of one year as an edge list ``product_1, product_2, proximity``."""
-    x, _, products = _year_matrix(exports[exports["year"] == year])
+    year_exports = exports[exports["year"] == year]
+    exporter_codes, _ = pd.factorize(year_exports["exporter"], sort=True)
+    product_codes, labels = pd.factorize(year_exports["product"], sort=True)
+    x, _, cols = _year_matrix(exporter_codes, product_codes, year_exports["value"].to_numpy(dtype=float))
+    products = labels.take(cols)
     phi = complexity_matrices(x)["proximity"]
     i, j = np.triu_indices(len(products), k=1)
     return pd.DataFrame({"product_1": products[i], "product_2": products[j], "proximity": phi[i, j]})
