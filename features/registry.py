@@ -24,7 +24,7 @@ class Feature:
     description: str
     formula: str
     source: str
-    unit: str  # usd | share | index | count | log | flag | km
+    unit: str  # usd | share | pp (share change) | index | count | log | flag | km
     reason: str  # "{country}", "{partner}" and "{value}" are filled in; "" = no sentence
 
 
@@ -86,8 +86,8 @@ FEATURES: dict[str, Feature] = {f.name: f for f in [
     _F("supplier_share", "exporter×importer×product", "supplier's share of the importer's imports", "s_ijp = X_{i→j,p} / M_jp",
        "trade data", "share", "{supplier} has {value} of {importer}'s imports of it"),
     _F("supplier_share_lag3", "exporter×importer×product", "supplier share three years earlier", "s_ijp,t−3", "trade data", "share", ""),
-    _F("supplier_share_change_3y", "exporter×importer×product", "change in supplier share", "s_t − s_{t−3}", "trade data", "share",
-       "{supplier}'s share of {importer}'s imports of it moved by {value} in three years"),
+    _F("supplier_share_change_3y", "exporter×importer×product", "change in supplier share", "s_t − s_{t−3}", "trade data", "pp",
+       "{supplier}'s share of {importer}'s imports of it moved {value} in three years"),
     _F("grubel_lloyd", "exporter×importer×product", "intra-industry (two-way) trade index",
        "1 − |X_ij − X_ji| / (X_ij + X_ji)", "Grubel & Lloyd (1971)", "share", "trade in it already flows both ways (GL {value})"),
     _F("matched_trade", "exporter×importer×product", "two-way matched trade", "2·min(X_{a→b,p}, X_{b→a,p})", "trade data", "usd",
@@ -97,8 +97,8 @@ FEATURES: dict[str, Feature] = {f.name: f for f in [
        "the two trade {value} of it with each other"),
     _F("two_way_share", "pair×product", "matched trade as a share of the pair's trade", "O_abp / A_ab", "trade data", "share",
        "matched two-way trade in it is {value} of the pair's trade"),
-    _F("two_way_share_change_3y", "pair×product", "momentum of the matched-trade share", "O/A_t − O/A_{t−3}", "trade data", "share",
-       "the matched-trade share rose by {value} in three years"),
+    _F("two_way_share_change_3y", "pair×product", "momentum of the matched-trade share", "O/A_t − O/A_{t−3}", "trade data", "pp",
+       "the matched-trade share moved {value} in three years"),
     _F("pair_share", "pair×product", "product's share of the pair's trade", "T_abp / A_ab", "trade data", "share",
        "it is {value} of the pair's trade"),
     # exporter × importer
@@ -159,7 +159,9 @@ def format_value(value: float, unit: str) -> str:
                 return f"${value / scale:.1f}{suffix}"
         return f"${value:,.0f}"
     if unit == "share":
-        return f"{100 * value:.0f}%"
+        return f"{100 * value:.0f}%" if abs(value) >= 0.1 else f"{100 * value:.1f}%"
+    if unit == "pp":
+        return f"{100 * value:+.1f} pp"
     if unit == "count":
         return f"{value:,.0f}"
     if unit == "km":

@@ -53,6 +53,17 @@ SECTION_SECTOR: dict[str, str | None] = {
     **{f"{s:02d}": "D" for s in range(6, 21)}, "21": "J-P", "22": None,
 }
 
+#: Short names of the HS sections ("01"–"22").
+SECTION_NAMES: dict[str, str] = {
+    "01": "live animals and animal products", "02": "vegetable products", "03": "animal and vegetable fats and oils",
+    "04": "prepared foodstuffs, beverages and tobacco", "05": "mineral products (ores, fuels)", "06": "chemical products",
+    "07": "plastics and rubber", "08": "hides, skins and leather", "09": "wood and wood articles", "10": "pulp, paper and printed matter",
+    "11": "textiles and clothing", "12": "footwear and headgear", "13": "stone, ceramic and glass articles",
+    "14": "precious stones and metals", "15": "base metals and articles", "16": "machinery and electrical equipment",
+    "17": "vehicles, aircraft and vessels", "18": "optical, medical and precision instruments", "19": "arms and ammunition",
+    "20": "miscellaneous manufactures", "21": "works of art", "22": "unspecified",
+}
+
 SECTOR_NAMES: dict[str, str] = {
     "A-B": "agriculture, forestry and fishing",
     "C-E": "mining, manufacturing and utilities",
@@ -101,3 +112,20 @@ def product_sectors(products: pd.Series | list[str], classification: str = "hs")
         for col in ("section", "sector", "isic_division"):
             out[col] = pd.Series([None] * len(codes), dtype="str")
     return out
+
+
+def product_label(product: str, classification: str = "hs") -> str:
+    """A readable label: the section name for section codes, else the code and its section.
+
+    >>> product_label("16", "hs-section")
+    'machinery and electrical equipment'
+    >>> product_label("870323")
+    '870323 (vehicles, aircraft and vessels)'
+    """
+    if classification == "hs-section":
+        return SECTION_NAMES.get(product, product)
+    if classification == "hs" and len(product) >= 2:
+        section = chapter_table().set_index("chapter")["section"].get(product[:2])
+        if section:
+            return f"{product} ({SECTION_NAMES[section]})"
+    return product

@@ -9,6 +9,8 @@ import typer
 from recommender.cli import bank as bank_cmd
 from recommender.cli import demo as demo_cmd
 from recommender.cli import ingest as ingest_cmd
+from recommender.cli import recommend as recommend_cmd
+from recommender.cli import train as train_cmd
 from recommender.cli._common import console_err, root_callback
 from recommender.errors import RecommenderError
 
@@ -23,6 +25,8 @@ app.callback()(root_callback)
 app.add_typer(ingest_cmd.app, name="ingest")
 app.add_typer(bank_cmd.app, name="bank")
 app.command("demo")(demo_cmd.demo)
+app.command("train")(train_cmd.train)
+app.command("recommend")(recommend_cmd.recommend)
 
 
 def main() -> None:

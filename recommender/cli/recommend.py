@@ -1,0 +1,49 @@
+"""``recommender recommend``: rank every candidate of a year with the champion model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from recommender.cli._common import BlocOption, config, console
+from recommender.cli.train import TaskOption
+from recommender.output import write_table
+
+
+def recommend(
+    ctx: typer.Context,
+    task: TaskOption,
+    bloc: BlocOption = None,
+    year: Annotated[int | None, typer.Option(help="Candidate year (default: the bank's last year)")] = None,
+    country: Annotated[list[str] | None, typer.Option("--country", help="Importer (import substitution) or partner (joint projects); repeatable")] = None,
+    top: Annotated[int | None, typer.Option(help="Keep the best N of each query group (default: all)")] = None,
+    output: Annotated[Path | None, typer.Option(help="Write CSV or Parquet (by extension)")] = None,
+    model_uri: Annotated[str | None, typer.Option("--model-uri", help="Score with this MLflow model instead of the champion")] = None,
+) -> None:
+    """Rank candidates with the champion model: a readable table, or every candidate to --output."""
+    from recommender.pipeline import recommend as run
+
+    cfg = config(ctx, bloc)
+    table, version = run(cfg, task, year=year, countries=country, top=top, model_uri=model_uri)
+    if output is not None:
+        write_table(table, output)
+        console.print(f"wrote {len(table):,} rows to {output} (model {version})")
+    shown = table if top is not None else table[table["rank"] <= 5]
+    title = f"{task} · {cfg.bloc.name} · {int(table['year'].iloc[0]) if len(table) else year} · model {version}"
+    grid = Table(title=title, show_lines=False)
+    if task == "import-substitution":
+        cols = [("importer_name", "importer"), ("rank", "#"), ("supplier_name", "supplier"), ("product_name", "product")]
+    else:
+        cols = [("partner_a_name", "partner a"), ("partner_b_name", "partner b"), ("rank", "#"), ("product_name", "product")]
+    for _, label in cols:
+        grid.add_column(label, max_width=28)
+    grid.add_column("score", justify="right", no_wrap=True)
+    grid.add_column("why (strongest feature contributions)", ratio=3, min_width=30)
+    for _, row in shown.head(60).iterrows():
+        grid.add_row(*(str(row[c]) for c, _ in cols), f"{row['score']:.3f}", row["reasons"])
+    console.print(grid)
+    if len(shown) > 60:
+        console.print(f"... {len(shown) - 60:,} more rows; use --output to write them all")

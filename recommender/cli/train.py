@@ -1,0 +1,71 @@
+"""``recommender train``: evaluate a task's ranker against the baselines and register it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from recommender.cli._common import BlocOption, config, console, console_err
+from recommender.errors import RecommenderError
+
+TaskOption = Annotated[str, typer.Option("--task", help="import-substitution | joint-projects")]
+
+
+def parse_overrides(pairs: list[str] | None) -> dict:
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise RecommenderError(f"--param takes NAME=VALUE (e.g. learning_rate=0.03); got {pair!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def results_table(evaluation, title: str) -> Table:
+    metrics = ["ndcg_at_5", "ndcg_at_10", "ndcg_at_20", "map_at_10", "precision_at_10", "auc_pr"]
+    table = Table(title=title)
+    table.add_column("scorer")
+    for m in metrics:
+        table.add_column(m.replace("ndcg_at_", "N@").replace("_at_", "@").replace("precision", "P").upper(), justify="right")
+    for year in evaluation.test_years:
+        table.add_column(f"N@10 {year}", justify="right")
+    rows = sorted(evaluation.overall.items(), key=lambda kv: -(kv[1]["ndcg_at_10"] if kv[1]["ndcg_at_10"] == kv[1]["ndcg_at_10"] else -1))
+    by_year = {f.test_year: f.metrics for f in evaluation.folds}
+    for name, report in rows:
+        style = "bold" if name == "model" else ""
+        table.add_row(name, *(f"{report[m]:.3f}" for m in metrics),
+                      *(f"{by_year[y][name]['ndcg_at_10']:.3f}" for y in evaluation.test_years), style=style)
+    return table
+
+
+def train(
+    ctx: typer.Context,
+    task: TaskOption,
+    bloc: BlocOption = None,
+    horizon: Annotated[int | None, typer.Option(help="Years between candidate and outcome (default 5)")] = None,
+    test_years: Annotated[str | None, typer.Option("--test-years", help="Comma-separated test years (default: last two labelled)")] = None,
+    experiment: Annotated[str | None, typer.Option(help="MLflow experiment (default: the task name)")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed (LightGBM, random baseline)")] = 0,
+    product_level: Annotated[int | None, typer.Option("--product-level", help="Aggregate HS codes to 2, 4 or 6 digits")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", help="Override a model-spec value: NAME=VALUE (repeatable)")] = None,
+    promote: Annotated[bool, typer.Option("--promote", help="Make this version champion whatever the comparison says")] = False,
+) -> None:
+    """Train and evaluate a ranker (rolling origin, vs baselines), log it to MLflow, decide the champion."""
+    from recommender.pipeline import train_task
+
+    cfg = config(ctx, bloc)
+    years = [int(y) for y in test_years.split(",")] if test_years else None
+    console.print(f"[bold]train[/] {task} for {cfg.bloc.name}: {', '.join(cfg.bloc.members)}")
+    with console_err.status("training...") as status:
+        outcome = train_task(cfg, task, horizon=horizon, test_years=years, seed=seed, product_level=product_level,
+                             overrides=parse_overrides(param), experiment=experiment, promote=promote,
+                             log=lambda msg: (status.update(msg), console.print(f"  {msg}")))
+    ev = outcome.evaluation
+    console.print(results_table(ev, f"{task} · {cfg.bloc.name} · test years {', '.join(map(str, ev.test_years))}"))
+    name, score = ev.best_baseline
+    model = ev.overall["model"]["ndcg_at_10"]
+    console.print(f"NDCG@10: model {model:.3f} vs best baseline {name} {score:.3f} ({100 * (model / score - 1):+.1f}%)")
+    console.print(f"MLflow run {outcome.record.run_id}, registered {outcome.record.model_name} version {outcome.record.version}")
+    console.print(outcome.record.decision)

@@ -1,0 +1,49 @@
+"""Writing result tables: CSV or Parquet by extension, atomically, spreadsheet-safe."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from recommender.errors import RecommenderError
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Prefix text cells a spreadsheet would run as formulas (``=``, ``+``, ``-``, ``@``...) with ``'``.
+
+    Numbers are left alone; only text columns are touched (OWASP CSV-injection guidance).
+    """
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            values = out[col]
+            risky = values.astype(str).str.startswith(_FORMULA_START) & values.notna()
+            if risky.any():
+                out[col] = values.where(~risky, "'" + values.astype(str))
+    return out
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write ``frame`` to ``path`` (.csv or .parquet) via a temporary file and an atomic rename."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in {".csv", ".parquet"}:
+        raise RecommenderError(f"--output must end in .csv or .parquet; got {path.name!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        if suffix == ".csv":
+            neutralise_formulas(frame).to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

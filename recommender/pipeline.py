@@ -1,0 +1,194 @@
+"""The application's jobs as library functions: train a task, recommend, from the data bank.
+
+The CLI and the notebooks call these; all reading of the bank happens here (the edge), the
+feature and model code below it is pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.assemble import build_base
+from features.sectors import product_sectors
+from features.trade import aggregate_products
+from models import tasks
+from models.tracking import RunRecord, load_champion, log_training
+from models.train import Evaluation, evaluate, load_params, refit
+from recommender.bank import DataBank
+from recommender.config import Bloc, Config
+from recommender.errors import RecommenderError
+from recommender.explain import add_names, explain
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BankInputs:
+    trade: pd.DataFrame
+    capacity: pd.DataFrame | None
+    geography: pd.DataFrame | None
+    products: pd.DataFrame
+    classification: str
+    product_level: int
+    manifest_hash: str
+
+
+def load_inputs(bank: DataBank, *, product_level: int | None = None, until: int | None = None) -> BankInputs:
+    """Read what the features need from the bank (optionally only years ≤ ``until``)."""
+    years = [y for y in bank.years("trade") if until is None or y <= until]
+    if not years:
+        raise RecommenderError(f"the data bank at {bank.root} has no trade" + (f" up to {until}" if until else "")
+                               + "; ingest some (recommender ingest trade PATH) or run `recommender demo`")
+    trade = bank.read("trade", years=years, columns=["year", "exporter", "importer", "product", "value_usd"])
+    trade = aggregate_products(trade, product_level)
+    classification = next((s["classification"] for s in reversed(bank.sources) if s["table"] == "trade"), "hs")
+    if product_level is not None and classification == "hs":
+        products = product_sectors(trade["product"].unique(), "hs")
+    else:
+        products = bank.read("products")
+    capacity = bank.read("capacity", years=years) if bank.has("capacity") else None
+    geography = bank.read("geography") if bank.has("geography") else None
+    level = int(trade["product"].str.len().max())
+    return BankInputs(trade, capacity, geography, products, classification, level, bank.manifest_hash())
+
+
+def _check_bloc(trade: pd.DataFrame, bloc: Bloc, log: Log) -> None:
+    present = set(trade["exporter"].unique()) | set(trade["importer"].unique())
+    missing = [m for m in bloc.members if m not in present]
+    if len(bloc.members) - len(missing) < 2:
+        raise RecommenderError(f"bloc {bloc.name}: fewer than two members ({bloc.members}) appear in the bank's trade")
+    if missing:
+        log(f"warning: bloc members without trade in the bank: {', '.join(missing)}")
+
+
+@dataclass
+class TrainOutcome:
+    evaluation: Evaluation
+    record: RunRecord
+    dataset_rows: int
+
+
+def train_task(
+    cfg: Config,
+    task: str,
+    *,
+    horizon: int | None = None,
+    test_years: list[int] | None = None,
+    seed: int = 0,
+    product_level: int | None = None,
+    overrides: dict | None = None,
+    experiment: str | None = None,
+    promote: bool = False,
+    log: Log = lambda _m: None,
+) -> TrainOutcome:
+    """Build features and labels, evaluate against baselines (rolling origin), refit, log to MLflow."""
+    spec = tasks.get_spec(task).with_options(horizon=horizon)
+    params = load_params(task, overrides)
+    bank = DataBank(cfg.bank_dir)
+    inputs = load_inputs(bank, product_level=product_level)
+    _check_bloc(inputs.trade, cfg.bloc, log)
+    years = sorted(inputs.trade["year"].unique())
+    log(f"features: {len(years)} years {years[0]}–{years[-1]}, {inputs.trade['product'].nunique()} products, bloc {cfg.bloc.name}")
+    base = build_base(inputs.trade, cfg.bloc.members, capacity=inputs.capacity, geography=inputs.geography, products=inputs.products)
+    dataset = tasks.build_dataset(task, base, inputs.trade, years, spec)
+    log(f"candidates: {len(dataset):,} ({int(dataset['relevance'].notna().sum()):,} labelled)")
+    evaluation = evaluate(dataset, spec, params, test_years=test_years, seed=seed, log=log)
+    log(f"refit on every labelled year with {evaluation.best_iteration} rounds")
+    model = refit(dataset, evaluation, spec, seed=seed)
+    latest = evaluation.predictions[evaluation.predictions["year"] == max(evaluation.test_years)].copy()
+    latest["score"] = latest["score_model"]
+    top = _rank(latest, spec, top=10)
+    top = add_names(top[[*spec.output_keys, "score", "rank", "relevance"]], task, inputs.classification)
+    run_params = {**spec.params(), "bloc": cfg.bloc.name, "bloc_members": list(cfg.bloc.members), "seed": seed,
+                  "product_level": inputs.product_level, "classification": inputs.classification,
+                  "years": f"{years[0]}-{years[-1]}", "test_years": evaluation.test_years}
+    record = log_training(cfg, task=task, bloc=cfg.bloc, evaluation=evaluation, model=model, train_table=dataset,
+                          top_recommendations=top, params=run_params, manifest_hash=inputs.manifest_hash,
+                          experiment=experiment, force_promote=promote)
+    return TrainOutcome(evaluation, record, len(dataset))
+
+
+def _rank(table: pd.DataFrame, spec: tasks.TaskSpec, top: int | None = None) -> pd.DataFrame:
+    """Rank 1 = best within each query group; optionally keep the top ``top`` of each group."""
+    out = table.sort_values([*spec.group, "score"], ascending=[True] * len(spec.group) + [False], kind="stable")
+    out["rank"] = out.groupby(list(spec.group), observed=True).cumcount() + 1
+    if top is not None:
+        out = out[out["rank"] <= top]
+    return out.reset_index(drop=True)
+
+
+@dataclass
+class Scored:
+    """Rows scored by a model, all candidates of the year, and what scored them."""
+
+    rows: pd.DataFrame
+    candidates: pd.DataFrame
+    version: str
+    model: object
+    features: list[str]
+    classification: str
+    year: int
+
+
+def score_candidates(cfg: Config, task: str, keys: pd.DataFrame | None = None, *, year: int | None = None,
+                     model_uri: str | None = None) -> Scored:
+    """Score every candidate of ``year`` (default the bank's last) with the champion (or ``model_uri``).
+
+    ``keys`` (optional): specific rows to score, with the task's key columns (no year); they are
+    scored even when they fall below the candidate thresholds.
+    """
+    spec = tasks.get_spec(task)
+    model, version, run_params = load_champion(cfg, task, cfg.bloc, model_uri)
+    bank = DataBank(cfg.bank_dir)
+    years = bank.years("trade")
+    year = int(year) if year is not None else (years[-1] if years else 0)
+    if year not in years:
+        raise RecommenderError(f"year {year} is not in the data bank (years {years[0]}–{years[-1]})" if years
+                               else f"the data bank at {bank.root} is empty")
+    level = int(run_params["product_level"]) if run_params.get("product_level") else None
+    inputs = load_inputs(bank, product_level=level, until=year)
+    base = build_base(inputs.trade, cfg.bloc.members, capacity=inputs.capacity, geography=inputs.geography,
+                      products=inputs.products, years=[year])
+    if run_params.get("min_candidate_value_usd"):
+        spec = spec.with_options(min_value=float(run_params["min_candidate_value_usd"]))
+    names = _feature_names(model)
+    everything = tasks.features(task, base, tasks.candidates(task, base, [year], spec))
+    everything["score"] = model.predict(everything[names]) if len(everything) else np.array([])
+    rows = everything
+    if keys is not None:
+        rows = tasks.features(task, base, keys[[k for k in spec.keys if k != "year"]].assign(year=year))
+        rows["score"] = model.predict(rows[names]) if len(rows) else np.array([])
+    return Scored(rows, everything, version, model, names, inputs.classification, year)
+
+
+def _feature_names(model) -> list[str]:
+    return list(model.feature_name_) if hasattr(model, "feature_name_") else list(model.feature_name())
+
+
+def recommend(cfg: Config, task: str, *, year: int | None = None, countries: list[str] | None = None,
+              top: int | None = None, model_uri: str | None = None) -> tuple[pd.DataFrame, str]:
+    """Rank all candidates of ``year`` (default the bank's last) with the champion model.
+
+    ``countries`` keeps import-substitution rows whose importer is listed, and joint-project rows
+    with either partner listed. Columns: ``year, importer, supplier, product, score, rank`` or
+    ``year, partner_a, partner_b, product, score, rank``, then names and ``reasons``.
+    """
+    spec = tasks.get_spec(task)
+    scored = score_candidates(cfg, task, year=year, model_uri=model_uri)
+    table = scored.rows
+    if countries:
+        wanted = {c.strip().upper() for c in countries}
+        unknown = wanted - set(cfg.bloc.members)
+        if unknown:
+            raise RecommenderError(f"--country {sorted(unknown)} not in bloc {cfg.bloc.name} ({', '.join(cfg.bloc.members)})")
+        mask = table["importer"].isin(wanted) if task == tasks.IMPORT_SUBSTITUTION else (
+            table["partner_a"].isin(wanted) | table["partner_b"].isin(wanted))
+        table = table[mask]
+    ranked = _rank(table, spec, top=top)
+    ranked["reasons"] = explain(scored.model, ranked, scored.features, task, scored.classification) if len(ranked) else []
+    out = add_names(ranked[[*spec.output_keys, "score", "rank", "reasons"]], task, scored.classification)
+    return out, scored.version
