@@ -158,7 +158,7 @@ def log_training(
                    f"{base_name} {base_score:.3f}.")
     run_id, version = None, None
     try:
-        with mlflow.start_run(experiment_id=exp_id, run_name=f"{task} · {bloc.name} · {stamp}", description=description,
+        with warnings.catch_warnings(), mlflow.start_run(experiment_id=exp_id, run_name=f"{task} · {bloc.name} · {stamp}", description=description,
                               tags={"task": task, "bloc": bloc.name, "bank_manifest_hash": manifest_hash,
                                     "code_version": code_version()}) as run:
             run_id = run.info.run_id
@@ -173,7 +173,7 @@ def log_training(
                     prefix = "" if scorer == "model" else f"baseline_{scorer}_"
                     mlflow.log_metrics({f"{prefix}test_{k}_by_year": v for k, v in report.items() if np.isfinite(v)}, step=fold.test_year)
             labelled = train_table[train_table["relevance"].notna()]
-            warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")  # schema/source hints
             mlflow.log_input(mlflow.data.from_pandas(labelled, name=f"{task}-{bloc.name}-candidates", targets="relevance",
                                                      source=str(cfg.bank_dir)), context="training")
             test = evaluation.predictions
