@@ -266,3 +266,33 @@ def load_champion(cfg: Config, task: str, bloc: Bloc, model_uri: str | None = No
         raise RecommenderError(f"could not load model {uri}: {exc}") from exc
     params = client.get_run(run_id).data.params if run_id else {}
     return model, version, params
+
+
+def run_summary(client: MlflowClient, run_id: str) -> tuple[dict[str, dict[str, float]], dict[int, dict[str, float]]]:
+    """(overall metrics by scorer, NDCG@10 by test year and scorer) read back from a training run."""
+    metrics = client.get_run(run_id).data.metrics
+    overall: dict[str, dict[str, float]] = {}
+    by_year: dict[int, dict[str, float]] = {}
+    for key, value in metrics.items():
+        scorer, rest = ("model", key) if key.startswith("test_") else (key[len("baseline_"):].split("_test_")[0], "test_" + key.split("_test_", 1)[-1])
+        if not rest.startswith("test_"):
+            continue
+        name = rest[len("test_"):]
+        if name == "ndcg_at_10_by_year":
+            for m in client.get_metric_history(run_id, key):
+                by_year.setdefault(int(m.step), {})[scorer] = m.value
+        elif not name.endswith("_by_year"):
+            overall.setdefault(scorer, {})[name] = value
+    return overall, by_year
+
+
+def reusable_champion(cfg: Config, task: str, bloc: Bloc, manifest_hash: str, params: dict) -> str | None:
+    """The champion's run id if it was trained on exactly this bank with these task parameters."""
+    client = client_for(cfg)
+    try:
+        mv = client.get_model_version_by_alias(model_name(task, bloc), CHAMPION)
+    except MlflowException:
+        return None
+    run = client.get_run(mv.run_id)
+    same = run.data.tags.get("bank_manifest_hash") == manifest_hash and all(run.data.params.get(k) == str(v) for k, v in params.items())
+    return mv.run_id if same else None

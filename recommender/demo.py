@@ -34,3 +34,22 @@ def build_demo_bank(cfg: Config, *, seed: int = 0, spec: WorldSpec | None = None
         result = fn(bank, paths[name])
         state = "unchanged" if result.unchanged else f"{result.source['rows']:,} rows"
         yield f"ingest {name}: {state}"
+
+
+def train_or_reuse(cfg: Config, task: str, *, horizon: int, log) -> tuple[str, str]:
+    """Train ``task`` unless its champion was trained on this very bank with these parameters.
+
+    Returns the run id to report and a sentence saying what happened.
+    """
+    from models.tasks import get_spec
+    from models.tracking import reusable_champion
+    from recommender.pipeline import train_task
+
+    bank = DataBank(cfg.bank_dir)
+    params = {"horizon": horizon, "bloc": cfg.bloc.name, "seed": 0}
+    run_id = reusable_champion(cfg, task, cfg.bloc, bank.manifest_hash(), params)
+    if run_id is not None:
+        return run_id, f"already trained on this data bank: reusing the champion (run {run_id})"
+    get_spec(task).with_options(horizon=horizon)  # validates
+    outcome = train_task(cfg, task, horizon=horizon, log=log)
+    return outcome.record.run_id, outcome.record.decision

@@ -10,7 +10,9 @@ from recommender.cli import bank as bank_cmd
 from recommender.cli import demo as demo_cmd
 from recommender.cli import ingest as ingest_cmd
 from recommender.cli import recommend as recommend_cmd
+from recommender.cli import score as score_cmd
 from recommender.cli import train as train_cmd
+from recommender.cli import ui as ui_cmd
 from recommender.cli._common import console_err, root_callback
 from recommender.errors import RecommenderError
 
@@ -27,6 +29,8 @@ app.add_typer(bank_cmd.app, name="bank")
 app.command("demo")(demo_cmd.demo)
 app.command("train")(train_cmd.train)
 app.command("recommend")(recommend_cmd.recommend)
+app.command("score")(score_cmd.score)
+app.command("ui")(ui_cmd.ui)
 
 
 def main() -> None:

@@ -9,6 +9,10 @@ import typer
 from recommender.bank import DataBank
 from recommender.cli._common import config, console
 from recommender.cli.bank import print_info
+from recommender.cli.recommend import print_recommendations
+from recommender.cli.train import print_summary
+
+DEMO_COUNTRY = "KAZ"
 
 
 def demo(
@@ -16,17 +20,35 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the synthetic world")] = 0,
     size: Annotated[str, typer.Option(help="World size: tiny (seconds) or demo")] = "demo",
 ) -> None:
-    """Build the synthetic world, ingest it and show the data bank (idempotent)."""
-    from recommender.demo import build_demo_bank
+    """Build the synthetic world, ingest it, train both tasks, show results and recommendations.
+
+    Idempotent: a second run finds the same bank and the champions trained on it, and reuses them.
+    """
+    from models.tasks import TASKS
+    from models.tracking import client_for, run_summary
+    from recommender.demo import build_demo_bank, train_or_reuse
+    from recommender.pipeline import recommend
     from recommender.synthetic import WorldSpec
 
     presets = {"tiny": WorldSpec.tiny, "demo": WorldSpec.demo}
     if size not in presets:
         raise typer.BadParameter(f"--size must be one of {sorted(presets)}; got {size!r}")
     spec = presets[size](seed=seed)
-
+    horizon = 3 if size == "tiny" else 5
     cfg = config(ctx)
-    console.print(f"[bold]1.[/] synthetic world (seed {seed}) → data bank at {cfg.bank_dir}")
+    console.print(f"[bold]1. Synthetic world[/] (seed {seed}) → data bank at {cfg.bank_dir}")
     for line in build_demo_bank(cfg, spec=spec):
         console.print(f"   {line}")
-    print_info(DataBank(cfg.bank_dir).info())
+    print_info(DataBank(cfg.bank_dir).info(), brief=True)
+    client = client_for(cfg)
+    for n, task in enumerate(TASKS, start=2):
+        console.print(f"\n[bold]{n}. Train {task}[/] for {cfg.bloc.name} (horizon {horizon} years)")
+        run_id, note = train_or_reuse(cfg, task, horizon=horizon, log=lambda msg: console.print(f"   {msg}"))
+        console.print(f"   {note}")
+        overall, by_year = run_summary(client, run_id)
+        print_summary(overall, by_year, f"{task} · {cfg.bloc.name}: model vs baselines on held-out test years")
+    for task in TASKS:
+        console.print(f"\n[bold]Top recommendations for {DEMO_COUNTRY}[/] ({task})")
+        table, version = recommend(cfg, task, countries=[DEMO_COUNTRY], top=3)
+        print_recommendations(table, task, f"{task} · {cfg.bloc.name} · model {version}")
+    console.print("\nReview the experiments in the MLflow UI:  [bold]recommender ui[/]  (or `make ui`), then open http://127.0.0.1:5000")

@@ -32,8 +32,13 @@ def recommend(
         write_table(table, output)
         console.print(f"wrote {len(table):,} rows to {output} (model {version})")
     shown = table if top is not None else table[table["rank"] <= 5]
-    title = f"{task} · {cfg.bloc.name} · {int(table['year'].iloc[0]) if len(table) else year} · model {version}"
-    grid = Table(title=title, show_lines=False)
+    year_label = int(table["year"].iloc[0]) if len(table) else year
+    print_recommendations(shown, task, f"{task} · {cfg.bloc.name} · {year_label} · model {version}")
+
+
+def print_recommendations(table, task: str, title: str, limit: int = 60) -> None:
+    """A readable table: names, rank, score and the reasons."""
+    grid = Table(title=title)
     if task == "import-substitution":
         cols = [("importer_name", "importer"), ("rank", "#"), ("supplier_name", "supplier"), ("product_name", "product")]
     else:
@@ -42,8 +47,8 @@ def recommend(
         grid.add_column(label, max_width=28)
     grid.add_column("score", justify="right", no_wrap=True)
     grid.add_column("why (strongest feature contributions)", ratio=3, min_width=30)
-    for _, row in shown.head(60).iterrows():
+    for _, row in table.head(limit).iterrows():
         grid.add_row(*(str(row[c]) for c, _ in cols), f"{row['score']:.3f}", row["reasons"])
     console.print(grid)
-    if len(shown) > 60:
-        console.print(f"... {len(shown) - 60:,} more rows; use --output to write them all")
+    if len(table) > limit:
+        console.print(f"... {len(table) - limit:,} more rows; use --output to write them all")

@@ -23,21 +23,34 @@ def parse_overrides(pairs: list[str] | None) -> dict:
     return out
 
 
-def results_table(evaluation, title: str) -> Table:
+def results_table(overall: dict[str, dict[str, float]], by_year: dict[int, dict[str, float]], title: str) -> Table:
+    """Scorers (model first by NDCG@10) × metrics, with NDCG@10 per test year."""
     metrics = ["ndcg_at_5", "ndcg_at_10", "ndcg_at_20", "map_at_10", "precision_at_10", "auc_pr"]
     table = Table(title=title)
-    table.add_column("scorer")
+    table.add_column("scorer", no_wrap=True, min_width=16)
     for m in metrics:
         table.add_column(m.replace("ndcg_at_", "N@").replace("_at_", "@").replace("precision", "P").upper(), justify="right")
-    for year in evaluation.test_years:
-        table.add_column(f"N@10 {year}", justify="right")
-    rows = sorted(evaluation.overall.items(), key=lambda kv: -(kv[1]["ndcg_at_10"] if kv[1]["ndcg_at_10"] == kv[1]["ndcg_at_10"] else -1))
-    by_year = {f.test_year: f.metrics for f in evaluation.folds}
-    for name, report in rows:
-        style = "bold" if name == "model" else ""
-        table.add_row(name, *(f"{report[m]:.3f}" for m in metrics),
-                      *(f"{by_year[y][name]['ndcg_at_10']:.3f}" for y in evaluation.test_years), style=style)
+    years = sorted(by_year)
+    for year in years:
+        table.add_column(f"N@10\n{year}", justify="right")
+
+    def fmt(value: float | None) -> str:
+        return "-" if value is None or value != value else f"{value:.3f}"
+
+    ordered = sorted(overall.items(), key=lambda kv: -(kv[1].get("ndcg_at_10") or 0.0))
+    for name, report in ordered:
+        table.add_row(name, *(fmt(report.get(m)) for m in metrics), *(fmt(by_year[y].get(name)) for y in years),
+                      style="bold" if name == "model" else "")
     return table
+
+
+def print_summary(overall: dict, by_year: dict, title: str) -> None:
+    console.print(results_table(overall, by_year, title))
+    baselines = {k: v["ndcg_at_10"] for k, v in overall.items() if k != "model" and v.get("ndcg_at_10") == v.get("ndcg_at_10")}
+    if baselines and "model" in overall:
+        best = max(baselines, key=baselines.get)
+        model = overall["model"]["ndcg_at_10"]
+        console.print(f"NDCG@10: model {model:.3f} vs best baseline {best} {baselines[best]:.3f} ({100 * (model / baselines[best] - 1):+.1f}%)")
 
 
 def train(
@@ -63,9 +76,7 @@ def train(
                              overrides=parse_overrides(param), experiment=experiment, promote=promote,
                              log=lambda msg: (status.update(msg), console.print(f"  {msg}")))
     ev = outcome.evaluation
-    console.print(results_table(ev, f"{task} · {cfg.bloc.name} · test years {', '.join(map(str, ev.test_years))}"))
-    name, score = ev.best_baseline
-    model = ev.overall["model"]["ndcg_at_10"]
-    console.print(f"NDCG@10: model {model:.3f} vs best baseline {name} {score:.3f} ({100 * (model / score - 1):+.1f}%)")
+    by_year = {f.test_year: {k: v["ndcg_at_10"] for k, v in f.metrics.items()} for f in ev.folds}
+    print_summary(ev.overall, by_year, f"{task} · {cfg.bloc.name} · test years {', '.join(map(str, ev.test_years))}")
     console.print(f"MLflow run {outcome.record.run_id}, registered {outcome.record.model_name} version {outcome.record.version}")
     console.print(outcome.record.decision)

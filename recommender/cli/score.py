@@ -1,0 +1,40 @@
+"""``recommender score``: score a spreadsheet of proposed projects with the champion model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from recommender.cli._common import BlocOption, config, console, console_err, progress
+from recommender.cli.train import TaskOption
+
+
+def score(
+    ctx: typer.Context,
+    projects: Annotated[Path, typer.Argument(help="CSV or Parquet: importer, supplier, product (import-substitution) or partner_a, partner_b, product (joint-projects); other columns pass through")],
+    task: TaskOption,
+    bloc: BlocOption = None,
+    year: Annotated[int | None, typer.Option(help="Year whose data the features use (default: the bank's last)")] = None,
+    model_uri: Annotated[str | None, typer.Option("--model-uri", help="MLflow model URI (default: the champion of the task and bloc)")] = None,
+    output: Annotated[Path | None, typer.Option(help="Output .csv or .parquet (default: <input>.scored.csv)")] = None,
+    no_reasons: Annotated[bool, typer.Option("--no-reasons", help="Skip the reasons column (faster)")] = False,
+) -> None:
+    """Validate and score a list of candidate projects: score, rank, percentile, reasons, model version."""
+    from recommender.scoring import score_file
+
+    cfg = config(ctx, bloc)
+    output = output or projects.with_name(projects.stem + ".scored.csv")
+    total = None
+    if projects.suffix.lower() == ".csv" and projects.is_file() and os.path.getsize(projects) < 2 * 1024**3:
+        with open(projects, "rb") as f:
+            total = max(sum(1 for _ in f) - 1, 0)
+    with progress(f"scoring {projects.name}", total=total) as advance:
+        result = score_file(cfg, task, projects, output, year=year, model_uri=model_uri, reasons=not no_reasons, progress=advance)
+    for warning in result.warnings:
+        console_err.print(f"[yellow]warning:[/] {warning}")
+    console.print(f"scored {result.rows:,} projects with {result.model_version} (features of {result.year}) → {result.output}")
+    if result.run_id:
+        console.print(f"recorded in MLflow as run {result.run_id} (experiment {task}-scoring)")

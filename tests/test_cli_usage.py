@@ -1,0 +1,155 @@
+"""The user's moments through the real CLI: demo, train, recommend, score, ui (tiny world)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pandas as pd
+import pytest
+
+from recommender.bank import DataBank
+
+
+def run(home, *args, check=True, timeout=900):
+    proc = subprocess.run([sys.executable, "-m", "recommender", "--home", str(home), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, env={"COLUMNS": "160", **_env()})
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
+    return proc
+
+
+def _env():
+    import os
+
+    return {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+
+
+@pytest.fixture(scope="module")
+def demo_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("cli") / "home"
+    proc = run(home, "demo", "--size", "tiny")
+    return home, proc.stdout
+
+
+def test_demo_trains_both_tasks_and_recommends(demo_home):
+    _, out = demo_home
+    for text in ("Train import-substitution", "Train joint-projects", "model vs baselines", "NDCG@10: model",
+                 "Top recommendations for KAZ", "recommender ui"):
+        assert text in out, text
+
+
+def test_demo_twice_reuses_the_trained_champions(demo_home):
+    home, _ = demo_home
+    out = run(home, "demo", "--size", "tiny").stdout
+    assert out.count("reusing the champion") == 2 and "ingest trade: unchanged" in out
+
+
+def test_recommend_writes_every_candidate(demo_home, tmp_path):
+    home, _ = demo_home
+    out = tmp_path / "rec.parquet"
+    proc = run(home, "recommend", "--task", "import-substitution", "--output", out)
+    table = pd.read_parquet(out)
+    assert list(table.columns[:6]) == ["year", "importer", "supplier", "product", "score", "rank"]
+    assert table["product"].str.fullmatch(r"\d{6}").all() and "wrote" in proc.stdout
+    assert table.groupby(["importer", "year"])["rank"].min().eq(1).all()
+    jp = tmp_path / "jp.csv"
+    run(home, "recommend", "--task", "joint-projects", "--top", "2", "--output", jp)
+    jp_table = pd.read_csv(jp, dtype={"product": str})
+    assert list(jp_table.columns[:6]) == ["year", "partner_a", "partner_b", "product", "score", "rank"]
+    assert jp_table["rank"].max() == 2
+
+
+def _projects(bank: DataBank, tmp_path, n_extra: int = 0):
+    products = bank.read("products")["product"].tolist()
+    rows = [("P1", "=cmd|' /C calc'!A0", "KAZ", "RUS", products[0], "12"),
+            ("P2", "Steel", "uzb", "KAZ", products[1], "40"),
+            ("P3", "Cars", "KAZ", "CHN", products[2], "3"),
+            ("P4", "again", "KAZ", "RUS", products[0], "1")]
+    frame = pd.DataFrame(rows, columns=["project_id", "name", "importer", "supplier", "product", "capex_musd"])
+    path = tmp_path / "projects.csv"
+    frame.to_csv(path, index=False)
+    return path, frame
+
+
+def test_score_keeps_columns_and_adds_results(demo_home, tmp_path):
+    home, _ = demo_home
+    path, frame = _projects(DataBank(home / "bank"), tmp_path)
+    out = tmp_path / "scored.csv"
+    proc = run(home, "score", path, "--task", "import-substitution", "--output", out)
+    scored = pd.read_csv(out, dtype=str)
+    assert list(scored.columns) == [*frame.columns, "score", "rank", "percentile", "reasons", "model_version"]
+    assert scored["product"].tolist() == frame["product"].tolist()  # codes untouched, leading zeros kept
+    assert scored["importer"].tolist() == frame["importer"].tolist()
+    assert scored["name"][0].startswith("'=")  # spreadsheet formula neutralised
+    assert sorted(scored["rank"].astype(int)) == [1, 2, 3, 4]
+    assert scored["score"][0] == scored["score"][3]  # same project, same score
+    assert scored["percentile"].astype(float).between(0, 100).all()
+    assert scored["model_version"].str.startswith("import-substitution-SCO/").all()
+    assert "repeat" in proc.stderr and "recorded in MLflow" in proc.stdout
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"importer": "USA"}, "outside the bloc"),
+    ({"supplier": "XXQ"}, "unknown country code in supplier"),
+    ({"product": "999999"}, "product not in the data bank"),
+])
+def test_score_rejects_bad_rows_without_output(demo_home, tmp_path, bad, message):
+    home, _ = demo_home
+    path, frame = _projects(DataBank(home / "bank"), tmp_path)
+    for col, value in bad.items():
+        frame.loc[2, col] = value
+    frame.to_csv(path, index=False)
+    out = tmp_path / "scored.csv"
+    proc = run(home, "score", path, "--task", "import-substitution", "--output", out, check=False)
+    assert proc.returncode == 2 and message in proc.stderr and "line(s) 4" in proc.stderr
+    assert not out.exists()
+
+
+def test_score_rejects_missing_columns_and_empty_files(demo_home, tmp_path):
+    home, _ = demo_home
+    path = tmp_path / "p.csv"
+    pd.DataFrame({"importer": ["KAZ"], "product": ["010110"]}).to_csv(path, index=False)
+    proc = run(home, "score", path, "--task", "import-substitution", check=False)
+    assert proc.returncode == 2 and "['supplier'] missing" in proc.stderr
+    path.write_text("partner_a,partner_b,product\n")
+    proc = run(home, "score", path, "--task", "joint-projects", check=False)
+    assert proc.returncode == 2 and "no project rows" in proc.stderr
+
+
+def test_recommend_without_a_model_says_how_to_train(tmp_path):
+    proc = run(tmp_path / "empty", "recommend", "--task", "joint-projects", check=False)
+    assert proc.returncode == 2 and "recommender train --task joint-projects" in proc.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ui_serves_the_tracking_store_on_loopback(demo_home):
+    home, _ = demo_home
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "recommender", "--home", str(home), "ui", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(), start_new_session=True)
+    try:
+        deadline = time.time() + 90
+        body = ""
+        while time.time() < deadline:
+            try:
+                url = f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/experiments/search?max_results=50"
+                with urllib.request.urlopen(url, timeout=5) as resp:
+                    body = resp.read().decode()
+                    break
+            except OSError:
+                time.sleep(1)
+        assert "import-substitution" in body and "joint-projects" in body
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
