@@ -163,7 +163,7 @@ def log_training(
                                     "code_version": code_version()}) as run:
             run_id = run.info.run_id
             mlflow.log_params({**{k: (json.dumps(v) if isinstance(v, list | dict) else v) for k, v in params.items()},
-                               **{f"lgbm_{k}": (json.dumps(v) if isinstance(v, list) else v) for k, v in evaluation.params.items()},
+                               **{f"lgbm_{k}": (json.dumps(v) if isinstance(v, list) else v) for k, v in evaluation.params.items() if k != "tuning_note"},
                                "best_iteration": evaluation.best_iteration, "n_features": len(evaluation.features)})
             for scorer, report in evaluation.overall.items():
                 prefix = "" if scorer == "model" else f"baseline_{scorer}_"

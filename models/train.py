@@ -67,7 +67,7 @@ def fit_ranker(train: pd.DataFrame, valid: pd.DataFrame | None, features: list[s
     """Fit an LGBMRanker; with ``valid``, early stopping on validation NDCG@``eval_at``."""
     if train.empty:
         raise RecommenderError("no training candidates: need more labelled years before the test year")
-    p = {k: v for k, v in params.items() if k not in {"spec_version", "task", "early_stopping_rounds", "eval_at"}}
+    p = {k: v for k, v in params.items() if k not in {"spec_version", "task", "early_stopping_rounds", "eval_at", "tuning_note"}}
     if n_estimators is not None:
         p["n_estimators"] = n_estimators
     model = lgb.LGBMRanker(**p, random_state=seed, deterministic=True, force_row_wise=True, n_jobs=2, verbose=-1)

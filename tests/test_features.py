@@ -231,3 +231,11 @@ def test_features_at_t_ignore_the_future_and_use_year_t(tiny_world):
     diff = import_substitution_features(base3, is_cand)
     assert not np.allclose(diff["supplier_rca"], is_ref["supplier_rca"])
     assert not np.allclose(diff["importer_imports"], is_ref["importer_imports"])
+
+
+def test_generated_feature_docs_are_current():
+    from pathlib import Path
+
+    from docs.generate import render
+
+    assert (Path(__file__).parents[1] / "docs" / "features.md").read_text() == render(), "run: python -m docs.generate"
