@@ -25,8 +25,10 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-component-update", "--disable-sync", "--window-size=1400,900", "--virtual-time-budget=20000"]
 
 
-def get(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=10) as resp:
+def get(url: str, body: dict | None = None) -> dict:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
         return json.loads(resp.read())
 
 
@@ -60,14 +62,14 @@ def main() -> int:
             print("the UI did not start")
             return 1
         exp = next(e for e in experiments if e["name"] == "import-substitution")
-        runs = get(f"{base}/ajax-api/2.0/mlflow/runs/search?experiment_ids={exp['experiment_id']}&max_results=1")["runs"]
+        runs = get(f"{base}/ajax-api/2.0/mlflow/runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 1})["runs"]
         run = runs[0]["info"]
         ok = True
-        dom = chromium(f"{base}/#/experiments/{exp['experiment_id']}", screenshot=DOCS / "ui-experiment.png")
+        dom = chromium(f"{base}/#/experiments/{exp['experiment_id']}/runs", screenshot=DOCS / "ui-experiment.png")
         found = run["run_name"] in dom
         print(f"experiment page lists run {run['run_name']!r}: {found}")
         ok &= found
-        dom = chromium(f"{base}/#/experiments/{exp['experiment_id']}/runs/{run['run_id']}/artifacts",
+        dom = chromium(f"{base}/#/experiments/{exp['experiment_id']}/runs/{run['run_id']}/artifacts/model_vs_baselines.png",
                        screenshot=DOCS / "ui-run-artifacts.png")
         for name in ("feature_importance.png", "model_vs_baselines.png", "metric_by_year.png", "per_year_metrics.csv"):
             present = name in dom

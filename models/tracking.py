@@ -50,8 +50,11 @@ def experiment_id(client: MlflowClient, name: str, cfg: Config) -> str:
     if exp is not None:
         return exp.experiment_id
     location = (cfg.artifact_root / name).absolute().as_uri()
+    note = (f"Batch scoring runs of the {name.removesuffix('-scoring')} task." if name.endswith("-scoring")
+            else f"LightGBM rankers for the {name} task, evaluated against baselines.")
+    # the experiment kind makes the MLflow 3 UI open on the training runs, not the GenAI overview
     return client.create_experiment(name, artifact_location=location,
-                                    tags={"mlflow.note.content": f"LightGBM rankers for the {name} task, evaluated against baselines."})
+                                    tags={"mlflow.note.content": note, "mlflow.experimentKind": "custom_model_development"})
 
 
 def model_name(task: str, bloc: Bloc) -> str:
