@@ -82,7 +82,8 @@ FEATURES: dict[str, Feature] = {f.name: f for f in [
     # exporter × importer × product
     _F("flow_value", "exporter×importer×product", "supplier's exports to the importer", "X_{i→j,p}", "trade data", "usd",
        "{supplier} already sells {value} of it to {importer}"),
-    _F("reverse_flow", "exporter×importer×product", "importer's exports to the supplier", "X_{j→i,p}", "trade data", "usd", ""),
+    _F("reverse_flow", "exporter×importer×product", "importer's exports to the supplier", "X_{j→i,p}", "trade data", "usd",
+       "{importer} sells {value} of it to {supplier}"),
     _F("supplier_share", "exporter×importer×product", "supplier's share of the importer's imports", "s_ijp = X_{i→j,p} / M_jp",
        "trade data", "share", "{supplier} has {value} of {importer}'s imports of it"),
     _F("supplier_share_lag3", "exporter×importer×product", "supplier share three years earlier", "s_ijp,t−3", "trade data", "share", ""),

@@ -511,6 +511,24 @@ def _update_products(tx: Transaction, bank: DataBank, codes: list[str], classifi
     tx.write_table("products", "products", pa.Table.from_pandas(new.sort_values("product").reset_index(drop=True), preserve_index=False))
 
 
+def _check_source(path: Path, format: str, formats: tuple[str, ...]) -> None:
+    if not path.is_file():
+        raise RecommenderError(f"{path}: no such file")
+    if format not in formats:
+        raise RecommenderError(f"unknown format {format!r}; choose one of {formats}")
+
+
+def _record(tx: Transaction, *, source_id: str, table: str, path: Path, sha: str, format: str, rows: int,
+            years: set[int], options: dict[str, Any], dropped: dict[str, int], classification: str | None = None,
+            product_level: int | None = None, **extra: Any) -> dict[str, Any]:
+    """Append this source's manifest entry to the transaction and return it."""
+    entry = {"id": source_id, "table": table, "path": str(path.absolute()), "sha256": sha, "format": format, "rows": rows,
+             "years": sorted(years), "classification": classification, "product_level": product_level,
+             "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"), "options": options, "dropped": dropped, **extra}
+    tx.manifest["sources"].append(entry)
+    return entry
+
+
 class _Unchanged(Exception):
     """Raised inside a transaction to roll it back when the file turns out to be in the bank."""
 
@@ -544,10 +562,7 @@ def ingest_trade(
     in bounded memory.
     """
     path = Path(path)
-    if not path.is_file():
-        raise RecommenderError(f"{path}: no such file")
-    if format not in TRADE_FORMATS:
-        raise RecommenderError(f"unknown trade format {format!r}; choose one of {TRADE_FORMATS}")
+    _check_source(path, format, TRADE_FORMATS)
     columns = dict(columns or {})
     if product_column:
         columns["product"] = product_column
@@ -613,13 +628,9 @@ def ingest_trade(
                 replaced = _resolve_conflicts(tx, bank, "trade", years, replace, path)
                 _update_products(tx, bank, list(validator.products), classification)
                 lengths = sorted(validator.length_counts)
-                entry = {
-                    "id": source_id, "table": "trade", "path": str(path.absolute()), "sha256": sha, "format": format,
-                    "rows": rows, "years": sorted(years), "classification": classification,
-                    "product_level": lengths[0] if lengths else None,
-                    "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"), "options": options, "dropped": dropped,
-                }
-                tx.manifest["sources"].append(entry)
+                entry = _record(tx, source_id=source_id, table="trade", path=path, sha=sha, format=format, rows=rows,
+                                years=years, options=options, dropped=dropped, classification=classification,
+                                product_level=lengths[0] if lengths else None)
         except _Unchanged as exc:
             return IngestResult(exc.args[0], unchanged=True)
     return IngestResult(entry, dropped=dropped, replaced=replaced)
@@ -705,10 +716,7 @@ def ingest_capacity(
     (ctable, country, year, isic, value[, unit]); ISO numeric countries mapped to ISO3.
     """
     path = Path(path)
-    if not path.is_file():
-        raise RecommenderError(f"{path}: no such file")
-    if format not in CAPACITY_FORMATS:
-        raise RecommenderError(f"unknown capacity format {format!r}; choose one of {CAPACITY_FORMATS}")
+    _check_source(path, format, CAPACITY_FORMATS)
     columns = dict(columns or {})
     options = {"format": format, "columns": columns}
     sha = file_sha256(path)
@@ -746,11 +754,9 @@ def ingest_capacity(
         replaced = _resolve_conflicts(tx, bank, "capacity", years, replace, path, indicators)
         for y in sorted(years):
             tx.open_writer("capacity", y, source_id, CAPACITY_SCHEMA).write_table(table.filter(pc.equal(table.column("year"), y)))
-        entry = {"id": source_id, "table": "capacity", "path": str(path.absolute()), "sha256": sha, "format": format,
-                 "rows": len(frame), "years": sorted(years), "indicators": sorted(indicators),
-                 "sectors": sorted(frame["sector"].unique()), "classification": None, "product_level": None,
-                 "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"), "options": options, "dropped": dropped}
-        tx.manifest["sources"].append(entry)
+        entry = _record(tx, source_id=source_id, table="capacity", path=path, sha=sha, format=format, rows=len(frame),
+                        years=years, options=options, dropped=dropped, indicators=sorted(indicators),
+                        sectors=sorted(frame["sector"].unique()))
     return IngestResult(entry, dropped=dropped, replaced=replaced)
 
 
@@ -761,8 +767,7 @@ def ingest_geography(bank: DataBank, path: str | Path, *, columns: dict[str, str
                      replace: bool = False) -> IngestResult:
     """Country-pair geography (CEPII GeoDist layout): distance, contiguity, common official language."""
     path = Path(path)
-    if not path.is_file():
-        raise RecommenderError(f"{path}: no such file")
+    _check_source(path, "geography", ("geography",))
     columns = dict(columns or {})
     options = {"columns": columns}
     sha = file_sha256(path)
@@ -791,8 +796,6 @@ def ingest_geography(bank: DataBank, path: str | Path, *, columns: dict[str, str
     with bank.transaction() as tx:
         replaced = _resolve_conflicts(tx, bank, "geography", set(), replace, path)
         tx.write_table("geography", source_id, table)
-        entry = {"id": source_id, "table": "geography", "path": str(path.absolute()), "sha256": sha, "format": "geography",
-                 "rows": len(frame), "years": [], "classification": None, "product_level": None,
-                 "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"), "options": options, "dropped": {}}
-        tx.manifest["sources"].append(entry)
+        entry = _record(tx, source_id=source_id, table="geography", path=path, sha=sha, format="geography",
+                        rows=len(frame), years=set(), options=options, dropped={})
     return IngestResult(entry, replaced=replaced)

@@ -161,6 +161,8 @@ def score_candidates(cfg: Config, task: str, keys: pd.DataFrame | None = None, *
     rows = everything
     if keys is not None:
         rows = tasks.features(task, base, keys[[k for k in spec.keys if k != "year"]].assign(year=year))
+        if len(rows) != len(keys):  # left joins keep the keys' order and count; anything else is a bug
+            raise RecommenderError(f"internal error: {len(keys)} keys became {len(rows)} feature rows")
         rows["score"] = model.predict(rows[names]) if len(rows) else np.array([])
     return Scored(rows, everything, version, model, names, inputs.classification, year)
 

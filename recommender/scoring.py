@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from models.tasks import IMPORT_SUBSTITUTION, SPECS, get_spec
+from models.tasks import IMPORT_SUBSTITUTION, get_spec
 from recommender import countries
 from recommender.bank import DataBank
 from recommender.config import Config
@@ -54,12 +55,18 @@ def read_chunks(path: Path, chunk_rows: int = 250_000) -> Iterator[pd.DataFrame]
         raise RecommenderError(f"{path}: projects must be a .csv or .parquet file")
 
 
+def _canonical_column(values: pd.Series) -> pd.Series:
+    """Strip, upper-case and apply aliases once per distinct value (not once per row)."""
+    raw = values.astype(str)
+    uniques = pd.unique(raw)
+    return raw.map({u: countries.canonical(u) for u in uniques})
+
+
 def _keys(frame: pd.DataFrame, task: str) -> pd.DataFrame:
     """Normalised key columns: upper-case ISO3 (aliases applied); joint-project partners ordered."""
     cols = required_columns(task)
-    keys = pd.DataFrame({c: frame[c].astype(str).str.strip() for c in cols})
-    for c in cols[:2]:
-        keys[c] = keys[c].str.upper().map(countries.canonical)
+    keys = pd.DataFrame({c: _canonical_column(frame[c]) for c in cols[:2]})
+    keys["product"] = frame["product"].astype(str).str.strip()
     if task != IMPORT_SUBSTITUTION:
         a, b = keys["partner_a"].to_numpy(), keys["partner_b"].to_numpy()
         keys["partner_a"], keys["partner_b"] = np.where(a < b, a, b), np.where(a < b, b, a)
@@ -68,20 +75,27 @@ def _keys(frame: pd.DataFrame, task: str) -> pd.DataFrame:
 
 @dataclass
 class Validation:
+    """What pass 1 learnt: row count, duplicate count, warnings and each row's key code."""
+
     rows: int = 0
     duplicates: int = 0
     warnings: list[str] = field(default_factory=list)
+    codes: np.ndarray | None = None  # per row: index into ``keys``
+    keys: pd.DataFrame | None = None  # distinct normalised keys
 
 
-def validate(path: Path, task: str, cfg: Config, products: set[str]) -> Validation:
-    """Check the whole file; raise :class:`DataValidationError` (nothing written) on any problem."""
+def validate(path: Path, task: str, cfg: Config, products: list[str]) -> Validation:
+    """Check the whole file, encoding each row's key; raise :class:`DataValidationError` on any problem.
+
+    Nothing is written when a problem is found.
+    """
     cols = required_columns(task)
     problems = ProblemCollector()
-    seen: dict[tuple, int] = {}
-    out = Validation()
-    offset = 0
     known = countries.known_codes()
-    members = set(cfg.bloc.members)
+    members = list(cfg.bloc.members)
+    product_index = pd.Index(products)
+    parts: list[np.ndarray] = []
+    offset = 0
     for chunk in read_chunks(path):
         if offset == 0:
             missing = [c for c in cols if c not in chunk.columns]
@@ -89,25 +103,29 @@ def validate(path: Path, task: str, cfg: Config, products: set[str]) -> Validati
                 raise DataValidationError(str(path), [Problem(f"required column(s) {missing} missing; file has {list(chunk.columns)}", count=0)],
                                           hint="import-substitution needs importer, supplier, product; joint-projects needs partner_a, partner_b, product")
         keys = _keys(chunk, task)
+        country_codes = []
         for c in cols[:2]:
-            bad = ~keys[c].isin(known)
-            problems.add_mask(f"unknown country code in {c} (not ISO 3166 alpha-3)", bad.to_numpy(), offset)
-            problems.add_mask(f"{c} outside the bloc {cfg.bloc.name} ({', '.join(cfg.bloc.members)})",
-                              (~bad & ~keys[c].isin(members)).to_numpy(), offset)
+            code = pd.Categorical(keys[c], categories=members).codes.astype(np.int64)
+            unknown = ~keys[c].isin(known).to_numpy()
+            problems.add_mask(f"unknown country code in {c} (not ISO 3166 alpha-3)", unknown, offset)
+            problems.add_mask(f"{c} outside the bloc {cfg.bloc.name} ({', '.join(members)})", ~unknown & (code < 0), offset)
+            country_codes.append(code)
         problems.add_mask("the two countries are the same", (keys[cols[0]] == keys[cols[1]]).to_numpy(), offset)
-        problems.add_mask("product not in the data bank (check the code and its leading zeros)",
-                          (~keys["product"].isin(products)).to_numpy(), offset)
-        for i, key in enumerate(map(tuple, keys.to_numpy())):
-            if key in seen:
-                out.duplicates += 1
-            else:
-                seen[key] = offset + i
+        prod = product_index.get_indexer(keys["product"])
+        problems.add_mask("product not in the data bank (check the code and its leading zeros)", prod < 0, offset)
+        parts.append((country_codes[0] * len(members) + country_codes[1]) * max(len(products), 1) + prod)
         offset += len(chunk)
-    out.rows = offset
+    out = Validation(rows=offset)
     if offset == 0:
         raise DataValidationError(str(path), [Problem("the file has no project rows", count=0)])
     if problems:
         raise DataValidationError(str(path), problems.problems, hint="fix or remove these rows and score again")
+    uniques, out.codes = np.unique(np.concatenate(parts), return_inverse=True)
+    out.duplicates = offset - len(uniques)
+    pair, prod = np.divmod(uniques, max(len(products), 1))
+    first, second = np.divmod(pair, len(members))
+    m = np.array(members, dtype=object)
+    out.keys = pd.DataFrame({cols[0]: m[first], cols[1]: m[second], "product": np.asarray(products, dtype=object)[prod]})
     if out.duplicates:
         out.warnings.append(f"{out.duplicates:,} row(s) repeat a {'/'.join(cols)} combination already in the file; each is scored")
     return out
@@ -129,8 +147,7 @@ def score_file(cfg: Config, task: str, path: str | Path, output: str | Path, *, 
                track: bool = True) -> ScoreResult:
     """Validate, score and write a projects file. See the module docstring for the passes."""
     path, output = Path(path), Path(output)
-    if task not in SPECS:
-        get_spec(task)  # raises the standard error
+    get_spec(task)  # unknown task → the standard error
     if not path.is_file():
         raise RecommenderError(f"{path}: no such file")
     if output.suffix.lower() not in {".csv", ".parquet"}:
@@ -138,60 +155,47 @@ def score_file(cfg: Config, task: str, path: str | Path, output: str | Path, *, 
     if output.resolve() == path.resolve():
         raise RecommenderError("--output must differ from the input file")
     bank = DataBank(cfg.bank_dir)
-    products = set(bank.read("products", columns=["product"])["product"]) if bank.has("products") else set()
+    products = sorted(bank.read("products", columns=["product"])["product"]) if bank.has("products") else []
     check = validate(path, task, cfg, products)
 
     # distinct keys → features, scores and reasons, computed once
-    keys = pd.concat([_keys(chunk, task) for chunk in read_chunks(path)], ignore_index=True).drop_duplicates()
-    scored: Scored = score_candidates(cfg, task, keys, year=year, model_uri=model_uri)
-    table = scored.rows
-    if reasons:
-        table = table.assign(reasons=explain(scored.model, table, scored.features, task, scored.classification))
-    else:
-        table = table.assign(reasons="")
-    cols = required_columns(task)
-    lookup = table.set_index(cols)[["score", "reasons"]]
-    lookup = lookup[~lookup.index.duplicated()]
-    reference = np.sort(scored.candidates["score"].to_numpy()) if len(scored.candidates) else np.sort(table["score"].to_numpy())
-
-    # pass 2: scores per row (kept), rank over the file
-    scores = np.concatenate([lookup["score"].reindex(pd.MultiIndex.from_frame(_keys(c, task))).to_numpy() for c in read_chunks(path)])
+    scored: Scored = score_candidates(cfg, task, check.keys, year=year, model_uri=model_uri)
+    table = scored.rows  # same order as check.keys
+    key_scores = table["score"].to_numpy()
+    key_reasons = np.asarray(explain(scored.model, table, scored.features, task, scored.classification), dtype=object) \
+        if reasons else np.full(len(table), "", dtype=object)
+    scores = key_scores[check.codes]
     order = np.argsort(-scores, kind="stable")
     rank = np.empty(len(scores), dtype=np.int64)
     rank[order] = np.arange(1, len(scores) + 1)
-    percentile = 100.0 * np.searchsorted(reference, scores, side="right") / max(len(reference), 1)
+    reference = np.sort(scored.candidates["score"].to_numpy()) if len(scored.candidates) else np.sort(key_scores)
+    percentile = np.round(100.0 * np.searchsorted(reference, scores, side="right") / max(len(reference), 1), 2)
 
-    # pass 3: write input columns + results, atomically
+    # pass 2: input columns untouched + results, to a temporary file renamed into place
     output.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
     os.close(fd)
-    writer = None
+    writer, schema = None, None
     try:
         start = 0
-        for n, chunk in enumerate(read_chunks(path)):
+        for chunk in read_chunks(path):
             stop = start + len(chunk)
-            k = pd.MultiIndex.from_frame(_keys(chunk, task))
-            out = chunk.copy()
-            for col in OUTPUT_COLUMNS:
-                if col in out.columns:
-                    out = out.rename(columns={col: f"input_{col}"})
-            out["score"] = scores[start:stop]
-            out["rank"] = rank[start:stop]
-            out["percentile"] = np.round(percentile[start:stop], 2)
-            out["reasons"] = lookup["reasons"].reindex(k).to_numpy()
-            out["model_version"] = scored.version
+            out = chunk.rename(columns={c: f"input_{c}" for c in OUTPUT_COLUMNS if c in chunk.columns})
+            codes = check.codes[start:stop]
+            out = out.assign(score=scores[start:stop], rank=rank[start:stop], percentile=percentile[start:stop],
+                             reasons=key_reasons[codes], model_version=scored.version)
             if output.suffix.lower() == ".csv":
-                neutralise_formulas(out).to_csv(tmp, mode="w" if n == 0 else "a", header=n == 0, index=False)
-            else:
-                batch = pa.Table.from_pandas(out, preserve_index=False)
-                writer = writer or pq.ParquetWriter(tmp, batch.schema)
-                writer.write_table(batch.cast(writer.schema))
+                out = neutralise_formulas(out)
+            batch = pa.Table.from_pandas(out, preserve_index=False)
+            if writer is None:
+                schema = batch.schema
+                writer = pacsv.CSVWriter(tmp, schema) if output.suffix.lower() == ".csv" else pq.ParquetWriter(tmp, schema)
+            writer.write_table(batch.cast(schema))
             if progress:
                 progress(len(chunk))
             start = stop
-        if writer is not None:
-            writer.close()
-            writer = None
+        writer.close()
+        writer = None
         os.replace(tmp, output)
     except BaseException:
         if writer is not None:
