@@ -79,7 +79,11 @@ def build_base(
     to_bloc = trade[trade["importer"].isin(members)]
     sector = None
     if products is not None and "sector" in products:
-        sector = products.dropna(subset=["sector"]).set_index("product")["sector"]
+        # INDSTAT-style capacity is by ISIC division ("24"); national accounts by aggregate ("D")
+        by_division = capacity is not None and not capacity.empty and "isic_division" in products and \
+            capacity["sector"].astype(str).str.fullmatch(r"\d{2}").mean() > 0.5
+        column = "isic_division" if by_division else "sector"
+        sector = products.dropna(subset=[column]).set_index("product")[column]
     return BaseTables(
         trade=touched.reset_index(drop=True),
         complexity=complexity,

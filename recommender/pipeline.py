@@ -77,6 +77,8 @@ def train_task(
     task: str,
     *,
     horizon: int | None = None,
+    thresholds: tuple[float, float, float] | None = None,
+    min_value: float | None = None,
     test_years: list[int] | None = None,
     seed: int = 0,
     product_level: int | None = None,
@@ -86,7 +88,7 @@ def train_task(
     log: Log = lambda _m: None,
 ) -> TrainOutcome:
     """Build features and labels, evaluate against baselines (rolling origin), refit, log to MLflow."""
-    spec = tasks.get_spec(task).with_options(horizon=horizon)
+    spec = tasks.get_spec(task).with_options(horizon=horizon, thresholds=thresholds, min_value=min_value)
     params = load_params(task, overrides)
     bank = DataBank(cfg.bank_dir)
     inputs = load_inputs(bank, product_level=product_level)

@@ -239,3 +239,13 @@ def test_generated_feature_docs_are_current():
     from docs.generate import render
 
     assert (Path(__file__).parents[1] / "docs" / "features.md").read_text() == render(), "run: python -m docs.generate"
+
+
+def test_capacity_by_isic_division_joins_indstat_style_data():
+    t = flows([(2010, "KAZ", "UZB", "281000", 5e6), (2010, "USA", "UZB", "281000", 9e6)])
+    cap = pd.DataFrame({"year": [2010, 2010], "country": ["KAZ", "UZB"], "sector": ["24", "24"],
+                        "indicator": ["value_added", "value_added"], "value": [1e9, 2e8]})
+    base = build_base(t, ["KAZ", "UZB"], capacity=cap, products=product_sectors(t["product"]))
+    cand = pd.DataFrame({"year": [2010], "importer": ["UZB"], "product": ["281000"], "supplier": ["KAZ"]})
+    row = import_substitution_features(base, cand).iloc[0]
+    assert row["supplier_va_sector"] == 1e9 and row["importer_va_sector"] == 2e8  # chapter 28 → ISIC division 24

@@ -113,3 +113,14 @@ def test_too_few_years_is_a_clear_error(tiny_dataset):
         evaluate(data[data["year"] <= data["year"].min() + 3], spec, load_params(tasks.JOINT_PROJECTS))
     with pytest.raises(RecommenderError, match="no observable outcome"):
         evaluate(data, spec, load_params(tasks.JOINT_PROJECTS), test_years=[int(data["year"].max())])
+
+
+def test_thresholds_and_minimum_are_configurable():
+    from recommender.cli.train import parse_thresholds
+
+    spec = tasks.get_spec(tasks.IMPORT_SUBSTITUTION).with_options(thresholds=parse_thresholds("0.1,0.05,0.01"), min_value=5e6)
+    assert spec.thresholds == (0.1, 0.05, 0.01) and spec.min_value == 5e6
+    with pytest.raises(RecommenderError, match="high to low"):
+        parse_thresholds("0.01,0.05,0.1")
+    t = flows([(2000, "USA", "UZB", "01", 2_000_000.0), (2000, "KAZ", "UZB", "01", 1.0)])
+    assert tasks.import_substitution_candidates(build_base(t, BLOC), [2000], spec).empty  # 2m < 5m

@@ -23,6 +23,18 @@ def parse_overrides(pairs: list[str] | None) -> dict:
     return out
 
 
+def parse_thresholds(text: str | None) -> tuple[float, float, float] | None:
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError as exc:
+        raise RecommenderError(f"--thresholds takes three numbers, e.g. 0.05,0.02,0.005; got {text!r}") from exc
+    if len(values) != 3 or not values[0] >= values[1] >= values[2] > 0:
+        raise RecommenderError(f"--thresholds needs three positive numbers from high to low; got {text!r}")
+    return values
+
+
 def results_table(overall: dict[str, dict[str, float]], by_year: dict[int, dict[str, float]], title: str) -> Table:
     """Scorers (model first by NDCG@10) × metrics, with NDCG@10 per test year."""
     metrics = ["ndcg_at_5", "ndcg_at_10", "ndcg_at_20", "map_at_10", "precision_at_10", "auc_pr"]
@@ -58,6 +70,8 @@ def train(
     task: TaskOption,
     bloc: BlocOption = None,
     horizon: Annotated[int | None, typer.Option(help="Years between candidate and outcome (default 5)")] = None,
+    thresholds: Annotated[str | None, typer.Option(help="Relevance thresholds high,mid,low (default 0.05,0.02,0.005 or 0.02,0.005,0.001)")] = None,
+    min_value: Annotated[float | None, typer.Option("--min-value", help="Candidate minimum in USD (default 1,000,000 extra-bloc imports / 100,000 two-way trade)")] = None,
     test_years: Annotated[str | None, typer.Option("--test-years", help="Comma-separated test years (default: last two labelled)")] = None,
     experiment: Annotated[str | None, typer.Option(help="MLflow experiment (default: the task name)")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (LightGBM, random baseline)")] = 0,
@@ -72,7 +86,7 @@ def train(
     years = [int(y) for y in test_years.split(",")] if test_years else None
     console.print(f"[bold]train[/] {task} for {cfg.bloc.name}: {', '.join(cfg.bloc.members)}")
     with console_err.status("training...") as status:
-        outcome = train_task(cfg, task, horizon=horizon, test_years=years, seed=seed, product_level=product_level,
+        outcome = train_task(cfg, task, horizon=horizon, thresholds=parse_thresholds(thresholds), min_value=min_value, test_years=years, seed=seed, product_level=product_level,
                              overrides=parse_overrides(param), experiment=experiment, promote=promote,
                              log=lambda msg: (status.update(msg), console.print(f"  {msg}")))
     ev = outcome.evaluation
