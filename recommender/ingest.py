@@ -254,7 +254,7 @@ def _baci_products(column: pa.ChunkedArray) -> pa.DictionaryArray:
 
 
 def read_baci(path: Path, *, country_codes: Path | None = None, dropped: dict[str, int],
-              block_size: int = 1 << 25) -> Iterator[pa.Table]:
+              block_size: int = 1 << 24) -> Iterator[pa.Table]:
     """CEPII BACI yearly CSV: ``t,i,j,k,v,q``; v in thousands of USD, q in metric tons.
 
     Country codes are numeric (BACI's own list via ``country_codes``, else ISO 3166 numeric);
@@ -375,7 +375,6 @@ class TradeValidator:
         self.products: dict[str, int] = {}
         self._countries = {c: n for n, c in enumerate(sorted(countries.known_codes()))}
         self._keys: list[np.ndarray] = []
-        self._rows: list[np.ndarray] = []
         self._length_rows: dict[int, list[int]] = {}
         self.length_counts: dict[int, int] = {}
         self.self_flows = 0
@@ -429,14 +428,13 @@ class TradeValidator:
         yr = np.asarray(pc.fill_null(year, 0).to_numpy(zero_copy_only=False), dtype=np.int64) % 256
         keys = (((yr << 10 | exp_id) << 10 | imp_id) << 34) | prod_id
         same = exp_id == imp_id
-        rows = np.arange(offset, offset + table.num_rows)
         out = pa.Table.from_arrays([year, exporter, importer, product, value, table.column("quantity")], schema=TRADE_SCHEMA)
         if same.any():
             self.self_flows += int(same.sum())
-            keys, rows = keys[~same], rows[~same]
+            # self-flows are dropped: give them unique negative keys so they never count as duplicates
+            keys = np.where(same, -1 - np.arange(offset, offset + table.num_rows), keys)
             out = out.filter(pa.array(~same))
-        self._keys.append(keys)
-        self._rows.append(rows)
+        self._keys.append(keys)  # one key per input row: a key's position is its row number
         return out
 
     def finish(self) -> list[Problem]:
@@ -453,8 +451,7 @@ class TradeValidator:
                 order = np.argsort(keys, kind="stable")
                 dup = keys[order][1:] == keys[order][:-1]
                 if dup.any():
-                    rows = np.concatenate(self._rows)
-                    self.problems.add("duplicate key (year, exporter, importer, product)", np.sort(rows[order[1:][dup]]))
+                    self.problems.add("duplicate key (year, exporter, importer, product)", np.sort(order[1:][dup]))
         return self.problems.problems
 
 
@@ -601,7 +598,7 @@ def ingest_trade(
                                 pending.append(writer.submit(sink.write_table, part))
                                 years.add(int(year))
                             rows += table.num_rows
-                            while len(pending) > 2:  # bound memory: at most a few batches in flight
+                            while len(pending) > 1:  # bound memory: one batch written while the next is parsed
                                 pending.pop(0).result()
                         if progress:
                             progress(n)
