@@ -31,8 +31,10 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix recommender features models tests benchmarks
 	$(BIN)/ruff format recommender features models tests benchmarks
 
-bench: $(STAMP) ## benchmarks; results go to benchmarks/results/
-	$(BIN)/python -m benchmarks.run
+REAL_DATA := $(or $(RECOMMENDER_REAL_DATA),$(wildcard ../shared/data))
+
+bench: $(STAMP) ## benchmarks; results go to benchmarks/results/ (quality needs the real data)
+	RECOMMENDER_REAL_DATA=$(REAL_DATA) $(BIN)/python -m benchmarks.run
 
 ui: $(STAMP)
 	$(BIN)/recommender ui

@@ -249,3 +249,20 @@ def test_capacity_by_isic_division_joins_indstat_style_data():
     cand = pd.DataFrame({"year": [2010], "importer": ["UZB"], "product": ["281000"], "supplier": ["KAZ"]})
     row = import_substitution_features(base, cand).iloc[0]
     assert row["supplier_va_sector"] == 1e9 and row["importer_va_sector"] == 2e8  # chapter 28 → ISIC division 24
+
+
+def test_proximity_edge_list_matches_ecomplexity(tiny_world):
+    from ecomplexity import proximity as reference
+
+    from features.complexity import proximity
+
+    year = tiny_world.spec.years[2]
+    exports = world_exports(tiny_world.trade)
+    ours = proximity(exports, year)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = reference(exports[exports["year"] == year], {"time": "year", "loc": "exporter", "prod": "product", "val": "value"})
+    ref = ref.rename(columns={"prod1": "product_1", "prod2": "product_2", "proximity": "ref"})
+    merged = ours.merge(ref, on=["product_1", "product_2"])
+    assert len(merged) == len(ours) > 0
+    np.testing.assert_allclose(merged["proximity"], merged["ref"], rtol=1e-9)
