@@ -62,6 +62,11 @@ def model_name(task: str, bloc: Bloc) -> str:
     return f"{task}-{bloc.name}"
 
 
+def as_param(value) -> str:
+    """How a value is stored as an MLflow param (lists and dicts as JSON), for logging and comparing."""
+    return json.dumps(value) if isinstance(value, list | dict) else str(value)
+
+
 def code_version() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
@@ -165,8 +170,8 @@ def log_training(
                               tags={"task": task, "bloc": bloc.name, "bank_manifest_hash": manifest_hash,
                                     "code_version": code_version()}) as run:
             run_id = run.info.run_id
-            mlflow.log_params({**{k: (json.dumps(v) if isinstance(v, list | dict) else v) for k, v in params.items()},
-                               **{f"lgbm_{k}": (json.dumps(v) if isinstance(v, list) else v) for k, v in evaluation.params.items() if k != "tuning_note"},
+            mlflow.log_params({**{k: as_param(v) for k, v in params.items()},
+                               **{f"lgbm_{k}": as_param(v) for k, v in evaluation.params.items() if k != "tuning_note"},
                                "best_iteration": evaluation.best_iteration, "n_features": len(evaluation.features)})
             for scorer, report in evaluation.overall.items():
                 prefix = "" if scorer == "model" else f"baseline_{scorer}_"
@@ -228,8 +233,7 @@ def _decide_champion(client: MlflowClient, name: str, version: str, evaluation: 
         why = "forced" if force and current is not None else "no champion yet"
         return True, f"version {version} is now champion of {name} ({why}; test NDCG@10 {new:.4f})"
     old_run = client.get_run(current.run_id)
-    comparable = all(old_run.data.params.get(k) == str(params[k]) if not isinstance(params[k], list) else
-                     old_run.data.params.get(k) == json.dumps(params[k]) for k in ("test_years", "horizon", "product_level"))
+    comparable = all(old_run.data.params.get(k) == as_param(params[k]) for k in ("test_years", "horizon", "product_level"))
     old = old_run.data.metrics.get("test_ndcg_at_10", float("nan"))
     if not comparable:
         return False, (f"champion stays version {current.version} of {name}: its test years / horizon / product level differ "
@@ -297,5 +301,5 @@ def reusable_champion(cfg: Config, task: str, bloc: Bloc, manifest_hash: str, pa
     except MlflowException:
         return None
     run = client.get_run(mv.run_id)
-    same = run.data.tags.get("bank_manifest_hash") == manifest_hash and all(run.data.params.get(k) == str(v) for k, v in params.items())
+    same = run.data.tags.get("bank_manifest_hash") == manifest_hash and all(run.data.params.get(k) == as_param(v) for k, v in params.items())
     return mv.run_id if same else None

@@ -172,13 +172,14 @@ class ProblemCollector:
     def __init__(self) -> None:
         self._problems: dict[str, Problem] = {}
 
-    def add(self, reason: str, rows: np.ndarray | list[int], offset: int = 0) -> None:
+    def add(self, reason: str, rows: np.ndarray | list[int], offset: int = 0, *, count: int | None = None) -> None:
+        """Record ``rows`` (kept up to a limit) under ``reason``; ``count`` overrides how many rows it adds."""
         rows = np.asarray(rows, dtype=np.int64)
         if rows.size == 0:
             return
         p = self._problems.setdefault(reason, Problem(reason, [], 0))
         p.rows = list(p.rows) + [int(r) + offset for r in rows[: max(0, _MAX_ROWS_KEPT - len(p.rows))]]
-        p.count = (p.count or 0) + int(rows.size)
+        p.count = (p.count or 0) + (int(rows.size) if count is None else count)
 
     def add_mask(self, reason: str, mask: pa.Array | np.ndarray, offset: int) -> None:
         arr = mask.to_numpy(zero_copy_only=False) if isinstance(mask, pa.Array | pa.ChunkedArray) else mask
@@ -443,8 +444,7 @@ class TradeValidator:
             for length, rows in self._length_rows.items():
                 if length != common:
                     reason = f"product code of length {length} (most codes have {common} characters)"
-                    self.problems.add(reason, rows)
-                    self.problems._problems[reason].count = self.length_counts[length]
+                    self.problems.add(reason, rows, count=self.length_counts[length])
         if self._keys:
             keys = np.concatenate(self._keys)
             if keys.size > 1 and not np.all(keys[1:] > keys[:-1]):  # sorted input (BACI) needs no sort
