@@ -41,7 +41,6 @@ def train_or_reuse(cfg: Config, task: str, *, horizon: int, log) -> tuple[str, s
 
     Returns the run id to report and a sentence saying what happened.
     """
-    from models.tasks import get_spec
     from models.tracking import reusable_champion
     from recommender.pipeline import train_task
 
@@ -50,6 +49,5 @@ def train_or_reuse(cfg: Config, task: str, *, horizon: int, log) -> tuple[str, s
     run_id = reusable_champion(cfg, task, cfg.bloc, bank.manifest_hash(), params)
     if run_id is not None:
         return run_id, f"already trained on this data bank: reusing the champion (run {run_id})"
-    get_spec(task).with_options(horizon=horizon)  # validates
     outcome = train_task(cfg, task, horizon=horizon, log=log)
     return outcome.record.run_id, outcome.record.decision
