@@ -258,15 +258,11 @@ def load_champion(cfg: Config, task: str, bloc: Bloc, model_uri: str | None = No
             ) from exc
         uri, version, run_id = f"models:/{name}@{CHAMPION}", f"{name}/{mv.version}", mv.run_id
     else:
-        uri, version, run_id = model_uri, model_uri, None
-        if model_uri.startswith("models:/"):
-            try:
-                ref = model_uri[len("models:/"):]
-                mname, _, ver = ref.partition("/")
-                mv = client.get_model_version(mname, ver) if ver.isdigit() else client.get_model_version_by_alias(mname, ref.partition("@")[2])
-                run_id = mv.run_id
-            except MlflowException:
-                run_id = None
+        uri, version = model_uri, model_uri
+        try:  # any model URI (models:/name/1, models:/name@alias, runs:/...) → the run that logged it
+            run_id = mlflow.models.get_model_info(model_uri).run_id
+        except MlflowException as exc:
+            raise RecommenderError(f"could not find model {model_uri}: {exc}") from exc
     try:
         model = mlflow.lightgbm.load_model(uri)
     except MlflowException as exc:

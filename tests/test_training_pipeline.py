@@ -121,3 +121,13 @@ def test_scores_are_finite(home):
     cfg, _ = home
     table, _ = recommend(cfg, JOINT_PROJECTS)
     assert np.isfinite(table["score"]).all() and len(table) > 0
+
+
+def test_recommend_with_an_explicit_model_uri(home):
+    cfg, outcomes = home
+    version = outcomes[IMPORT_SUBSTITUTION].record.version
+    for uri in (f"models:/{IMPORT_SUBSTITUTION}-SCO/{version}", f"models:/{IMPORT_SUBSTITUTION}-SCO@champion"):
+        table, used = recommend(cfg, IMPORT_SUBSTITUTION, top=1, model_uri=uri)
+        assert used == uri and len(table) > 0
+    with pytest.raises(RecommenderError, match="could not find model"):
+        recommend(cfg, IMPORT_SUBSTITUTION, model_uri=f"models:/{IMPORT_SUBSTITUTION}-SCO/999")
