@@ -24,10 +24,7 @@ EXPORTER_PRODUCT = ["export_value", "world_share", "rca", "mcp", "diversity", "e
                     "export_growth_3y", "export_growth_5y", "rca_change_3y"]
 IMPORTER_EXPORTS = ["rca", "mcp", "density", "export_value", "eci"]
 IMPORTER_PRODUCT = ["imports", "ext_imports", "ext_share", "bloc_share", "supplier_hhi", "n_suppliers", "import_growth_3y"]
-FLOW = ["flow_value", "reverse_flow", "supplier_share", "supplier_share_lag3", "supplier_share_change_3y",
-        "grubel_lloyd", "matched_trade"]
 PAIR = ["bilateral_trade", "trade_intensity", "complementarity"]
-GEOGRAPHY = ["distance_km", "contiguous", "common_language"]
 CAPACITY = ["va_sector", "va_share_gdp", "va_growth_5y", "gdp", "capital_stock", "employment"]
 PARTNER = ["export_value", "world_share", "rca", "mcp", "density", "cog", "eci", "export_growth_3y", "rca_change_3y"]
 JOINT_PAIR_PRODUCT = ["two_way_trade", "matched_trade", "two_way_share", "two_way_share_change_3y", "pair_share",

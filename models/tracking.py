@@ -137,7 +137,6 @@ class RunRecord:
     version: str
     promoted: bool
     decision: str
-    ui_url: str
 
 
 def log_training(
@@ -211,7 +210,7 @@ def log_training(
         if run_id is not None:
             _quietly(lambda: client.delete_run(run_id))
         raise
-    return RunRecord(run_id, exp_id, name, version, promoted, decision, f"#/experiments/{exp_id}/runs/{run_id}")
+    return RunRecord(run_id, exp_id, name, version, promoted, decision)
 
 
 def _quietly(fn) -> None:

@@ -36,8 +36,6 @@ from filelock import FileLock, Timeout
 
 from recommender.errors import BankEmptyError, RecommenderError
 
-TABLES = ("trade", "capacity", "geography", "products")
-
 YEAR_PARTITIONED = ("trade", "capacity")
 
 CODE = pa.dictionary(pa.int32(), pa.string())

@@ -41,7 +41,6 @@ BACI_NUMERIC: dict[int, str] = {
 AGGREGATES: frozenset[str] = frozenset(
     {"WLD", "W00", "_X", "X1", "XX", "EUR", "EU2", "R4", "A79", "E19", "E29", "F19", "F49"}
 )
-AGGREGATE_NUMERIC: frozenset[int] = frozenset({0, 97, 290, 492, 527, 568, 577, 636, 637, 697, 837, 838, 839, 849, 879, 899})
 
 
 @cache

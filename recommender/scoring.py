@@ -44,7 +44,10 @@ def required_columns(task: str) -> list[str]:
 
 
 def read_chunks(path: Path, chunk_rows: int = 250_000) -> Iterator[pd.DataFrame]:
-    """Every column as text (codes keep leading zeros), in chunks."""
+    """Chunks of the projects file: CSV entirely as text; Parquet with its types, code columns as text.
+
+    Either way codes keep their leading zeros and pass-through columns are not reinterpreted.
+    """
     if path.suffix.lower() in {".parquet", ".pq"}:
         for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
             frame = batch.to_pandas()
