@@ -43,6 +43,7 @@ class BaseTables:
     geography: pd.DataFrame | None
     product_sector: pd.Series | None  # product → sector
     bloc: tuple[str, ...]
+    pair_products: pd.DataFrame  # two-way trade within the bloc (:func:`pair_product_table`)
 
 
 def build_base(
@@ -90,6 +91,7 @@ def build_base(
         geography=geography,
         product_sector=sector,
         bloc=members,
+        pair_products=pair_product_table(touched, members),
     )
 
 
@@ -167,7 +169,7 @@ def joint_project_features(base: BaseTables, candidates: pd.DataFrame) -> pd.Dat
     check_columns(candidates, ["year", "partner_a", "partner_b", "product"], "candidates")
     keys = ["year", "partner_a", "partner_b", "product"]
     out = candidates[keys].reset_index(drop=True)
-    table = pair_product_table(base.trade, base.bloc)
+    table = base.pair_products
     lag = table[keys + ["two_way_share"]].assign(year=table["year"] + 3).rename(columns={"two_way_share": "_lag"})
     out = out.merge(table[keys + [c for c in JOINT_PAIR_PRODUCT if c != "two_way_share_change_3y"] + ["pair_trade"]], on=keys, how="left")
     fill = ["two_way_trade", "matched_trade", "flow_value", "reverse_flow"]

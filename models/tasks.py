@@ -117,7 +117,7 @@ def import_substitution_labels(trade: pd.DataFrame, candidates: pd.DataFrame, sp
 
 # ---- joint projects ---------------------------------------------------------------------------
 def joint_project_candidates(base: BaseTables, years: Collection[int], spec: TaskSpec) -> pd.DataFrame:
-    table = pair_product_table(base.trade, base.bloc)
+    table = base.pair_products
     rows = table[table["year"].isin(list(years)) & (table["two_way_trade"] >= spec.min_value)]
     return rows[["year", "partner_a", "partner_b", "product"]].reset_index(drop=True)
 

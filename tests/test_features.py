@@ -183,7 +183,7 @@ def _is_candidates(base, year):
 
 
 def _jp_candidates(base, year):
-    table = pair_product_table(base.trade, base.bloc)
+    table = base.pair_products
     return table[table["year"] == year][["year", "partner_a", "partner_b", "product"]]
 
 
