@@ -28,6 +28,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from features.registry import describe
+from models.loading import load_booster
 from models.train import Evaluation
 from recommender import __version__
 from recommender.config import Bloc, Config
@@ -244,8 +245,8 @@ def _decide_champion(client: MlflowClient, name: str, version: str, evaluation: 
     return False, f"champion stays version {current.version} of {name}: NDCG@10 {old:.4f} ≥ new version {version}'s {new:.4f}"
 
 
-def load_champion(cfg: Config, task: str, bloc: Bloc, model_uri: str | None = None) -> tuple[lgb.LGBMRanker | lgb.Booster, str, dict]:
-    """The champion (or ``model_uri``) with its version and its run's params."""
+def load_champion(cfg: Config, task: str, bloc: Bloc, model_uri: str | None = None) -> tuple[lgb.Booster, str, dict]:
+    """The champion (or ``model_uri``, from this store only) as a native booster, its label and its run's params."""
     client = client_for(cfg)
     name = model_name(task, bloc)
     if model_uri is None:
@@ -255,19 +256,11 @@ def load_champion(cfg: Config, task: str, bloc: Bloc, model_uri: str | None = No
             raise RecommenderError(
                 f"no champion model {name!r} in {cfg.mlflow_uri}; train one first: recommender train --task {task} --bloc {bloc.name}"
             ) from exc
-        uri, version, run_id = f"models:/{name}@{CHAMPION}", f"{name}/{mv.version}", mv.run_id
+        loaded = load_booster(client, f"models:/{name}/{mv.version}", label=f"{name}/{mv.version}")
     else:
-        uri, version = model_uri, model_uri
-        try:  # any model URI (models:/name/1, models:/name@alias, runs:/...) → the run that logged it
-            run_id = mlflow.models.get_model_info(model_uri).run_id
-        except MlflowException as exc:
-            raise RecommenderError(f"could not find model {model_uri}: {exc}") from exc
-    try:
-        model = mlflow.lightgbm.load_model(uri)
-    except MlflowException as exc:
-        raise RecommenderError(f"could not load model {uri}: {exc}") from exc
-    params = client.get_run(run_id).data.params if run_id else {}
-    return model, version, params
+        loaded = load_booster(client, model_uri)
+    params = client.get_run(loaded.run_id).data.params if loaded.run_id else {}
+    return loaded.booster, loaded.label, params
 
 
 def run_summary(client: MlflowClient, run_id: str) -> tuple[dict[str, dict[str, float]], dict[int, dict[str, float]]]:

@@ -137,14 +137,15 @@ class Scored:
 
 
 def score_candidates(cfg: Config, task: str, keys: pd.DataFrame | None = None, *, year: int | None = None,
-                     model_uri: str | None = None) -> Scored:
+                     model_uri: str | None = None, loaded: tuple | None = None) -> Scored:
     """Score every candidate of ``year`` (default the bank's last) with the champion (or ``model_uri``).
 
     ``keys`` (optional): specific rows to score, with the task's key columns (no year); they are
-    scored even when they fall below the candidate thresholds.
+    scored even when they fall below the candidate thresholds. ``loaded``: the result of
+    :func:`load_champion` when the caller has already loaded the model.
     """
     spec = tasks.get_spec(task)
-    model, version, run_params = load_champion(cfg, task, cfg.bloc, model_uri)
+    model, version, run_params = loaded or load_champion(cfg, task, cfg.bloc, model_uri)
     bank = DataBank(cfg.bank_dir)
     years = bank.years("trade")
     year = int(year) if year is not None else (years[-1] if years else 0)

@@ -26,6 +26,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from models.tasks import IMPORT_SUBSTITUTION, get_spec
+from models.tracking import load_champion
 from recommender import countries
 from recommender.bank import DataBank
 from recommender.config import Config
@@ -157,12 +158,13 @@ def score_file(cfg: Config, task: str, path: str | Path, output: str | Path, *, 
         raise RecommenderError(f"--output must end in .csv or .parquet; got {output.name!r}")
     if output.resolve() == path.resolve():
         raise RecommenderError("--output must differ from the input file")
+    loaded = load_champion(cfg, task, cfg.bloc, model_uri)  # a refused or missing model fails before any work
     bank = DataBank(cfg.bank_dir)
     products = sorted(bank.read("products", columns=["product"])["product"]) if bank.has("products") else []
     check = validate(path, task, cfg, products)
 
     # distinct keys → features, scores and reasons, computed once
-    scored: Scored = score_candidates(cfg, task, check.keys, year=year, model_uri=model_uri)
+    scored: Scored = score_candidates(cfg, task, check.keys, year=year, loaded=loaded)
     table = scored.rows  # same order as check.keys
     key_scores = table["score"].to_numpy()
     key_reasons = np.asarray(explain(scored.model, table, scored.features, task, scored.classification), dtype=object) \

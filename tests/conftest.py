@@ -32,6 +32,22 @@ def bank(cfg: Config) -> DataBank:
 
 
 @pytest.fixture(scope="session")
+def pipeline_home(tmp_path_factory):
+    """A home with the tiny world's bank and one trained model per task (horizon 2, 60 rounds)."""
+    from models.tasks import IMPORT_SUBSTITUTION, JOINT_PROJECTS
+    from recommender.demo import build_demo_bank
+    from recommender.pipeline import train_task
+
+    cfg = Config(home=tmp_path_factory.mktemp("pipeline") / "home")
+    list(build_demo_bank(cfg, spec=WorldSpec.tiny(seed=7)))
+    outcomes = {
+        task: train_task(cfg, task, horizon=2, overrides={"n_estimators": "60"})
+        for task in (IMPORT_SUBSTITUTION, JOINT_PROJECTS)
+    }
+    return cfg, outcomes
+
+
+@pytest.fixture(scope="session")
 def real_data() -> Path:
     folder = real_data_dir()
     if folder is None:
@@ -43,5 +59,8 @@ def bank_state(bank: DataBank) -> dict[str, bytes]:
     """Every file of the bank (but the lock) and its bytes: to prove nothing changed."""
     if not bank.root.exists():
         return {}
-    return {str(p.relative_to(bank.root)): p.read_bytes() for p in sorted(bank.root.rglob("*"))
-            if p.is_file() and p.name != ".lock"}
+    return {
+        str(p.relative_to(bank.root)): p.read_bytes()
+        for p in sorted(bank.root.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }

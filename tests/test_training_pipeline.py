@@ -7,21 +7,15 @@ import pytest
 from mlflow import MlflowClient
 
 from models.tasks import IMPORT_SUBSTITUTION, JOINT_PROJECTS
-from recommender.config import Config
-from recommender.demo import build_demo_bank
 from recommender.errors import RecommenderError
 from recommender.pipeline import recommend, train_task
-from recommender.synthetic import WorldSpec
 
 FAST = {"n_estimators": "60"}
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    cfg = Config(home=tmp_path_factory.mktemp("pipeline") / "home")
-    list(build_demo_bank(cfg, spec=WorldSpec.tiny(seed=7)))
-    outcomes = {task: train_task(cfg, task, horizon=2, overrides=FAST) for task in (IMPORT_SUBSTITUTION, JOINT_PROJECTS)}
-    return cfg, outcomes
+def home(pipeline_home):
+    return pipeline_home
 
 
 def test_run_is_logged_with_metrics_params_artifacts_and_inputs(home):
@@ -31,21 +25,44 @@ def test_run_is_logged_with_metrics_params_artifacts_and_inputs(home):
     run = client.get_run(record.run_id)
     assert client.get_experiment(run.info.experiment_id).name == IMPORT_SUBSTITUTION
     metrics = run.data.metrics
-    for key in ("test_ndcg_at_10", "test_ndcg_at_5", "test_map_at_10", "test_precision_at_10", "test_auc_pr",
-                "baseline_momentum_test_ndcg_at_10", "baseline_export_potential_test_ndcg_at_10", "baseline_random_test_ndcg_at_10"):
+    for key in (
+        "test_ndcg_at_10",
+        "test_ndcg_at_5",
+        "test_map_at_10",
+        "test_precision_at_10",
+        "test_auc_pr",
+        "baseline_momentum_test_ndcg_at_10",
+        "baseline_export_potential_test_ndcg_at_10",
+        "baseline_random_test_ndcg_at_10",
+    ):
         assert key in metrics, key
-    assert metrics["test_ndcg_at_10"] == pytest.approx(outcomes[IMPORT_SUBSTITUTION].evaluation.overall["model"]["ndcg_at_10"])
+    assert metrics["test_ndcg_at_10"] == pytest.approx(
+        outcomes[IMPORT_SUBSTITUTION].evaluation.overall["model"]["ndcg_at_10"]
+    )
     history = client.get_metric_history(record.run_id, "test_ndcg_at_10_by_year")
     assert sorted(m.step for m in history) == outcomes[IMPORT_SUBSTITUTION].evaluation.test_years
     params = run.data.params
-    assert params["task"] == IMPORT_SUBSTITUTION and params["bloc"] == "SCO" and params["horizon"] == "2"
+    assert (
+        params["task"] == IMPORT_SUBSTITUTION
+        and params["bloc"] == "SCO"
+        and params["horizon"] == "2"
+    )
     assert "lgbm_learning_rate" in params and params["lgbm_n_estimators"] == "60"
     assert run.data.tags["bank_manifest_hash"] and run.data.tags["code_version"]
     assert "NDCG@10" in run.data.tags["mlflow.note.content"]
     artifacts = {a.path for a in client.list_artifacts(record.run_id)}
-    assert {"feature_importance.png", "model_vs_baselines.png", "metric_by_year.png", "per_year_metrics.csv",
-            "top_test_recommendations.csv", "features.csv"} <= artifacts
-    assert {d.dataset.name for d in run.inputs.dataset_inputs} == {f"{IMPORT_SUBSTITUTION}-SCO-candidates", f"{IMPORT_SUBSTITUTION}-SCO-test"}
+    assert {
+        "feature_importance.png",
+        "model_vs_baselines.png",
+        "metric_by_year.png",
+        "per_year_metrics.csv",
+        "top_test_recommendations.csv",
+        "features.csv",
+    } <= artifacts
+    assert {d.dataset.name for d in run.inputs.dataset_inputs} == {
+        f"{IMPORT_SUBSTITUTION}-SCO-candidates",
+        f"{IMPORT_SUBSTITUTION}-SCO-test",
+    }
 
 
 def test_model_registered_under_task_and_bloc_with_champion(home):
@@ -63,14 +80,26 @@ def test_champion_moves_only_when_beaten_on_the_same_test_years(home):
     first = outcomes[JOINT_PROJECTS]
     same = train_task(cfg, JOINT_PROJECTS, horizon=2, overrides=FAST)  # identical: does not beat it
     assert not same.record.promoted and "champion stays" in same.record.decision
-    assert str(client.get_model_version_by_alias(f"{JOINT_PROJECTS}-SCO", "champion").version) == first.record.version
+    assert (
+        str(client.get_model_version_by_alias(f"{JOINT_PROJECTS}-SCO", "champion").version)
+        == first.record.version
+    )
     worse = train_task(cfg, JOINT_PROJECTS, horizon=2, overrides={"n_estimators": "1"}, seed=5)
-    assert not worse.record.promoted or worse.evaluation.overall["model"]["ndcg_at_10"] > first.evaluation.overall["model"]["ndcg_at_10"]
-    other_years = train_task(cfg, JOINT_PROJECTS, horizon=2, overrides=FAST, test_years=[first.evaluation.test_years[0]])
+    assert (
+        not worse.record.promoted
+        or worse.evaluation.overall["model"]["ndcg_at_10"]
+        > first.evaluation.overall["model"]["ndcg_at_10"]
+    )
+    other_years = train_task(
+        cfg, JOINT_PROJECTS, horizon=2, overrides=FAST, test_years=[first.evaluation.test_years[0]]
+    )
     assert not other_years.record.promoted and "not comparable" in other_years.record.decision
     forced = train_task(cfg, JOINT_PROJECTS, horizon=2, overrides=FAST, promote=True)
     assert forced.record.promoted
-    assert str(client.get_model_version_by_alias(f"{JOINT_PROJECTS}-SCO", "champion").version) == forced.record.version
+    assert (
+        str(client.get_model_version_by_alias(f"{JOINT_PROJECTS}-SCO", "champion").version)
+        == forced.record.version
+    )
 
 
 def test_failed_logging_leaves_no_run_and_no_version(home, monkeypatch):
@@ -78,7 +107,9 @@ def test_failed_logging_leaves_no_run_and_no_version(home, monkeypatch):
     client = MlflowClient(cfg.mlflow_uri)
     exp = client.get_experiment_by_name(IMPORT_SUBSTITUTION)
     runs_before = {r.info.run_id for r in client.search_runs([exp.experiment_id])}
-    versions_before = {v.version for v in client.search_model_versions(f"name='{IMPORT_SUBSTITUTION}-SCO'")}
+    versions_before = {
+        v.version for v in client.search_model_versions(f"name='{IMPORT_SUBSTITUTION}-SCO'")
+    }
     import mlflow.lightgbm
 
     def boom(*args, **kwargs):
@@ -88,7 +119,9 @@ def test_failed_logging_leaves_no_run_and_no_version(home, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         train_task(cfg, IMPORT_SUBSTITUTION, horizon=2, overrides=FAST)
     assert {r.info.run_id for r in client.search_runs([exp.experiment_id])} == runs_before
-    assert {v.version for v in client.search_model_versions(f"name='{IMPORT_SUBSTITUTION}-SCO'")} == versions_before
+    assert {
+        v.version for v in client.search_model_versions(f"name='{IMPORT_SUBSTITUTION}-SCO'")
+    } == versions_before
 
 
 def test_recommend_ranks_every_candidate_with_reasons(home):
@@ -121,13 +154,3 @@ def test_scores_are_finite(home):
     cfg, _ = home
     table, _ = recommend(cfg, JOINT_PROJECTS)
     assert np.isfinite(table["score"]).all() and len(table) > 0
-
-
-def test_recommend_with_an_explicit_model_uri(home):
-    cfg, outcomes = home
-    version = outcomes[IMPORT_SUBSTITUTION].record.version
-    for uri in (f"models:/{IMPORT_SUBSTITUTION}-SCO/{version}", f"models:/{IMPORT_SUBSTITUTION}-SCO@champion"):
-        table, used = recommend(cfg, IMPORT_SUBSTITUTION, top=1, model_uri=uri)
-        assert used == uri and len(table) > 0
-    with pytest.raises(RecommenderError, match="could not find model"):
-        recommend(cfg, IMPORT_SUBSTITUTION, model_uri=f"models:/{IMPORT_SUBSTITUTION}-SCO/999")

@@ -6,6 +6,8 @@ import sys
 
 import typer
 
+from features.errors import FeatureError
+from models.errors import ModelError
 from recommender.cli import bank as bank_cmd
 from recommender.cli import demo as demo_cmd
 from recommender.cli import ingest as ingest_cmd
@@ -33,13 +35,20 @@ app.command("score")(score_cmd.score)
 app.command("ui")(ui_cmd.ui)
 
 
+USER_ERRORS = (RecommenderError, FeatureError, ModelError)
+"""What a user can fix: each library's own error type. Anything else is a bug and keeps its traceback."""
+
+
 def main() -> None:
-    """Console-script entry point: library errors become a message and exit code 2."""
+    """Console-script entry point: usage and library errors become one message and exit code 2."""
     try:
         app(standalone_mode=False)
-    except RecommenderError as exc:
+    except USER_ERRORS as exc:
         console_err.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(2)
+    except typer.TyperException as exc:  # usage errors: missing option, bad value, unknown command
+        exc.show() if hasattr(exc, "show") else console_err.print(f"error: {exc}", highlight=False)
+        sys.exit(exc.exit_code if exc.exit_code != 1 else 2)
     except typer.Abort:
         console_err.print("aborted")
         sys.exit(130)
@@ -48,10 +57,3 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
