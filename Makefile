@@ -20,8 +20,9 @@ install: $(STAMP) ## create .venv from the pinned lock files
 demo: $(STAMP) ## the main job on the synthetic world
 	$(BIN)/recommender demo
 
-test: $(STAMP) ## lint and the test suite
+test: $(STAMP) ## lint, the layer contracts and the test suite
 	$(BIN)/ruff check recommender features models tests benchmarks
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
@@ -39,9 +40,9 @@ bench: $(STAMP) ## benchmarks; results go to benchmarks/results/ (quality needs 
 ui: $(STAMP)
 	$(BIN)/recommender ui
 
-lock: ## re-pin the lock files (needs uv)
-	uv pip compile pyproject.toml --python-version 3.11 --no-header --no-annotate -o requirements/main.lock
-	uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header --no-annotate -o requirements/dev.lock
+lock: $(STAMP) ## re-pin the lock files
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --no-header --no-annotate -o requirements/main.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header --no-annotate -o requirements/dev.lock
 
 clean:
 	rm -rf $(VENV) .recommender .pytest_cache .ruff_cache

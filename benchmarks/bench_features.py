@@ -21,9 +21,9 @@ bloc = list(world.countries["iso3"][:10])
     body = """
 base = build_base(trade, bloc, years=[year])
 sizes = {}
-for task in tasks.TASKS:
-    table = tasks.features(task, base, tasks.candidates(task, base, [year]))
-    sizes[task] = table.shape
+for task in tasks.TASKS.values():
+    table = task.features(base, task.candidates(base, [year]))
+    sizes[task.name] = table.shape
 extra = {"trade_rows": len(trade), "candidates": {k: list(v) for k, v in sizes.items()}}
 """
     r = measure(body, setup=setup)

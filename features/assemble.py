@@ -18,12 +18,13 @@ from features.capacity import capacity_features
 from features.columns import check_columns
 from features.complexity import add_dynamics, compute_complexity
 from features.importer import importer_features
-from features.trade import TRADE_COLUMNS, world_exports
+from features.trade import TRADE_COLUMNS, grubel_lloyd, matched_trade, world_exports
 
 EXPORTER_PRODUCT = ["export_value", "world_share", "rca", "mcp", "diversity", "eci", "density", "distance", "coi", "cog",
                     "export_growth_3y", "export_growth_5y", "rca_change_3y"]
 IMPORTER_EXPORTS = ["rca", "mcp", "density", "export_value", "eci"]
-IMPORTER_PRODUCT = ["imports", "ext_imports", "ext_share", "bloc_share", "supplier_hhi", "n_suppliers", "import_growth_3y"]
+IMPORTER_PRODUCT = ["imports", "ext_imports", "ext_share", "bloc_share", "supplier_hhi", "n_suppliers", "import_growth_3y", "import_share"]
+PARTNER_IMPORTS = ["imports", "ext_share", "import_share", "import_growth_3y"]
 PAIR = ["bilateral_trade", "trade_intensity", "complementarity"]
 CAPACITY = ["va_sector", "va_share_gdp", "va_growth_5y", "gdp", "capital_stock", "employment"]
 PARTNER = ["export_value", "world_share", "rca", "mcp", "density", "cog", "eci", "export_growth_3y", "rca_change_3y"]
@@ -156,11 +157,11 @@ def pair_product_table(trade: pd.DataFrame, bloc: Collection[str]) -> pd.DataFra
                           "flow_value": np.where(forward, t["value_usd"], 0.0), "reverse_flow": np.where(forward, 0.0, t["value_usd"])})
     out = frame.groupby(["year", "partner_a", "partner_b", "product"], as_index=False, observed=True)[["flow_value", "reverse_flow"]].sum()
     out["two_way_trade"] = out["flow_value"] + out["reverse_flow"]
-    out["matched_trade"] = 2 * np.minimum(out["flow_value"], out["reverse_flow"])
+    out["matched_trade"] = matched_trade(out["flow_value"], out["reverse_flow"])
     out["pair_trade"] = out.groupby(["year", "partner_a", "partner_b"], observed=True)["two_way_trade"].transform("sum")
     out["two_way_share"] = out["matched_trade"] / out["pair_trade"]
     out["pair_share"] = out["two_way_trade"] / out["pair_trade"]
-    out["grubel_lloyd"] = out["matched_trade"] / out["two_way_trade"]
+    out["grubel_lloyd"] = grubel_lloyd(out["flow_value"], out["reverse_flow"])
     return out
 
 
@@ -180,6 +181,7 @@ def joint_project_features(base: BaseTables, candidates: pd.DataFrame) -> pd.Dat
     out = out.drop(columns=["_lag", "pair_trade"])
     for role in ("partner_a", "partner_b"):
         out = _merge_prefixed(out, base.complexity, {"year": "year", role: "exporter", "product": "product"}, PARTNER, f"{role}_")
+        out = _merge_prefixed(out, base.importer, {"year": "year", role: "importer", "product": "product"}, PARTNER_IMPORTS, f"{role}_")
     pairs = base.pairs
     out = _merge_prefixed(out, pairs, {"year": "year", "partner_a": "exporter", "partner_b": "importer"}, PAIR, "")
     out = _merge_prefixed(out, pairs.rename(columns={"complementarity": "reverse_complementarity"}),

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from features.columns import check_columns
-from features.trade import TRADE_COLUMNS
+from features.trade import TRADE_COLUMNS, grubel_lloyd, matched_trade, supplier_shares
 
 
 def flow_features(trade: pd.DataFrame, candidates: pd.DataFrame) -> pd.DataFrame:
@@ -24,27 +24,18 @@ def flow_features(trade: pd.DataFrame, candidates: pd.DataFrame) -> pd.DataFrame
     """
     check_columns(trade, TRADE_COLUMNS, "trade")
     check_columns(candidates, ["year", "exporter", "importer", "product"], "candidates")
-    key = ["year", "exporter", "importer", "product"]
-    flows = trade[key + ["value_usd"]]
-    imports = trade.groupby(["year", "importer", "product"], as_index=False, observed=True)["value_usd"].sum()
-    out = candidates[key].copy()
-    out = out.merge(flows.rename(columns={"value_usd": "flow_value"}), on=key, how="left")
-    rev = flows.rename(columns={"exporter": "importer", "importer": "exporter", "value_usd": "reverse_flow"})
-    out = out.merge(rev, on=key, how="left")
-    out[["flow_value", "reverse_flow"]] = out[["flow_value", "reverse_flow"]].fillna(0.0)
-    out = out.merge(imports.rename(columns={"value_usd": "_imports"}), on=["year", "importer", "product"], how="left")
-    out["supplier_share"] = np.where(out["_imports"] > 0, out["flow_value"] / out["_imports"], 0.0)
-    lag = out[key].assign(year=out["year"] - 3)
-    lag = lag.merge(flows, on=key, how="left").merge(
-        imports.rename(columns={"value_usd": "_imports"}), on=["year", "importer", "product"], how="left")
-    lag_share = np.where(lag["_imports"] > 0, lag["value_usd"].fillna(0.0) / lag["_imports"], np.nan)
+    out = candidates[["year", "exporter", "importer", "product"]].reset_index(drop=True)
+    now = supplier_shares(trade, out)
+    reverse = supplier_shares(trade, out.rename(columns={"exporter": "importer", "importer": "exporter"}))
+    lag = supplier_shares(trade, out, offset=-3)
+    out["flow_value"], out["reverse_flow"] = now["flow_value"].to_numpy(), reverse["flow_value"].to_numpy()
+    out["supplier_share"] = now["supplier_share"].to_numpy()
     has_year = out["year"].sub(3).isin(trade["year"].unique()).to_numpy()
-    out["supplier_share_lag3"] = np.where(has_year, np.nan_to_num(lag_share, nan=0.0), np.nan)
+    out["supplier_share_lag3"] = np.where(has_year, lag["supplier_share"].to_numpy(), np.nan)
     out["supplier_share_change_3y"] = out["supplier_share"] - out["supplier_share_lag3"]
-    both = out["flow_value"] + out["reverse_flow"]
-    out["grubel_lloyd"] = np.where(both > 0, 1 - (out["flow_value"] - out["reverse_flow"]).abs() / both.where(both > 0, 1), np.nan)
-    out["matched_trade"] = 2 * np.minimum(out["flow_value"], out["reverse_flow"])
-    return out.drop(columns=["_imports"])
+    out["grubel_lloyd"] = grubel_lloyd(out["flow_value"], out["reverse_flow"])
+    out["matched_trade"] = matched_trade(out["flow_value"], out["reverse_flow"])
+    return out
 
 
 def pair_features(trade: pd.DataFrame, countries: Collection[str]) -> pd.DataFrame:

@@ -6,11 +6,11 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from recommender.errors import RecommenderError
+from features.errors import FeatureError
 
 
 def check_columns(frame: pd.DataFrame, required: Iterable[str], name: str) -> None:
     """Raise a clear error naming the missing columns and the ones present."""
     missing = [c for c in required if c not in frame.columns]
     if missing:
-        raise RecommenderError(f"column(s) {missing} missing from {name} frame; got columns {list(frame.columns)}")
+        raise FeatureError(f"column(s) {missing} missing from {name} frame; got columns {list(frame.columns)}")

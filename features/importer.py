@@ -22,6 +22,7 @@ def importer_features(trade: pd.DataFrame, bloc: Collection[str]) -> pd.DataFram
     * ``bloc_share`` — share of :math:`M_{jp}` bought from other bloc members;
     * ``supplier_hhi`` — Herfindahl–Hirschman index of supplier shares, :math:`\\sum_k s_{kjp}^2`;
     * ``n_suppliers``;
+    * ``import_share`` :math:`m_{jp} = M_{jp} / \\sum_{p'} M_{jp'}`, the product's share of j's imports;
     * ``import_growth_3y`` :math:`= \\ln(1 + M_{jp,t}) - \\ln(1 + M_{jp,t-3})` (missing without t−3).
     """
     check_columns(trade, TRADE_COLUMNS, "trade")
@@ -36,6 +37,7 @@ def importer_features(trade: pd.DataFrame, bloc: Collection[str]) -> pd.DataFram
         supplier_hhi=("sq", "sum"), n_suppliers=("value_usd", "size"))
     out["ext_share"] = out["ext_imports"] / out["imports"]
     out["bloc_share"] = out["bloc_imports"] / out["imports"]
+    out["import_share"] = out["imports"] / out.groupby(["year", "importer"], observed=True)["imports"].transform("sum")
     lag = out[keys + ["imports"]].assign(year=out["year"] + 3).rename(columns={"imports": "lag"})
     out = out.merge(lag, on=keys, how="left")
     out["import_growth_3y"] = np.log1p(out["imports"]) - np.log1p(out["lag"])

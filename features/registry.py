@@ -77,6 +77,8 @@ FEATURES: dict[str, Feature] = {f.name: f for f in [
     _F("supplier_hhi", "importer×product", "supplier concentration", "Σ_k s_kjp²", "Herfindahl (1950); Hirschman (1945)", "share",
        "{country} buys it from few suppliers (HHI {value})"),
     _F("n_suppliers", "importer×product", "number of supplying countries", "#{k: X_{k→j,p} > 0}", "trade data", "count", ""),
+    _F("import_share", "importer×product", "the product's share of the country's imports", "m_jp = M_jp / Σ_p' M_jp'",
+       "trade data", "share", "it is {value} of {country}'s imports"),
     _F("import_growth_3y", "importer×product", "3-year log growth of imports", "ln(1+M_t) − ln(1+M_{t−3})", "trade data", "log",
        "{country}'s imports of it changed by {value} over three years"),
     # exporter × importer × product

@@ -18,6 +18,7 @@ Section-level codes (the real sample) map to the aggregate of the section's domi
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 # (first chapter, last chapter, HS section, ISIC aggregate, ISIC Rev.3 division)
@@ -101,16 +102,15 @@ def product_sectors(products: pd.Series | list[str], classification: str = "hs")
     if classification == "hs":
         chapters = chapter_table().set_index("chapter")
         ch = codes.str[:2]
-        out["section"] = ch.map(chapters["section"]).astype("str")
-        out["sector"] = ch.map(chapters["sector"]).astype("str")
-        out["isic_division"] = ch.map(chapters["isic_division"]).astype("str")
+        for col in ("section", "sector", "isic_division"):
+            out[col] = ch.map(chapters[col]).astype(object)  # unmapped → NaN (pandas 2 and 3 alike)
     elif classification == "hs-section":
         out["section"] = codes
-        out["sector"] = codes.map(SECTION_SECTOR).astype("str")
-        out["isic_division"] = pd.Series([None] * len(codes), dtype="str")
+        out["sector"] = codes.map(SECTION_SECTOR).astype(object)
+        out["isic_division"] = pd.Series([np.nan] * len(codes), dtype=object)
     else:
         for col in ("section", "sector", "isic_division"):
-            out[col] = pd.Series([None] * len(codes), dtype="str")
+            out[col] = pd.Series([np.nan] * len(codes), dtype=object)
     return out
 
 

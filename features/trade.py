@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from features.columns import check_columns
-from recommender.errors import RecommenderError
+from features.errors import FeatureError
 
 TRADE_COLUMNS = ["year", "exporter", "importer", "product", "value_usd"]
 
@@ -21,7 +22,7 @@ def aggregate_products(trade: pd.DataFrame, level: int | None) -> pd.DataFrame:
         return trade
     current = int(trade["product"].str.len().max())
     if level > current:
-        raise RecommenderError(f"--product-level {level} is finer than the bank's product codes ({current} characters)")
+        raise FeatureError(f"--product-level {level} is finer than the bank's product codes ({current} characters)")
     if level == current:
         return trade
     out = trade.assign(product=trade["product"].str[:level])
@@ -33,3 +34,39 @@ def world_exports(trade: pd.DataFrame) -> pd.DataFrame:
     check_columns(trade, TRADE_COLUMNS, "trade")
     out = trade.groupby(["year", "exporter", "product"], as_index=False, observed=True)["value_usd"].sum()
     return out.rename(columns={"value_usd": "value"})
+
+
+def imports(trade: pd.DataFrame) -> pd.DataFrame:
+    """``M[j,p,t] = Σ_i X[i→j,p,t]`` as ``year, importer, product, imports``."""
+    check_columns(trade, TRADE_COLUMNS, "trade")
+    out = trade.groupby(["year", "importer", "product"], as_index=False, observed=True)["value_usd"].sum()
+    return out.rename(columns={"value_usd": "imports"})
+
+
+def supplier_shares(trade: pd.DataFrame, keys: pd.DataFrame, *, offset: int = 0) -> pd.DataFrame:
+    """Flow and supplier share for ``keys`` (year, exporter, importer, product) in year ``year + offset``.
+
+    ``flow_value`` :math:`X_{i\to j,p,t+o}` (0 without a flow), ``imports`` :math:`M_{j,p,t+o}` and
+    ``supplier_share`` :math:`s = X / M` (0 where M = 0). One row per key row, in order. The one
+    definition of a supplier's share, used by the features (o = 0, −3) and the labels (o = h).
+    """
+    check_columns(keys, ["year", "exporter", "importer", "product"], "keys")
+    at = keys[["year", "exporter", "importer", "product"]].assign(year=keys["year"] + offset).reset_index(drop=True)
+    flows = trade.groupby(["year", "exporter", "importer", "product"], as_index=False, observed=True)["value_usd"].sum()
+    out = at.merge(flows.rename(columns={"value_usd": "flow_value"}), on=list(at.columns), how="left")
+    out = out.merge(imports(trade), on=["year", "importer", "product"], how="left")
+    x, m = out["flow_value"].fillna(0.0).to_numpy(), out["imports"].fillna(0.0).to_numpy()
+    share = np.divide(x, m, out=np.zeros_like(x), where=m > 0)
+    return pd.DataFrame({"flow_value": x, "imports": m, "supplier_share": share})
+
+
+def matched_trade(x: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Matched (two-way) trade :math:`O = 2 \\min(X_{a\to b}, X_{b\to a})`."""
+    return 2 * np.minimum(np.asarray(x, dtype=float), np.asarray(m, dtype=float))
+
+
+def grubel_lloyd(x: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Grubel–Lloyd index :math:`GL = 1 - |X - M| / (X + M) = O / (X + M)` (Grubel & Lloyd 1971); NaN without trade."""
+    x, m = np.asarray(x, dtype=float), np.asarray(m, dtype=float)
+    both = x + m
+    return np.divide(matched_trade(x, m), both, out=np.full_like(both, np.nan), where=both > 0)

@@ -1,6 +1,9 @@
 """The heuristics analysts use today, as scores on the same candidate tables as the model.
 
-Higher score = ranked first. Missing inputs score lowest (``-inf``), never invented.
+Higher score = ranked first. One rule for missing inputs: a candidate whose heuristic cannot be
+computed scores ``-inf`` and ranks last (the metrics treat ``-inf`` and NaN alike), never an
+invented value. Every baseline varies within its query: a value that is constant for a whole
+query group ranks nothing.
 """
 
 from __future__ import annotations
@@ -10,13 +13,20 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from models.tasks import IMPORT_SUBSTITUTION, JOINT_PROJECTS
-
 Baseline = Callable[[pd.DataFrame], np.ndarray]
 
 
-def _col(table: pd.DataFrame, name: str) -> np.ndarray:
-    return np.nan_to_num(table[name].to_numpy(dtype=float), nan=-np.inf)
+def _missing_last(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=float)
+    return np.where(np.isfinite(values), values, -np.inf)
+
+
+def column(name: str) -> Baseline:
+    """Rank by one feature column, higher first, missing last."""
+    def score(table: pd.DataFrame) -> np.ndarray:
+        return _missing_last(table[name].to_numpy(dtype=float))
+    score.__name__ = name
+    return score
 
 
 def export_potential(table: pd.DataFrame) -> np.ndarray:
@@ -24,39 +34,32 @@ def export_potential(table: pd.DataFrame) -> np.ndarray:
 
     potential = supply × demand × ease, with supply the supplier's share of world exports of the
     product, demand the importer's imports of it, ease the bilateral trade-intensity index
-    (clipped to [0.1, 10], 1 where unknown); score = max(potential − actual flow, 0).
+    (clipped to [0.1, 10]; 1, i.e. neutral, where unknown); score = max(potential − actual flow, 0).
+    Missing supply or demand → missing (last).
     """
-    supply = table["supplier_world_share"].fillna(0).to_numpy(dtype=float)
-    demand = table["importer_imports"].fillna(0).to_numpy(dtype=float)
+    supply = table["supplier_world_share"].to_numpy(dtype=float)
+    demand = table["importer_imports"].to_numpy(dtype=float)
     ease = np.clip(table["trade_intensity"].fillna(1.0).to_numpy(dtype=float), 0.1, 10.0)
-    return np.maximum(supply * demand * ease - table["flow_value"].fillna(0).to_numpy(dtype=float), 0.0)
+    return _missing_last(np.maximum(supply * demand * ease - table["flow_value"].fillna(0).to_numpy(dtype=float), 0.0))
 
 
-def _random(seed: int) -> Baseline:
+def product_complementarity(table: pd.DataFrame) -> np.ndarray:
+    """Product-level trade complementarity of a pair in product p, both directions averaged.
+
+    :math:`\\tfrac12 (RCA_{a,p} \\cdot m_{b,p} + RCA_{b,p} \\cdot m_{a,p})`, with :math:`m_{j,p}` the
+    share of p in j's imports: a is competitive where b buys, and vice versa (the product-level
+    terms of Michaely's 1996 complementarity index). A missing RCA counts as 0 (no exports);
+    a missing import share makes that direction missing.
+    """
+    a = np.nan_to_num(table["partner_a_rca"].to_numpy(dtype=float)) * table["partner_b_import_share"].to_numpy(dtype=float)
+    b = np.nan_to_num(table["partner_b_rca"].to_numpy(dtype=float)) * table["partner_a_import_share"].to_numpy(dtype=float)
+    both = np.vstack([a, b])
+    known = np.isfinite(both).sum(axis=0)
+    return _missing_last(np.where(known > 0, np.nansum(both, axis=0) / np.maximum(known, 1), np.nan))
+
+
+def random(seed: int) -> Baseline:
+    """Uniform random scores: the floor every scorer must beat."""
     def score(table: pd.DataFrame) -> np.ndarray:
         return np.random.default_rng(seed).random(len(table))
     return score
-
-
-def baselines(task: str, *, seed: int = 0) -> dict[str, Baseline]:
-    """Baselines by name for ``task``."""
-    if task == IMPORT_SUBSTITUTION:
-        return {
-            "current_share": lambda t: _col(t, "supplier_share"),
-            "momentum": lambda t: _col(t, "supplier_share_change_3y"),
-            "supplier_rca": lambda t: _col(t, "supplier_rca"),
-            "supplier_density": lambda t: _col(t, "supplier_density"),
-            "export_potential": export_potential,
-            "random": _random(seed),
-        }
-    if task == JOINT_PROJECTS:
-        return {
-            "two_way_share": lambda t: _col(t, "two_way_share"),
-            "momentum": lambda t: _col(t, "two_way_share_change_3y"),
-            "grubel_lloyd": lambda t: _col(t, "grubel_lloyd"),
-            "pair_share": lambda t: _col(t, "pair_share"),
-            "complementarity": lambda t: np.nan_to_num(
-                (t["complementarity"] + t["reverse_complementarity"]).to_numpy(dtype=float) / 2, nan=-np.inf),
-            "random": _random(seed),
-        }
-    raise ValueError(f"unknown task {task!r}")

@@ -18,10 +18,9 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from models.baselines import baselines
+from models.errors import ModelError
 from models.metrics import ranking_report
-from models.tasks import TaskSpec, feature_columns
-from recommender.errors import RecommenderError
+from models.tasks import Task
 
 SPEC_DIR = Path(__file__).parent / "specs"
 MAX_QUERY_ROWS = 10_000  # LightGBM's limit of rows per query
@@ -32,20 +31,36 @@ def load_params(task: str, overrides: dict | None = None) -> dict:
     """The versioned model spec of ``task`` (models/specs/<task>.json) with ``overrides`` applied."""
     path = SPEC_DIR / f"{task}.json"
     if not path.exists():
-        raise RecommenderError(f"no model spec for task {task!r} at {path}")
+        raise ModelError(f"no model spec for task {task!r} at {path}")
     params = json.loads(path.read_text())
     for key, value in (overrides or {}).items():
         if key not in params:
-            raise RecommenderError(f"unknown model parameter {key!r} for {task}; known: {sorted(params)}")
-        params[key] = type(params[key])(value) if not isinstance(params[key], list) else value
+            raise ModelError(f"unknown model parameter {key!r} for {task}; known: {sorted(params)}")
+        params[key] = _coerce(key, value, params[key])
     return params
 
 
-def _group_ids(table: pd.DataFrame, spec: TaskSpec) -> np.ndarray:
+def _coerce(key: str, value, default):
+    """``value`` (often text from ``--param``) as the type of the spec's ``default``; a clear error otherwise."""
+    if not isinstance(value, str):
+        return value
+    try:
+        if isinstance(default, bool):
+            if value.lower() not in {"true", "false", "1", "0"}:
+                raise ValueError(value)
+            return value.lower() in {"true", "1"}
+        if isinstance(default, list | dict):
+            return json.loads(value)
+        return type(default)(float(value)) if isinstance(default, int) and float(value).is_integer() else type(default)(value)
+    except ValueError as exc:
+        raise ModelError(f"--param {key}={value!r}: expected a {type(default).__name__} like {default!r}") from exc
+
+
+def _group_ids(table: pd.DataFrame, spec: Task) -> np.ndarray:
     return table.groupby(list(spec.group), sort=False, observed=True).ngroup().to_numpy()
 
 
-def _train_groups(table: pd.DataFrame, spec: TaskSpec, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+def _train_groups(table: pd.DataFrame, spec: Task, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
     """Rows ordered by query with LightGBM group sizes; queries over the row limit are split at random."""
     ids = _group_ids(table, spec)
     sizes = np.bincount(ids)
@@ -62,11 +77,11 @@ def _train_groups(table: pd.DataFrame, spec: TaskSpec, seed: int) -> tuple[pd.Da
     return table.iloc[order], sizes
 
 
-def fit_ranker(train: pd.DataFrame, valid: pd.DataFrame | None, features: list[str], spec: TaskSpec, params: dict,
+def fit_ranker(train: pd.DataFrame, valid: pd.DataFrame | None, features: list[str], spec: Task, params: dict,
                *, seed: int = 0, n_estimators: int | None = None) -> lgb.LGBMRanker:
     """Fit an LGBMRanker; with ``valid``, early stopping on validation NDCG@``eval_at``."""
     if train.empty:
-        raise RecommenderError("no training candidates: need more labelled years before the test year")
+        raise ModelError("no training candidates: need more labelled years before the test year")
     p = {k: v for k, v in params.items() if k not in {"spec_version", "task", "early_stopping_rounds", "eval_at", "tuning_note"}}
     if n_estimators is not None:
         p["n_estimators"] = n_estimators
@@ -122,21 +137,21 @@ def labelled_years(dataset: pd.DataFrame) -> list[int]:
     return sorted(int(y) for y in dataset.loc[dataset["relevance"].notna(), "year"].unique())
 
 
-def evaluate(dataset: pd.DataFrame, spec: TaskSpec, params: dict, *, test_years: list[int] | None = None,
+def evaluate(dataset: pd.DataFrame, spec: Task, params: dict, *, test_years: list[int] | None = None,
              seed: int = 0, log: Log | None = None) -> Evaluation:
     """Rolling-origin evaluation of the model and every baseline on the same test candidates."""
     log = log or (lambda _msg: None)
     labelled = labelled_years(dataset)
     if len(labelled) < spec.horizon + 3 and test_years is None:
-        raise RecommenderError(
+        raise ModelError(
             f"only {len(labelled)} labelled year(s) ({labelled}) with horizon {spec.horizon}: need at least "
             f"{spec.horizon + 3} (training, validation and test years). Use a shorter --horizon or more years of trade.")
     test_years = sorted(test_years or labelled[-2:])
     missing = [y for y in test_years if y not in labelled]
     if missing:
-        raise RecommenderError(f"test year(s) {missing} have no observable outcome (need year + {spec.horizon} in the bank); labelled years: {labelled}")
-    features = feature_columns(dataset, spec.name)
-    scorers = baselines(spec.name, seed=seed)
+        raise ModelError(f"test year(s) {missing} have no observable outcome (need year + {spec.horizon} in the bank); labelled years: {labelled}")
+    features = spec.feature_columns(dataset)
+    scorers = spec.baselines(seed=seed)
     folds, predictions = [], []
     for year in test_years:
         valid_year = year - spec.horizon
@@ -144,7 +159,7 @@ def evaluate(dataset: pd.DataFrame, spec: TaskSpec, params: dict, *, test_years:
         valid = dataset[(dataset["year"] == valid_year) & dataset["relevance"].notna()]
         test = dataset[dataset["year"] == year].copy()
         if fit.empty or valid.empty:
-            raise RecommenderError(f"test year {year}: no candidates to train on (years < {valid_year}) or validate on ({valid_year})")
+            raise ModelError(f"test year {year}: no candidates to train on (years < {valid_year}) or validate on ({valid_year})")
         assert (fit["year"] + spec.horizon < year).all() and (valid["year"] + spec.horizon <= year).all()  # leak guard
         log(f"test year {year}: fit on {fit['year'].min()}–{fit['year'].max()} ({len(fit):,} candidates), "
             f"early stopping on {valid_year} ({len(valid):,}), test {len(test):,}")
@@ -166,7 +181,7 @@ def evaluate(dataset: pd.DataFrame, spec: TaskSpec, params: dict, *, test_years:
     return Evaluation(spec.name, test_years, folds, overall, pooled, features, params, best_iteration)
 
 
-def refit(dataset: pd.DataFrame, evaluation: Evaluation, spec: TaskSpec, *, seed: int = 0) -> lgb.LGBMRanker:
+def refit(dataset: pd.DataFrame, evaluation: Evaluation, spec: Task, *, seed: int = 0) -> lgb.LGBMRanker:
     """The model for use: every labelled year, the number of rounds chosen on validation."""
     labelled = dataset[dataset["relevance"].notna()]
     return fit_ranker(labelled, None, evaluation.features, spec, evaluation.params, seed=seed,

@@ -1,3 +1,8 @@
 """Industrial-cooperation recommender: data bank, configuration, scoring and the CLI."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("industrial-cooperation-recommender")  # pyproject.toml is the one source
+except PackageNotFoundError:  # pragma: no cover - running from a source tree that was never installed
+    __version__ = "0+unknown"

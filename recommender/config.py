@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from models.store import Store
 from recommender.errors import RecommenderError
 
 #: Named blocs. Membership is current membership, applied to every year.
@@ -97,6 +98,12 @@ class Config:
     @property
     def artifact_root(self) -> Path:
         return self.home / "mlartifacts"
+
+    @property
+    def store(self) -> Store:
+        """The MLflow store; a tracking server (http) keeps its own artifacts, a local store under the home."""
+        remote = self.mlflow_uri.startswith(("http://", "https://"))
+        return Store(self.mlflow_uri, None if remote else self.artifact_root)
 
     def with_bloc(self, bloc: str | None) -> Config:
         return Config(self.home, self.tracking_uri, resolve_bloc(bloc) if bloc else self.bloc)

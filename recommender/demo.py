@@ -41,12 +41,12 @@ def train_or_reuse(cfg: Config, task: str, *, horizon: int, log) -> tuple[str, s
 
     Returns the run id to report and a sentence saying what happened.
     """
-    from models.tracking import reusable_champion
+    from models.champion import model_name, reusable_champion
     from recommender.pipeline import train_task
 
     bank = DataBank(cfg.bank_dir)
     params = {"horizon": horizon, "bloc": cfg.bloc.name, "seed": 0}
-    run_id = reusable_champion(cfg, task, cfg.bloc, bank.manifest_hash(), params)
+    run_id = reusable_champion(cfg.store, model_name(task, cfg.bloc.name), bank.manifest_hash(), params)
     if run_id is not None:
         return run_id, f"already trained on this data bank: reusing the champion (run {run_id})"
     outcome = train_task(cfg, task, horizon=horizon, log=log)

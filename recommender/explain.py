@@ -6,41 +6,39 @@ import numpy as np
 import pandas as pd
 
 from features.registry import reason
-from features.sectors import SECTOR_NAMES, product_label, product_sectors
+from features.sectors import SECTOR_NAMES, product_label
+from models.tasks import Task
 from recommender.countries import country_name
 
-ROLE_COLUMNS = {"import-substitution": ("supplier", "importer"), "joint-projects": ("partner_a", "partner_b")}
 
-
-def explain(model, table: pd.DataFrame, features: list[str], task: str, classification: str = "hs", *, top: int = 3) -> list[str]:
+def explain(model, table: pd.DataFrame, features: list[str], task: Task, sectors: pd.Series, *, top: int = 3) -> list[str]:
     """For each row, the ``top`` largest positive contributions (``pred_contrib``) as "; "-joined sentences.
 
     Contributions are SHAP values from LightGBM (Lundberg & Lee 2017), relative to the model's
-    average score; rows with no positive contribution get the single strongest one.
+    average score; rows with no positive contribution get the single strongest one. ``sectors``
+    maps product → sector (the bank inputs' one mapping, :func:`features.sectors.product_sectors`).
     """
     if table.empty:
         return []
     booster = model.booster_ if hasattr(model, "booster_") else model
     contrib = booster.predict(table[features], pred_contrib=True)[:, :-1]
-    roles = ROLE_COLUMNS[task]
-    sectors = product_sectors(table["product"].unique(), classification).set_index("product")["sector"]
     out = []
     values = table[features].to_numpy(dtype=float)
     for i in range(len(table)):
         order = np.argsort(-contrib[i])
         chosen = [j for j in order[:top] if contrib[i, j] > 0] or [int(order[0])]
         row = table.iloc[i]
-        names = {role: country_name(row[role]) for role in roles}
+        names = {role: country_name(row[role]) for role in task.roles}
         sector = sectors.get(row["product"])
         names["sector"] = SECTOR_NAMES.get(sector, "its") if isinstance(sector, str) else "its"
         out.append("; ".join(reason(features[j], values[i, j], names) for j in chosen))
     return out
 
 
-def add_names(table: pd.DataFrame, task: str, classification: str = "hs") -> pd.DataFrame:
+def add_names(table: pd.DataFrame, task: Task, classification: str = "hs") -> pd.DataFrame:
     """Append ``<role>_name`` columns and ``product_name`` after the stable output columns."""
     out = table.copy()
-    for role in ("importer", "supplier") if task == "import-substitution" else ROLE_COLUMNS[task]:
+    for role in [k for k in task.output_keys if k in task.roles]:
         out[f"{role}_name"] = out[role].map(country_name)
     out["product_name"] = out["product"].map(lambda p: product_label(p, classification))
     return out

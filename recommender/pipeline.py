@@ -16,7 +16,8 @@ from features.assemble import build_base
 from features.sectors import product_sectors
 from features.trade import aggregate_products
 from models import tasks
-from models.tracking import RunRecord, load_champion, log_training
+from models.champion import load_champion, model_name
+from models.tracking import RunRecord, log_training
 from models.train import Evaluation, evaluate, load_params, refit
 from recommender.bank import DataBank
 from recommender.config import Bloc, Config
@@ -31,7 +32,7 @@ class BankInputs:
     trade: pd.DataFrame
     capacity: pd.DataFrame | None
     geography: pd.DataFrame | None
-    products: pd.DataFrame
+    products: pd.DataFrame  # product, section, sector, isic_division (features.sectors)
     classification: str
     product_level: int
     manifest_hash: str
@@ -46,10 +47,7 @@ def load_inputs(bank: DataBank, *, product_level: int | None = None, until: int 
     trade = bank.read("trade", years=years, columns=["year", "exporter", "importer", "product", "value_usd"])
     trade = aggregate_products(trade, product_level)
     classification = next((s["classification"] for s in reversed(bank.sources) if s["table"] == "trade"), "hs")
-    if product_level is not None and classification == "hs":
-        products = product_sectors(trade["product"].unique(), "hs")
-    else:
-        products = bank.read("products")
+    products = product_sectors(trade["product"].unique(), classification)  # the one product → sector mapping
     capacity = bank.read("capacity", years=years) if bank.has("capacity") else None
     geography = bank.read("geography") if bank.has("geography") else None
     level = int(trade["product"].str.len().max())
@@ -88,7 +86,7 @@ def train_task(
     log: Log = lambda _m: None,
 ) -> TrainOutcome:
     """Build features and labels, evaluate against baselines (rolling origin), refit, log to MLflow."""
-    spec = tasks.get_spec(task).with_options(horizon=horizon, thresholds=thresholds, min_value=min_value)
+    spec = tasks.get_task(task).with_options(horizon=horizon, thresholds=thresholds, min_value=min_value)
     params = load_params(task, overrides)
     bank = DataBank(cfg.bank_dir)
     inputs = load_inputs(bank, product_level=product_level)
@@ -96,7 +94,7 @@ def train_task(
     years = sorted(inputs.trade["year"].unique())
     log(f"features: {len(years)} years {years[0]}–{years[-1]}, {inputs.trade['product'].nunique()} products, bloc {cfg.bloc.name}")
     base = build_base(inputs.trade, cfg.bloc.members, capacity=inputs.capacity, geography=inputs.geography, products=inputs.products)
-    dataset = tasks.build_dataset(task, base, inputs.trade, years, spec)
+    dataset = spec.build_dataset(base, inputs.trade, years)
     log(f"candidates: {len(dataset):,} ({int(dataset['relevance'].notna().sum()):,} labelled)")
     evaluation = evaluate(dataset, spec, params, test_years=test_years, seed=seed, log=log)
     log(f"refit on every labelled year with {evaluation.best_iteration} rounds")
@@ -104,23 +102,31 @@ def train_task(
     latest = evaluation.predictions[evaluation.predictions["year"] == max(evaluation.test_years)].copy()
     latest["score"] = latest["score_model"]
     top = _rank(latest, spec, top=10)
-    top = add_names(top[[*spec.output_keys, "score", "rank", "relevance"]], task, inputs.classification)
+    top = add_names(top[[*spec.output_keys, "score", "rank", "relevance"]], spec, inputs.classification)
     run_params = {**spec.params(), "bloc": cfg.bloc.name, "bloc_members": list(cfg.bloc.members), "seed": seed,
                   "product_level": inputs.product_level, "classification": inputs.classification,
                   "years": f"{years[0]}-{years[-1]}", "test_years": evaluation.test_years}
-    record = log_training(cfg, task=task, bloc=cfg.bloc, evaluation=evaluation, model=model, train_table=dataset,
-                          top_recommendations=top, params=run_params, manifest_hash=inputs.manifest_hash,
+    record = log_training(cfg.store, task=task, bloc=cfg.bloc.name, bloc_members=list(cfg.bloc.members),
+                          evaluation=evaluation, model=model.booster_, train_table=dataset,
+                          top_recommendations=top, params=run_params, manifest_hash=inputs.manifest_hash, data_source=str(cfg.bank_dir),
                           experiment=experiment, force_promote=promote)
     return TrainOutcome(evaluation, record, len(dataset))
 
 
-def _rank(table: pd.DataFrame, spec: tasks.TaskSpec, top: int | None = None) -> pd.DataFrame:
+def _rank(table: pd.DataFrame, spec: tasks.Task, top: int | None = None) -> pd.DataFrame:
     """Rank 1 = best within each query group; optionally keep the top ``top`` of each group."""
     out = table.sort_values([*spec.group, "score"], ascending=[True] * len(spec.group) + [False], kind="stable")
     out["rank"] = out.groupby(list(spec.group), observed=True).cumcount() + 1
     if top is not None:
         out = out[out["rank"] <= top]
     return out.reset_index(drop=True)
+
+
+def load_model(cfg: Config, task: str, model_uri: str | None = None) -> tuple[object, str, dict]:
+    """(booster, version label, training-run params) of the task's champion for the bloc, or of ``model_uri``."""
+    loaded, params = load_champion(cfg.store, model_name(task, cfg.bloc.name), model_uri,
+                                   hint=f"train one first: recommender train --task {task} --bloc {cfg.bloc.name}")
+    return loaded.booster, loaded.label, params
 
 
 @dataclass
@@ -133,6 +139,7 @@ class Scored:
     model: object
     features: list[str]
     classification: str
+    sectors: pd.Series  # product → sector
     year: int
 
 
@@ -144,8 +151,8 @@ def score_candidates(cfg: Config, task: str, keys: pd.DataFrame | None = None, *
     scored even when they fall below the candidate thresholds. ``loaded``: the result of
     :func:`load_champion` when the caller has already loaded the model.
     """
-    spec = tasks.get_spec(task)
-    model, version, run_params = loaded or load_champion(cfg, task, cfg.bloc, model_uri)
+    spec = tasks.get_task(task)
+    model, version, run_params = loaded or load_model(cfg, task, model_uri)
     bank = DataBank(cfg.bank_dir)
     years = bank.years("trade")
     year = int(year) if year is not None else (years[-1] if years else 0)
@@ -159,15 +166,16 @@ def score_candidates(cfg: Config, task: str, keys: pd.DataFrame | None = None, *
     if run_params.get("min_candidate_value_usd"):
         spec = spec.with_options(min_value=float(run_params["min_candidate_value_usd"]))
     names = _feature_names(model)
-    everything = tasks.features(task, base, tasks.candidates(task, base, [year], spec))
+    everything = spec.features(base, spec.candidates(base, [year]))
     everything["score"] = model.predict(everything[names]) if len(everything) else np.array([])
     rows = everything
     if keys is not None:
-        rows = tasks.features(task, base, keys[[k for k in spec.keys if k != "year"]].assign(year=year))
+        rows = spec.features(base, keys[[k for k in spec.keys if k != "year"]].assign(year=year))
         if len(rows) != len(keys):  # left joins keep the keys' order and count; anything else is a bug
             raise RecommenderError(f"internal error: {len(keys)} keys became {len(rows)} feature rows")
         rows["score"] = model.predict(rows[names]) if len(rows) else np.array([])
-    return Scored(rows, everything, version, model, names, inputs.classification, year)
+    sectors = inputs.products.set_index("product")["sector"]
+    return Scored(rows, everything, version, model, names, inputs.classification, sectors, year)
 
 
 def _feature_names(model) -> list[str]:
@@ -182,7 +190,7 @@ def recommend(cfg: Config, task: str, *, year: int | None = None, countries: lis
     with either partner listed. Columns: ``year, importer, supplier, product, score, rank`` or
     ``year, partner_a, partner_b, product, score, rank``, then names and ``reasons``.
     """
-    spec = tasks.get_spec(task)
+    spec = tasks.get_task(task)
     scored = score_candidates(cfg, task, year=year, model_uri=model_uri)
     table = scored.rows
     if countries:
@@ -190,10 +198,8 @@ def recommend(cfg: Config, task: str, *, year: int | None = None, countries: lis
         unknown = wanted - set(cfg.bloc.members)
         if unknown:
             raise RecommenderError(f"--country {sorted(unknown)} not in bloc {cfg.bloc.name} ({', '.join(cfg.bloc.members)})")
-        mask = table["importer"].isin(wanted) if task == tasks.IMPORT_SUBSTITUTION else (
-            table["partner_a"].isin(wanted) | table["partner_b"].isin(wanted))
-        table = table[mask]
+        table = table[spec.concerns(table, wanted)]
     ranked = _rank(table, spec, top=top)
-    ranked["reasons"] = explain(scored.model, ranked, scored.features, task, scored.classification) if len(ranked) else []
-    out = add_names(ranked[[*spec.output_keys, "score", "rank", "reasons"]], task, scored.classification)
+    ranked["reasons"] = explain(scored.model, ranked, scored.features, spec, scored.sectors) if len(ranked) else []
+    out = add_names(ranked[[*spec.output_keys, "score", "rank", "reasons"]], spec, scored.classification)
     return out, scored.version

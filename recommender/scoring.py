@@ -25,8 +25,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from models.tasks import IMPORT_SUBSTITUTION, get_spec
-from models.tracking import load_champion
+from models.tasks import Task, get_task
 from recommender import countries
 from recommender.bank import DataBank
 from recommender.config import Config
@@ -34,14 +33,10 @@ from recommender.errors import DataValidationError, Problem, RecommenderError
 from recommender.explain import explain
 from recommender.ingest import ProblemCollector, file_sha256
 from recommender.output import neutralise_formulas
-from recommender.pipeline import Scored, score_candidates
+from recommender.pipeline import Scored, load_model, score_candidates
 
 OUTPUT_COLUMNS = ["score", "rank", "percentile", "reasons", "model_version"]
 Progress = Callable[[int], None]
-
-
-def required_columns(task: str) -> list[str]:
-    return ["importer", "supplier", "product"] if task == IMPORT_SUBSTITUTION else ["partner_a", "partner_b", "product"]
 
 
 def read_chunks(path: Path, chunk_rows: int = 250_000) -> Iterator[pd.DataFrame]:
@@ -66,15 +61,11 @@ def _canonical_column(values: pd.Series) -> pd.Series:
     return raw.map({u: countries.canonical(u) for u in uniques})
 
 
-def _keys(frame: pd.DataFrame, task: str) -> pd.DataFrame:
-    """Normalised key columns: upper-case ISO3 (aliases applied); joint-project partners ordered."""
-    cols = required_columns(task)
-    keys = pd.DataFrame({c: _canonical_column(frame[c]) for c in cols[:2]})
+def _keys(frame: pd.DataFrame, task: Task) -> pd.DataFrame:
+    """Normalised key columns: upper-case ISO3 (aliases applied); unordered pairs ordered."""
+    keys = pd.DataFrame({c: _canonical_column(frame[c]) for c in task.roles})
     keys["product"] = frame["product"].astype(str).str.strip()
-    if task != IMPORT_SUBSTITUTION:
-        a, b = keys["partner_a"].to_numpy(), keys["partner_b"].to_numpy()
-        keys["partner_a"], keys["partner_b"] = np.where(a < b, a, b), np.where(a < b, b, a)
-    return keys
+    return task.normalise_pairs(keys)
 
 
 @dataclass
@@ -88,12 +79,12 @@ class Validation:
     keys: pd.DataFrame | None = None  # distinct normalised keys
 
 
-def validate(path: Path, task: str, cfg: Config, products: list[str]) -> Validation:
+def validate(path: Path, task: Task, cfg: Config, products: list[str]) -> Validation:
     """Check the whole file, encoding each row's key; raise :class:`DataValidationError` on any problem.
 
     Nothing is written when a problem is found.
     """
-    cols = required_columns(task)
+    cols = task.input_columns
     problems = ProblemCollector()
     known = countries.known_codes()
     members = list(cfg.bloc.members)
@@ -151,23 +142,23 @@ def score_file(cfg: Config, task: str, path: str | Path, output: str | Path, *, 
                track: bool = True) -> ScoreResult:
     """Validate, score and write a projects file. See the module docstring for the passes."""
     path, output = Path(path), Path(output)
-    get_spec(task)  # unknown task → the standard error
+    task_ = get_task(task)  # unknown task → the standard error
     if not path.is_file():
         raise RecommenderError(f"{path}: no such file")
     if output.suffix.lower() not in {".csv", ".parquet"}:
         raise RecommenderError(f"--output must end in .csv or .parquet; got {output.name!r}")
     if output.resolve() == path.resolve():
         raise RecommenderError("--output must differ from the input file")
-    loaded = load_champion(cfg, task, cfg.bloc, model_uri)  # a refused or missing model fails before any work
+    loaded = load_model(cfg, task, model_uri)  # a refused or missing model fails before any work
     bank = DataBank(cfg.bank_dir)
     products = sorted(bank.read("products", columns=["product"])["product"]) if bank.has("products") else []
-    check = validate(path, task, cfg, products)
+    check = validate(path, task_, cfg, products)
 
     # distinct keys → features, scores and reasons, computed once
     scored: Scored = score_candidates(cfg, task, check.keys, year=year, loaded=loaded)
     table = scored.rows  # same order as check.keys
     key_scores = table["score"].to_numpy()
-    key_reasons = np.asarray(explain(scored.model, table, scored.features, task, scored.classification), dtype=object) \
+    key_reasons = np.asarray(explain(scored.model, table, scored.features, task_, scored.sectors), dtype=object) \
         if reasons else np.full(len(table), "", dtype=object)
     scores = key_scores[check.codes]
     order = np.argsort(-scores, kind="stable")
@@ -217,11 +208,8 @@ def _track(cfg: Config, task: str, path: Path, result: ScoreResult) -> str:
     """Record the scoring run in MLflow (experiment ``<task>-scoring``): input hash, output, model version."""
     import mlflow
 
-    from models.tracking import client_for, experiment_id
-
-    client = client_for(cfg)
-    exp = experiment_id(client, f"{task}-scoring", cfg)
-    with mlflow.start_run(experiment_id=exp, run_name=f"score {path.name} · {cfg.bloc.name}",
+    exp = cfg.store.experiment_id(f"{task}-scoring", f"Batch scoring runs of the {task} task.")
+    with cfg.store.active(), mlflow.start_run(experiment_id=exp, run_name=f"score {path.name} · {cfg.bloc.name}",
                           description=f"Scored {result.rows:,} projects from {path.name} with {result.model_version} (year {result.year}).",
                           tags={"task": task, "bloc": cfg.bloc.name, "model_version": result.model_version,
                                 "input_sha256": result.input_sha256}) as run:

@@ -17,11 +17,11 @@ from features.assemble import (
 from features.bilateral import flow_features, pair_features
 from features.capacity import capacity_features
 from features.complexity import add_dynamics, complexity_matrices, compute_complexity
+from features.errors import FeatureError
 from features.importer import importer_features
 from features.registry import FEATURES, describe, reason, resolve
 from features.sectors import product_sectors
 from features.trade import aggregate_products, world_exports
-from recommender.errors import RecommenderError
 
 
 def flows(rows):
@@ -54,7 +54,7 @@ def test_compute_complexity_grid_and_docstring_example():
     assert len(out) == 9  # full 3 × 3 grid
     assert out.set_index(["exporter", "product"]).loc[("A", "x"), "rca"] == pytest.approx(2.5)
     assert out.set_index(["exporter", "product"]).loc[("B", "x"), "export_value"] == 0
-    with pytest.raises(RecommenderError, match=r"column\(s\) \['value'\] missing from exports frame"):
+    with pytest.raises(FeatureError, match=r"column\(s\) \['value'\] missing from exports frame"):
         compute_complexity(df.drop(columns="value"))
 
 
@@ -150,7 +150,7 @@ def test_aggregate_products_levels():
     four = aggregate_products(t, 4)
     assert four.set_index("product")["value_usd"].to_dict() == {"0101": 3.0, "0201": 4.0}
     assert aggregate_products(t, 2)["value_usd"].sum() == 7.0
-    with pytest.raises(RecommenderError, match="finer"):
+    with pytest.raises(FeatureError, match="finer"):
         aggregate_products(four, 6)
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
+from models.errors import ModelError
 from models.tasks import IMPORT_SUBSTITUTION, JOINT_PROJECTS
 from recommender.errors import RecommenderError
 from recommender.pipeline import recommend, train_task
@@ -146,7 +147,7 @@ def test_recommend_errors_are_clear(home):
         recommend(cfg, IMPORT_SUBSTITUTION, countries=["USA"])
     with pytest.raises(RecommenderError, match="not in the data bank"):
         recommend(cfg, IMPORT_SUBSTITUTION, year=1990)
-    with pytest.raises(RecommenderError, match="no champion model 'import-substitution-KAZ-UZB'"):
+    with pytest.raises(ModelError, match="no champion model 'import-substitution-KAZ-UZB'"):
         recommend(cfg.with_bloc("KAZ,UZB"), IMPORT_SUBSTITUTION)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from models.tasks import TASKS
 from recommender.config import Config
 
 console = Console(soft_wrap=True)
@@ -46,3 +48,11 @@ def progress(description: str, total: float | None = None) -> Iterator[callable]
 
 
 BlocOption = Annotated[str | None, typer.Option("--bloc", help="SCO (default), EAEU, ASEAN, BRICS or a comma-separated ISO3 list")]
+
+TaskName = Enum("TaskName", {name.replace("-", "_"): name for name in TASKS}, type=str)
+"""The tasks as a real choice: Typer lists them in --help and refuses anything else with exit 2."""
+TaskOption = Annotated[TaskName, typer.Option("--task", help="The ranking task")]
+
+
+def task_name(task: TaskName | str) -> str:
+    return task.value if isinstance(task, Enum) else task

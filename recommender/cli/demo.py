@@ -25,7 +25,7 @@ def demo(
     Idempotent: a second run finds the same bank and the champions trained on it, and reuses them.
     """
     from models.tasks import TASKS
-    from models.tracking import client_for, run_summary
+    from models.tracking import run_summary
     from recommender.demo import build_demo_bank, train_or_reuse
     from recommender.pipeline import recommend
     from recommender.synthetic import WorldSpec
@@ -40,7 +40,7 @@ def demo(
     for line in build_demo_bank(cfg, spec=spec):
         console.print(f"   {line}")
     print_info(DataBank(cfg.bank_dir).info(), brief=True)
-    client = client_for(cfg)
+    client = cfg.store.client()
     for n, task in enumerate(TASKS, start=2):
         console.print(f"\n[bold]{n}. Train {task}[/] for {cfg.bloc.name} (horizon {horizon} years)")
         run_id, note = train_or_reuse(cfg, task, horizon=horizon, log=lambda msg: console.print(f"   {msg}"))

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from recommender.cli._common import BlocOption, config, console
-from recommender.cli.train import TaskOption
+from models.tasks import get_task
+from recommender.cli._common import BlocOption, TaskOption, config, console, task_name
 from recommender.output import write_table
 
 
@@ -26,7 +26,7 @@ def recommend(
     """Rank candidates with the champion model: a readable table, or every candidate to --output."""
     from recommender.pipeline import recommend as run
 
-    cfg = config(ctx, bloc)
+    cfg, task = config(ctx, bloc), task_name(task)
     table, version = run(cfg, task, year=year, countries=country, top=top, model_uri=model_uri)
     if output is not None:
         write_table(table, output)
@@ -39,10 +39,9 @@ def recommend(
 def print_recommendations(table, task: str, title: str, limit: int = 60) -> None:
     """A readable table: names, rank, score and the reasons."""
     grid = Table(title=title)
-    if task == "import-substitution":
-        cols = [("importer_name", "importer"), ("rank", "#"), ("supplier_name", "supplier"), ("product_name", "product")]
-    else:
-        cols = [("partner_a_name", "partner a"), ("partner_b_name", "partner b"), ("rank", "#"), ("product_name", "product")]
+    roles = get_task(task).roles
+    cols = [(f"{roles[0]}_name", roles[0].replace("_", " ")), ("rank", "#"), (f"{roles[1]}_name", roles[1].replace("_", " ")),
+            ("product_name", "product")]
     for _, label in cols:
         grid.add_column(label, max_width=28)
     grid.add_column("score", justify="right", no_wrap=True)

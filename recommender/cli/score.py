@@ -8,8 +8,15 @@ from typing import Annotated
 
 import typer
 
-from recommender.cli._common import BlocOption, config, console, console_err, progress
-from recommender.cli.train import TaskOption
+from recommender.cli._common import (
+    BlocOption,
+    TaskOption,
+    config,
+    console,
+    console_err,
+    progress,
+    task_name,
+)
 
 
 def score(
@@ -25,7 +32,7 @@ def score(
     """Validate and score a list of candidate projects: score, rank, percentile, reasons, model version."""
     from recommender.scoring import score_file
 
-    cfg = config(ctx, bloc)
+    cfg, task = config(ctx, bloc), task_name(task)
     output = output or projects.with_name(projects.stem + ".scored.csv")
     total = None
     if projects.suffix.lower() == ".csv" and projects.is_file() and os.path.getsize(projects) < 2 * 1024**3:

@@ -7,10 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from recommender.cli._common import BlocOption, config, console, console_err
+from recommender.cli._common import BlocOption, TaskOption, config, console, console_err, task_name
 from recommender.errors import RecommenderError
-
-TaskOption = Annotated[str, typer.Option("--task", help="import-substitution | joint-projects")]
 
 
 def parse_overrides(pairs: list[str] | None) -> dict:
@@ -21,6 +19,16 @@ def parse_overrides(pairs: list[str] | None) -> dict:
             raise RecommenderError(f"--param takes NAME=VALUE (e.g. learning_rate=0.03); got {pair!r}")
         out[key.strip()] = value.strip()
     return out
+
+
+def parse_years(text: str | None) -> list[int] | None:
+    """``"2008,2009"`` → [2008, 2009]; a clear error for anything else."""
+    if text is None:
+        return None
+    try:
+        return [int(y) for y in text.split(",")]
+    except ValueError as exc:
+        raise RecommenderError(f"--test-years takes comma-separated years, e.g. 2008,2009; got {text!r}") from exc
 
 
 def parse_thresholds(text: str | None) -> tuple[float, float, float] | None:
@@ -82,8 +90,8 @@ def train(
     """Train and evaluate a ranker (rolling origin, vs baselines), log it to MLflow, decide the champion."""
     from recommender.pipeline import train_task
 
-    cfg = config(ctx, bloc)
-    years = [int(y) for y in test_years.split(",")] if test_years else None
+    cfg, task = config(ctx, bloc), task_name(task)
+    years = parse_years(test_years)
     console.print(f"[bold]train[/] {task} for {cfg.bloc.name}: {', '.join(cfg.bloc.members)}")
     with console_err.status("training...") as status:
         outcome = train_task(cfg, task, horizon=horizon, thresholds=parse_thresholds(thresholds), min_value=min_value, test_years=years, seed=seed, product_level=product_level,
