@@ -56,12 +56,15 @@ def build_base(
     geography: pd.DataFrame | None = None,
     products: pd.DataFrame | None = None,
     years: Collection[int] | None = None,
+    complexity: pd.DataFrame | None = None,
 ) -> BaseTables:
     """Compute every feature family from trade (and optional capacity, geography, products).
 
     ``until`` drops all trade and capacity after that year first: features for year t then use
     data from years ≤ t only. ``years`` limits the complexity computation to the years features
-    are wanted for (and their 3- and 5-year lags); default every year.
+    are wanted for (and their 3- and 5-year lags); default every year. ``complexity``: the world
+    complexity table of an earlier :func:`build_base` on the same trade (it does not depend on the
+    bloc), to build bases for many country sets at the cost of one.
     """
     check_columns(trade, TRADE_COLUMNS, "trade")
     members = tuple(sorted(set(bloc)))
@@ -69,11 +72,12 @@ def build_base(
         trade = trade[trade["year"] <= until]
         if capacity is not None:
             capacity = capacity[capacity["year"] <= until]
-    exports = world_exports(trade)
-    if years is not None:
-        needed = {int(y) - lag for y in years for lag in (0, 3, 5)}
-        exports = exports[exports["year"].isin(needed)]
-    complexity = add_dynamics(compute_complexity(exports))
+    if complexity is None:
+        exports = world_exports(trade)
+        if years is not None:
+            needed = {int(y) - lag for y in years for lag in (0, 3, 5)}
+            exports = exports[exports["year"].isin(needed)]
+        complexity = add_dynamics(compute_complexity(exports))
     touched = trade[trade["importer"].isin(members) | trade["exporter"].isin(members)]
     to_bloc = trade[trade["importer"].isin(members)]
     sector = None

@@ -7,6 +7,11 @@ product level and data bank. Anything else needs ``--promote``.
 
 from __future__ import annotations
 
+import json
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
@@ -15,6 +20,7 @@ from models.loading import LoadedModel, load_booster
 from models.store import Store, as_param
 
 CHAMPION = "champion"
+CALIBRATION_FILE = "calibration.json"
 COMPARABLE = ("test_years", "horizon", "product_level", "relevance_thresholds", "min_candidate_value_usd")
 """Run params that must be equal for two test NDCG@10 values to be compared (plus the bank hash)."""
 
@@ -53,6 +59,22 @@ def decide_champion(client: MlflowClient, name: str, version: str, score: float,
     return False, f"champion stays version {current.version} of {name}: NDCG@10 {old:.4f} ≥ new version {version}'s {score:.4f}"
 
 
+def load_calibration(client: MlflowClient, run_id: str | None) -> dict | None:
+    """The run's probability calibration (JSON, :mod:`models.calibration`), or None if it has none."""
+    if not run_id:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(run_id, CALIBRATION_FILE, tmp)
+        except (MlflowException, OSError):
+            return None
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError):
+            return None
+    return data if isinstance(data, dict) and {"x", "y"} <= set(data) else None
+
+
 def load_champion(store: Store, name: str, model_uri: str | None = None, *, hint: str = "") -> tuple[LoadedModel, dict]:
     """The champion of ``name`` (or ``model_uri``, from this store only) and its run's params."""
     client = store.client()
@@ -64,7 +86,7 @@ def load_champion(store: Store, name: str, model_uri: str | None = None, *, hint
     else:
         loaded = load_booster(client, model_uri)
     params = client.get_run(loaded.run_id).data.params if loaded.run_id else {}
-    return loaded, params
+    return replace(loaded, calibration=load_calibration(client, loaded.run_id)), params
 
 
 def reusable_champion(store: Store, name: str, manifest_hash: str, params: dict) -> str | None:

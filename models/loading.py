@@ -36,6 +36,7 @@ class LoadedModel:
     booster: lgb.Booster
     label: str
     run_id: str | None
+    calibration: dict | None = None  # score → probability (models.calibration), when the run has one
 
 
 def _artifact_location(client: MlflowClient, uri: str) -> tuple[str, str | None]:

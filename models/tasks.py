@@ -62,6 +62,7 @@ class Task:
     thresholds: tuple[float, float, float] = (0.05, 0.02, 0.005)
     unordered_pair: bool = False  # joint projects: (a, b) and (b, a) are one pair, stored a < b
     focus_role: str = ""  # the role ``--country`` filters on; "" = either role
+    baseline_inputs: tuple[str, ...] = ()  # the feature columns the heuristics read (for the ablation)
 
     # ---- options -----------------------------------------------------------------------------
     def params(self) -> dict:
@@ -96,7 +97,8 @@ class Task:
         return table[roles].isin(list(countries)).any(axis=1)
 
     def feature_columns(self, table: pd.DataFrame) -> list[str]:
-        return [c for c in table.columns if c not in self.keys and c != "relevance"]
+        """Every column but the keys, the label and the country-set id of pooled tables."""
+        return [c for c in table.columns if c not in self.keys and c not in {"relevance", "pool"}]
 
     # ---- behaviour -----------------------------------------------------------------------------
     def candidates(self, base: BaseTables, years: Collection[int]) -> pd.DataFrame:
@@ -114,14 +116,15 @@ class Task:
     def _observed(self, trade: pd.DataFrame, candidates: pd.DataFrame) -> np.ndarray:
         return (candidates["year"] + self.horizon).isin(trade["year"].unique()).to_numpy()
 
-    def build_dataset(self, base: BaseTables, trade: pd.DataFrame, years: Collection[int]) -> pd.DataFrame:
-        """Candidates of ``years`` with their features (from ``base``) and relevance (from ``trade``).
+    def build_dataset(self, base: BaseTables, years: Collection[int], trade: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Candidates of ``years`` with their features and relevance.
 
-        ``base`` holds data up to the last of ``years`` only for features; labels read year t + h
-        from ``trade`` and are NaN where that year is missing.
+        Features at t read years ≤ t of ``base``; labels read year t + h of ``trade`` (default
+        ``base.trade``, every flow that touches the bloc, which is all the labels need) and are NaN
+        where that year is missing.
         """
         table = self.features(base, self.candidates(base, years))
-        table["relevance"] = self.labels(trade, table, base.bloc).to_numpy()
+        table["relevance"] = self.labels(base.trade if trade is None else trade, table, base.bloc).to_numpy()
         return table.sort_values(list(self.group) + list(self.keys)).reset_index(drop=True)
 
 
@@ -196,11 +199,15 @@ TASKS: dict[str, Task] = {
     IMPORT_SUBSTITUTION: ImportSubstitution(
         IMPORT_SUBSTITUTION, keys=("year", "importer", "product", "supplier"), group=("importer", "year"),
         output_keys=("year", "importer", "supplier", "product"), roles=("importer", "supplier"),
-        horizon=5, min_value=1_000_000.0, thresholds=(0.05, 0.02, 0.005), focus_role="importer"),
+        horizon=5, min_value=1_000_000.0, thresholds=(0.05, 0.02, 0.005), focus_role="importer",
+        baseline_inputs=("supplier_share", "supplier_share_change_3y", "supplier_rca", "supplier_density",
+                         "supplier_world_share", "importer_imports", "trade_intensity", "flow_value")),
     JOINT_PROJECTS: JointProjects(
         JOINT_PROJECTS, keys=("year", "partner_a", "partner_b", "product"), group=("partner_a", "partner_b", "year"),
         output_keys=("year", "partner_a", "partner_b", "product"), roles=("partner_a", "partner_b"),
-        horizon=5, min_value=100_000.0, thresholds=(0.02, 0.005, 0.001), unordered_pair=True),
+        horizon=5, min_value=100_000.0, thresholds=(0.02, 0.005, 0.001), unordered_pair=True,
+        baseline_inputs=("two_way_share", "two_way_share_change_3y", "grubel_lloyd", "pair_share", "partner_a_rca",
+                         "partner_b_rca", "partner_a_import_share", "partner_b_import_share")),
 }
 
 

@@ -7,6 +7,7 @@ is never left half-updated.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import tempfile
 import warnings
@@ -24,9 +25,9 @@ from mlflow.models import infer_signature
 
 from features.registry import describe
 from models import charts
-from models.champion import decide_champion, model_name
+from models.champion import CALIBRATION_FILE, decide_champion, model_name
 from models.store import Store, as_param
-from models.train import Evaluation
+from models.train import MODEL_SCORERS, Evaluation
 
 PACKAGE = "industrial-cooperation-recommender"
 
@@ -104,11 +105,11 @@ def log_training(
                                "best_iteration": evaluation.best_iteration, "n_features": len(evaluation.features)})
             mlflow.log_metrics({k: v for k, v in evaluation.extra.get("metrics", {}).items() if np.isfinite(v)})
             for scorer, report in evaluation.overall.items():
-                prefix = "" if scorer == "model" else f"baseline_{scorer}_"
+                prefix = metric_prefix(scorer)
                 mlflow.log_metrics({f"{prefix}test_{k}": v for k, v in report.items() if np.isfinite(v)})
             for fold in evaluation.folds:
                 for scorer, report in fold.metrics.items():
-                    prefix = "" if scorer == "model" else f"baseline_{scorer}_"
+                    prefix = metric_prefix(scorer)
                     mlflow.log_metrics({f"{prefix}test_{k}_by_year": v for k, v in report.items() if np.isfinite(v)}, step=fold.test_year)
             labelled = train_table[train_table["relevance"].notna()]
             warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")  # schema/source hints
@@ -125,6 +126,8 @@ def log_training(
                 charts.metric_by_year(evaluation, folder / "metric_by_year.png")
                 if "reliability" in evaluation.extra:
                     charts.reliability(evaluation.extra["reliability"], folder / "reliability.png")
+                if "calibration" in evaluation.extra:
+                    (folder / CALIBRATION_FILE).write_text(json.dumps(evaluation.extra["calibration"]))
                 for file, table in evaluation.extra.get("tables", {}).items():
                     table.to_csv(folder / file, index=False)
                 _per_year_table(evaluation).to_csv(folder / "per_year_metrics.csv", index=False)
@@ -156,16 +159,32 @@ def _quietly(fn) -> None:
         pass
 
 
+def metric_prefix(scorer: str) -> str:
+    """MLflow metric prefix of a scorer: none for the model, ``<ablation>_`` for it, ``baseline_<name>_`` otherwise."""
+    return "" if scorer == "model" else f"{scorer}_" if scorer in MODEL_SCORERS else f"baseline_{scorer}_"
+
+
+def _scorer_of(key: str) -> tuple[str, str] | None:
+    """``baseline_momentum_test_ndcg_at_10`` → ("momentum", "ndcg_at_10"); None for other metrics."""
+    head, sep, name = key.partition("test_")
+    if not sep:
+        return None
+    if head == "":
+        return "model", name
+    if head.startswith("baseline_"):
+        return head[len("baseline_"):-1], name
+    return (head[:-1], name) if head[:-1] in MODEL_SCORERS else None
+
+
 def run_summary(client: MlflowClient, run_id: str) -> tuple[dict[str, dict[str, float]], dict[int, dict[str, float]]]:
     """(overall metrics by scorer, NDCG@10 by test year and scorer) read back from a training run."""
-    metrics = client.get_run(run_id).data.metrics
     overall: dict[str, dict[str, float]] = {}
     by_year: dict[int, dict[str, float]] = {}
-    for key, value in metrics.items():
-        scorer, rest = ("model", key) if key.startswith("test_") else (key[len("baseline_"):].split("_test_")[0], "test_" + key.split("_test_", 1)[-1])
-        if not rest.startswith("test_"):
+    for key, value in client.get_run(run_id).data.metrics.items():
+        parsed = _scorer_of(key)
+        if parsed is None:
             continue
-        name = rest[len("test_"):]
+        scorer, name = parsed
         if name == "ndcg_at_10_by_year":
             for m in client.get_metric_history(run_id, key):
                 by_year.setdefault(int(m.step), {})[scorer] = m.value

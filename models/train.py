@@ -10,6 +10,7 @@ rounds chosen by early stopping across the folds.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,8 +57,15 @@ def _coerce(key: str, value, default):
         raise ModelError(f"--param {key}={value!r}: expected a {type(default).__name__} like {default!r}") from exc
 
 
+POOL = "pool"
+"""Column naming the country set a candidate was built for: ``BLOC_POOL`` for the bloc, else a pseudo-bloc id."""
+BLOC_POOL = "bloc"
+
+
 def _group_ids(table: pd.DataFrame, spec: Task) -> np.ndarray:
-    return table.groupby(list(spec.group), sort=False, observed=True).ngroup().to_numpy()
+    """Query ids: the task's group, within each country set when the table is pooled."""
+    keys = [POOL, *spec.group] if POOL in table else list(spec.group)
+    return table.groupby(keys, sort=False, observed=True).ngroup().to_numpy()
 
 
 def _train_groups(table: pd.DataFrame, spec: Task, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -77,24 +85,41 @@ def _train_groups(table: pd.DataFrame, spec: Task, seed: int) -> tuple[pd.DataFr
     return table.iloc[order], sizes
 
 
+def _threads() -> int:
+    """CPUs this process may use (affinity, so containers and ``taskset`` are respected)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _dataset(table: pd.DataFrame, features: list[str], spec: Task, seed: int, reference: lgb.Dataset | None = None) -> lgb.Dataset:
+    table, sizes = _train_groups(table, spec, seed)
+    return lgb.Dataset(table[features], table["relevance"].astype(int), group=sizes, reference=reference,
+                       free_raw_data=True, params={"verbose": -1})
+
+
 def fit_ranker(train: pd.DataFrame, valid: pd.DataFrame | None, features: list[str], spec: Task, params: dict,
-               *, seed: int = 0, n_estimators: int | None = None) -> lgb.LGBMRanker:
-    """Fit an LGBMRanker; with ``valid``, early stopping on validation NDCG@``eval_at``."""
+               *, seed: int = 0, n_estimators: int | None = None) -> lgb.Booster:
+    """Fit a LambdaRank booster with LightGBM's functional API; with ``valid``, early stopping on NDCG@``eval_at``."""
     if train.empty:
         raise ModelError("no training candidates: need more labelled years before the test year")
-    p = {k: v for k, v in params.items() if k not in {"spec_version", "task", "early_stopping_rounds", "eval_at", "tuning_note"}}
-    if n_estimators is not None:
-        p["n_estimators"] = n_estimators
-    model = lgb.LGBMRanker(**p, random_state=seed, deterministic=True, force_row_wise=True, n_jobs=2, verbose=-1)
-    train, sizes = _train_groups(train, spec, seed)
-    fit_args: dict = {}
+    p = {k: v for k, v in params.items() if k not in {"spec_version", "task", "early_stopping_rounds", "eval_at", "tuning_note",
+                                                      "n_estimators"}}
+    p.update(seed=seed, deterministic=True, force_row_wise=True, num_threads=min(_threads(), 2), verbose=-1,
+             metric="ndcg", eval_at=[params["eval_at"]])
+    rounds = int(n_estimators if n_estimators is not None else params["n_estimators"])
+    data = _dataset(train, features, spec, seed)
+    kwargs: dict = {}
     if valid is not None and not valid.empty:
-        valid, vsizes = _train_groups(valid, spec, seed)
-        fit_args = {"eval_set": [(valid[features], valid["relevance"].astype(int))], "eval_group": [vsizes],
-                    "eval_at": [params["eval_at"]],
-                    "callbacks": [lgb.early_stopping(params["early_stopping_rounds"], verbose=False)]}
-    model.fit(train[features], train["relevance"].astype(int), group=sizes, **fit_args)
-    return model
+        kwargs = {"valid_sets": [_dataset(valid, features, spec, seed, reference=data)], "valid_names": ["valid"],
+                  "callbacks": [lgb.early_stopping(params["early_stopping_rounds"], first_metric_only=True, verbose=False)]}
+    return lgb.train(p, data, num_boost_round=rounds, **kwargs)
+
+
+ABLATION = "lgbm_on_baseline_inputs"
+"""The same LightGBM ranker trained on the baselines' input columns only: what the model adds beyond them."""
+MODEL_SCORERS = ("model", ABLATION)
 
 
 @dataclass
@@ -104,7 +129,7 @@ class Fold:
     n_train: int
     n_valid: int
     n_test: int
-    metrics: dict[str, dict[str, float]]  # "model" and each baseline → report
+    metrics: dict[str, dict[str, float]]  # "model", the ablation and each baseline → report
 
 
 @dataclass
@@ -117,7 +142,7 @@ class Evaluation:
     features: list[str]
     params: dict
     best_iteration: int
-    extra: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # "metrics", "tables", "reliability", "calibration", "seeds"
 
     def table(self, metric: str = "ndcg_at_10") -> pd.DataFrame:
         """Scorers × (overall, each test year) for one metric."""
@@ -128,7 +153,8 @@ class Evaluation:
 
     @property
     def best_baseline(self) -> tuple[str, float]:
-        scores = {k: v["ndcg_at_10"] for k, v in self.overall.items() if k != "model"}
+        """The heuristic with the highest overall NDCG@10 (the model and its ablation are not heuristics)."""
+        scores = {k: v["ndcg_at_10"] for k, v in self.overall.items() if k not in MODEL_SCORERS}
         name = max(scores, key=lambda k: -np.inf if np.isnan(scores[k]) else scores[k])
         return name, scores[name]
 
@@ -137,10 +163,8 @@ def labelled_years(dataset: pd.DataFrame) -> list[int]:
     return sorted(int(y) for y in dataset.loc[dataset["relevance"].notna(), "year"].unique())
 
 
-def evaluate(dataset: pd.DataFrame, spec: Task, params: dict, *, test_years: list[int] | None = None,
-             seed: int = 0, log: Log | None = None) -> Evaluation:
-    """Rolling-origin evaluation of the model and every baseline on the same test candidates."""
-    log = log or (lambda _msg: None)
+def check_test_years(dataset: pd.DataFrame, spec: Task, test_years: list[int] | None) -> list[int]:
+    """The test years (default: the last two labelled), checked to have observable outcomes."""
     labelled = labelled_years(dataset)
     if len(labelled) < spec.horizon + 3 and test_years is None:
         raise ModelError(
@@ -150,39 +174,103 @@ def evaluate(dataset: pd.DataFrame, spec: Task, params: dict, *, test_years: lis
     missing = [y for y in test_years if y not in labelled]
     if missing:
         raise ModelError(f"test year(s) {missing} have no observable outcome (need year + {spec.horizon} in the bank); labelled years: {labelled}")
+    return test_years
+
+
+def with_pool(dataset: pd.DataFrame, pool: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The bloc's table tagged ``pool = "bloc"`` when a non-empty pool joins it (queries never merge); else as is."""
+    if pool is None or pool.empty:
+        return dataset, None
+    return dataset.assign(**{POOL: BLOC_POOL}), pool
+
+
+def fold_split(dataset: pd.DataFrame, pool: pd.DataFrame | None, year: int, spec: Task) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(fit, valid, test) for test year T: fit on t ≤ T − h − 1 (bloc and pool), early-stop on the bloc's T − h, test T.
+
+    Every outcome used (t + h) is observable at T; the assertion is the leak guard.
+    """
+    valid_year = year - spec.horizon
+    parts = [dataset] if pool is None else [dataset, pool]
+    fit = pd.concat([p[(p["year"] < valid_year) & p["relevance"].notna()] for p in parts], ignore_index=True)
+    valid = dataset[(dataset["year"] == valid_year) & dataset["relevance"].notna()]
+    test = dataset[dataset["year"] == year].copy()
+    if fit.empty or valid.empty:
+        raise ModelError(f"test year {year}: no candidates to train on (years < {valid_year}) or validate on ({valid_year})")
+    assert (fit["year"] + spec.horizon < year).all() and (valid["year"] + spec.horizon <= year).all()  # leak guard
+    return fit, valid, test
+
+
+def evaluate(dataset: pd.DataFrame, spec: Task, params: dict, *, test_years: list[int] | None = None,
+             seed: int = 0, seeds: int = 1, pool: pd.DataFrame | None = None, ablation: bool = True,
+             n_resamples: int = 1000, log: Log | None = None) -> Evaluation:
+    """Rolling-origin evaluation of the model, its ablation and every baseline on the same test candidates.
+
+    ``pool``: extra labelled candidates (other country sets, same features) added to every fold's
+    training years, never to validation or test. ``seeds`` > 1 refits each fold with seeds
+    ``seed + 1 …`` to report the spread; the reported model is the one of ``seed``. The model's
+    lift over the best baseline gets a bootstrap interval over queries (``n_resamples``), and the
+    out-of-fold scores fit the probability calibration (:mod:`models.calibration`).
+    """
+    from models.calibration import cross_fitted_reliability, fit_calibration
+    from models.uncertainty import interval_table
+
+    log = log or (lambda _msg: None)
+    test_years = check_test_years(dataset, spec, test_years)
+    dataset, pool = with_pool(dataset, pool)
     features = spec.feature_columns(dataset)
+    inputs = [c for c in spec.baseline_inputs if c in features]
     scorers = spec.baselines(seed=seed)
-    folds, predictions = [], []
+    names = ["model", *([ABLATION] if ablation and inputs else []), *scorers]
+    folds, predictions, seed_scores = [], [], {s: [] for s in range(seed + 1, seed + seeds)}
     for year in test_years:
-        valid_year = year - spec.horizon
-        fit = dataset[(dataset["year"] < valid_year) & dataset["relevance"].notna()]
-        valid = dataset[(dataset["year"] == valid_year) & dataset["relevance"].notna()]
-        test = dataset[dataset["year"] == year].copy()
-        if fit.empty or valid.empty:
-            raise ModelError(f"test year {year}: no candidates to train on (years < {valid_year}) or validate on ({valid_year})")
-        assert (fit["year"] + spec.horizon < year).all() and (valid["year"] + spec.horizon <= year).all()  # leak guard
-        log(f"test year {year}: fit on {fit['year'].min()}–{fit['year'].max()} ({len(fit):,} candidates), "
-            f"early stopping on {valid_year} ({len(valid):,}), test {len(test):,}")
+        fit, valid, test = fold_split(dataset, pool, year, spec)
+        log(f"test year {year}: fit on {fit['year'].min()}–{fit['year'].max()} ({len(fit):,} candidates"
+            f"{f', {int(fit[POOL].ne(BLOC_POOL).sum()):,} pooled' if POOL in fit else ''}), "
+            f"early stopping on {year - spec.horizon} ({len(valid):,}), test {len(test):,}")
         model = fit_ranker(fit, valid, features, spec, params, seed=seed)
-        test["score_model"] = model.predict(test[features])
+        test["score_model"] = model.predict(test[features], num_iteration=model.best_iteration or None)
+        if ABLATION in names:
+            small = fit_ranker(fit, valid, inputs, spec, params, seed=seed)
+            test[f"score_{ABLATION}"] = small.predict(test[inputs], num_iteration=small.best_iteration or None)
+        for other in seed_scores:
+            extra = fit_ranker(fit, valid, features, spec, params, seed=other)
+            seed_scores[other].append(extra.predict(test[features], num_iteration=extra.best_iteration or None))
         for name, scorer in scorers.items():
             test[f"score_{name}"] = scorer(test)
         groups = _group_ids(test, spec)
-        metrics = {name: ranking_report(test["relevance"].to_numpy(), test[f"score_{name}"].to_numpy(), groups)
-                   for name in ["model", *scorers]}
-        best = int(model.best_iteration_ or params["n_estimators"])
-        folds.append(Fold(year, best, len(fit), len(valid), len(test), metrics))
+        metrics = {name: ranking_report(test["relevance"].to_numpy(), test[f"score_{name}"].to_numpy(), groups) for name in names}
+        folds.append(Fold(year, int(model.best_iteration or params["n_estimators"]), len(fit), len(valid), len(test), metrics))
         predictions.append(test)
     pooled = pd.concat(predictions, ignore_index=True)
     groups = _group_ids(pooled, spec)
-    overall = {name: ranking_report(pooled["relevance"].to_numpy(), pooled[f"score_{name}"].to_numpy(), groups)
-               for name in ["model", *scorers]}
+    overall = {name: ranking_report(pooled["relevance"].to_numpy(), pooled[f"score_{name}"].to_numpy(), groups) for name in names}
     best_iteration = max(1, int(round(np.mean([f.best_iteration for f in folds]))))
-    return Evaluation(spec.name, test_years, folds, overall, pooled, features, params, best_iteration)
+    evaluation = Evaluation(spec.name, test_years, folds, overall, pooled, features, params, best_iteration)
+
+    # uncertainty: bootstrap over queries vs the best baseline, and the spread over seeds
+    best, _ = evaluation.best_baseline
+    intervals = interval_table(pooled, groups, model="model", baseline=best, n_resamples=n_resamples, seed=seed)
+    seed_ndcg = [overall["model"]["ndcg_at_10"]] + [
+        ranking_report(pooled["relevance"].to_numpy(), np.concatenate(v), groups)["ndcg_at_10"] for v in seed_scores.values()]
+    total = intervals[intervals["test_year"] == "overall"].iloc[0]
+    metrics = {"lift_vs_best_baseline": total["lift"], "lift_ci_low": total["lift_low"], "lift_ci_high": total["lift_high"],
+               "ndcg_at_10_diff_vs_best_baseline": total["diff"], "ndcg_at_10_diff_ci_low": total["diff_low"],
+               "ndcg_at_10_diff_ci_high": total["diff_high"], "n_test_queries": total["queries"],
+               "seed_ndcg_at_10_mean": float(np.mean(seed_ndcg)), "seed_ndcg_at_10_std": float(np.std(seed_ndcg)),
+               "seed_ndcg_at_10_min": float(np.min(seed_ndcg)), "seed_ndcg_at_10_max": float(np.max(seed_ndcg)),
+               "seeds": float(len(seed_ndcg))}
+    calibration = fit_calibration(pooled["score_model"].to_numpy(), pooled["relevance"].to_numpy())
+    reliability = cross_fitted_reliability(pooled["score_model"].to_numpy(), pooled["relevance"].to_numpy(), pooled["year"].to_numpy())
+    evaluation.extra = {"metrics": metrics, "calibration": calibration, "reliability": reliability,
+                        "seeds": dict(zip(range(seed, seed + seeds), seed_ndcg, strict=True)),
+                        "tables": {"lift_intervals.csv": intervals, "reliability.csv": reliability}}
+    return evaluation
 
 
-def refit(dataset: pd.DataFrame, evaluation: Evaluation, spec: Task, *, seed: int = 0) -> lgb.LGBMRanker:
-    """The model for use: every labelled year, the number of rounds chosen on validation."""
-    labelled = dataset[dataset["relevance"].notna()]
+def refit(dataset: pd.DataFrame, evaluation: Evaluation, spec: Task, *, seed: int = 0,
+          pool: pd.DataFrame | None = None) -> lgb.Booster:
+    """The model for use: every labelled year (and the pool's), the number of rounds chosen on validation."""
+    dataset, pool = with_pool(dataset, pool)
+    labelled = pd.concat([p[p["relevance"].notna()] for p in ([dataset] if pool is None else [dataset, pool])], ignore_index=True)
     return fit_ranker(labelled, None, evaluation.features, spec, evaluation.params, seed=seed,
                       n_estimators=evaluation.best_iteration)

@@ -16,9 +16,12 @@ from features.assemble import build_base
 from features.sectors import product_sectors
 from features.trade import aggregate_products
 from models import tasks
+from models.calibration import apply_calibration
 from models.champion import load_champion, model_name
+from models.pooling import pooled_dataset, pseudo_blocs
 from models.tracking import RunRecord, log_training
-from models.train import Evaluation, evaluate, load_params, refit
+from models.train import Evaluation, check_test_years, evaluate, load_params, refit
+from models.tuning import tune
 from recommender.bank import DataBank
 from recommender.config import Bloc, Config
 from recommender.errors import RecommenderError
@@ -83,31 +86,57 @@ def train_task(
     overrides: dict | None = None,
     experiment: str | None = None,
     promote: bool = False,
+    seeds: int = 1,
+    pool_sets: int = 0,
+    tune_trials: int = 0,
+    n_resamples: int = 1000,
     log: Log = lambda _m: None,
 ) -> TrainOutcome:
-    """Build features and labels, evaluate against baselines (rolling origin), refit, log to MLflow."""
+    """Build features and labels, evaluate against baselines (rolling origin), refit, log to MLflow.
+
+    ``pool_sets`` > 0 adds that many pseudo-blocs' candidates to training (:mod:`models.pooling`);
+    ``tune_trials`` > 0 runs the nested search of :mod:`models.tuning` first; ``seeds`` > 1 reports
+    the spread of the test metric over seeds.
+    """
     spec = tasks.get_task(task).with_options(horizon=horizon, thresholds=thresholds, min_value=min_value)
     params = load_params(task, overrides)
+    if seeds < 1 or pool_sets < 0 or tune_trials < 0:
+        raise RecommenderError(f"--seeds must be ≥ 1 and --pool, --tune ≥ 0; got {seeds}, {pool_sets}, {tune_trials}")
     bank = DataBank(cfg.bank_dir)
     inputs = load_inputs(bank, product_level=product_level)
     _check_bloc(inputs.trade, cfg.bloc, log)
     years = sorted(inputs.trade["year"].unique())
     log(f"features: {len(years)} years {years[0]}–{years[-1]}, {inputs.trade['product'].nunique()} products, bloc {cfg.bloc.name}")
     base = build_base(inputs.trade, cfg.bloc.members, capacity=inputs.capacity, geography=inputs.geography, products=inputs.products)
-    dataset = spec.build_dataset(base, inputs.trade, years)
+    dataset = spec.build_dataset(base, years)
     log(f"candidates: {len(dataset):,} ({int(dataset['relevance'].notna().sum()):,} labelled)")
-    evaluation = evaluate(dataset, spec, params, test_years=test_years, seed=seed, log=log)
+    pool = None
+    if pool_sets:
+        sets = pseudo_blocs(inputs.trade, cfg.bloc.members, n_sets=pool_sets, seed=seed)
+        pool = pooled_dataset(spec, base, inputs.trade, sets, years, capacity=inputs.capacity, geography=inputs.geography,
+                              products=inputs.products, log=log)
+    test_years = check_test_years(dataset, spec, test_years)
+    tuning = None
+    if tune_trials:
+        tuning = tune(dataset, spec, params, first_test_year=min(test_years), n_trials=tune_trials, seed=seed, pool=pool, log=log)
+        params = tuning.params
+    evaluation = evaluate(dataset, spec, params, test_years=test_years, seed=seed, seeds=seeds, pool=pool,
+                          n_resamples=n_resamples, log=log)
+    if tuning is not None:
+        evaluation.extra["tables"]["tuning_trials.csv"] = tuning.trials
     log(f"refit on every labelled year with {evaluation.best_iteration} rounds")
-    model = refit(dataset, evaluation, spec, seed=seed)
+    model = refit(dataset, evaluation, spec, seed=seed, pool=pool)
     latest = evaluation.predictions[evaluation.predictions["year"] == max(evaluation.test_years)].copy()
     latest["score"] = latest["score_model"]
     top = _rank(latest, spec, top=10)
     top = add_names(top[[*spec.output_keys, "score", "rank", "relevance"]], spec, inputs.classification)
     run_params = {**spec.params(), "bloc": cfg.bloc.name, "bloc_members": list(cfg.bloc.members), "seed": seed,
                   "product_level": inputs.product_level, "classification": inputs.classification,
-                  "years": f"{years[0]}-{years[-1]}", "test_years": evaluation.test_years}
+                  "years": f"{years[0]}-{years[-1]}", "test_years": evaluation.test_years,
+                  "pooled_sets": pool_sets, "pooled_candidates": 0 if pool is None else len(pool), "seeds": seeds,
+                  "tuned": f"{tune_trials} trials on candidate years ≤ {tuning.window_end}" if tuning else "no (spec values)"}
     record = log_training(cfg.store, task=task, bloc=cfg.bloc.name, bloc_members=list(cfg.bloc.members),
-                          evaluation=evaluation, model=model.booster_, train_table=dataset,
+                          evaluation=evaluation, model=model, train_table=dataset,
                           top_recommendations=top, params=run_params, manifest_hash=inputs.manifest_hash, data_source=str(cfg.bank_dir),
                           experiment=experiment, force_promote=promote)
     return TrainOutcome(evaluation, record, len(dataset))
@@ -122,11 +151,11 @@ def _rank(table: pd.DataFrame, spec: tasks.Task, top: int | None = None) -> pd.D
     return out.reset_index(drop=True)
 
 
-def load_model(cfg: Config, task: str, model_uri: str | None = None) -> tuple[object, str, dict]:
-    """(booster, version label, training-run params) of the task's champion for the bloc, or of ``model_uri``."""
+def load_model(cfg: Config, task: str, model_uri: str | None = None) -> tuple[object, str, dict, dict | None]:
+    """(booster, version label, training-run params, calibration) of the task's champion for the bloc, or of ``model_uri``."""
     loaded, params = load_champion(cfg.store, model_name(task, cfg.bloc.name), model_uri,
                                    hint=f"train one first: recommender train --task {task} --bloc {cfg.bloc.name}")
-    return loaded.booster, loaded.label, params
+    return loaded.booster, loaded.label, params, loaded.calibration
 
 
 @dataclass
@@ -141,6 +170,7 @@ class Scored:
     classification: str
     sectors: pd.Series  # product → sector
     year: int
+    calibrated: bool = False  # whether ``probability`` holds calibrated probabilities (else NaN)
 
 
 def score_candidates(cfg: Config, task: str, keys: pd.DataFrame | None = None, *, year: int | None = None,
@@ -152,7 +182,7 @@ def score_candidates(cfg: Config, task: str, keys: pd.DataFrame | None = None, *
     :func:`load_champion` when the caller has already loaded the model.
     """
     spec = tasks.get_task(task)
-    model, version, run_params = loaded or load_model(cfg, task, model_uri)
+    model, version, run_params, calibration = loaded or load_model(cfg, task, model_uri)
     bank = DataBank(cfg.bank_dir)
     years = bank.years("trade")
     year = int(year) if year is not None else (years[-1] if years else 0)
@@ -166,16 +196,20 @@ def score_candidates(cfg: Config, task: str, keys: pd.DataFrame | None = None, *
     if run_params.get("min_candidate_value_usd"):
         spec = spec.with_options(min_value=float(run_params["min_candidate_value_usd"]))
     names = _feature_names(model)
-    everything = spec.features(base, spec.candidates(base, [year]))
-    everything["score"] = model.predict(everything[names]) if len(everything) else np.array([])
+
+    def scored(table: pd.DataFrame) -> pd.DataFrame:
+        score = model.predict(table[names]) if len(table) else np.array([])
+        probability = apply_calibration(calibration, score) if calibration else np.full(len(table), np.nan)
+        return table.assign(score=score, probability=probability)
+
+    everything = scored(spec.features(base, spec.candidates(base, [year])))
     rows = everything
     if keys is not None:
-        rows = spec.features(base, keys[[k for k in spec.keys if k != "year"]].assign(year=year))
+        rows = scored(spec.features(base, keys[[k for k in spec.keys if k != "year"]].assign(year=year)))
         if len(rows) != len(keys):  # left joins keep the keys' order and count; anything else is a bug
             raise RecommenderError(f"internal error: {len(keys)} keys became {len(rows)} feature rows")
-        rows["score"] = model.predict(rows[names]) if len(rows) else np.array([])
     sectors = inputs.products.set_index("product")["sector"]
-    return Scored(rows, everything, version, model, names, inputs.classification, sectors, year)
+    return Scored(rows, everything, version, model, names, inputs.classification, sectors, year, calibration is not None)
 
 
 def _feature_names(model) -> list[str]:
@@ -187,8 +221,8 @@ def recommend(cfg: Config, task: str, *, year: int | None = None, countries: lis
     """Rank all candidates of ``year`` (default the bank's last) with the champion model.
 
     ``countries`` keeps import-substitution rows whose importer is listed, and joint-project rows
-    with either partner listed. Columns: ``year, importer, supplier, product, score, rank`` or
-    ``year, partner_a, partner_b, product, score, rank``, then names and ``reasons``.
+    with either partner listed. Columns: ``year, importer, supplier, product, score, probability, rank`` or
+    ``year, partner_a, partner_b, product, score, probability, rank``, then ``reasons`` and names.
     """
     spec = tasks.get_task(task)
     scored = score_candidates(cfg, task, year=year, model_uri=model_uri)
@@ -201,5 +235,5 @@ def recommend(cfg: Config, task: str, *, year: int | None = None, countries: lis
         table = table[spec.concerns(table, wanted)]
     ranked = _rank(table, spec, top=top)
     ranked["reasons"] = explain(scored.model, ranked, scored.features, spec, scored.sectors) if len(ranked) else []
-    out = add_names(ranked[[*spec.output_keys, "score", "rank", "reasons"]], spec, scored.classification)
+    out = add_names(ranked[[*spec.output_keys, "score", "probability", "rank", "reasons"]], spec, scored.classification)
     return out, scored.version

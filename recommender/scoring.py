@@ -35,7 +35,12 @@ from recommender.ingest import ProblemCollector, file_sha256
 from recommender.output import neutralise_formulas
 from recommender.pipeline import Scored, load_model, score_candidates
 
-OUTPUT_COLUMNS = ["score", "rank", "percentile", "reasons", "model_version"]
+OUTPUT_COLUMNS = ["score", "probability", "rank", "rank_in_query", "percentile", "reasons", "model_version"]
+"""What ``score`` adds, documented in the README: ``score`` the model's raw score (comparable only within a
+query), ``probability`` the calibrated probability that the candidate turns out relevant, ``rank`` the
+rank by probability across the whole file (1 = best), ``rank_in_query`` the model's order among the
+file's rows of the same query (importer; or partner pair), ``percentile`` of the score among every
+candidate of that year, ``reasons``, ``model_version``."""
 Progress = Callable[[int], None]
 
 
@@ -126,6 +131,14 @@ def validate(path: Path, task: Task, cfg: Config, products: list[str]) -> Valida
     return out
 
 
+def _rank_desc(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
+    """1 = best: descending ``primary``, ties broken by descending ``secondary``, then by file order."""
+    order = np.lexsort((np.arange(len(primary)), -secondary, -np.nan_to_num(primary, nan=-np.inf)))
+    rank = np.empty(len(primary), dtype=np.int64)
+    rank[order] = np.arange(1, len(primary) + 1)
+    return rank
+
+
 @dataclass
 class ScoreResult:
     output: Path
@@ -161,9 +174,14 @@ def score_file(cfg: Config, task: str, path: str | Path, output: str | Path, *, 
     key_reasons = np.asarray(explain(scored.model, table, scored.features, task_, scored.sectors), dtype=object) \
         if reasons else np.full(len(table), "", dtype=object)
     scores = key_scores[check.codes]
-    order = np.argsort(-scores, kind="stable")
-    rank = np.empty(len(scores), dtype=np.int64)
-    rank[order] = np.arange(1, len(scores) + 1)
+    probability = table["probability"].to_numpy()[check.codes]
+    if not scored.calibrated:
+        check.warnings.append(f"model {scored.version} has no probability calibration (trained before it existed): "
+                              "probability is empty and rank orders raw scores, which are comparable only within a query")
+    rank = _rank_desc(probability if scored.calibrated else scores, scores)
+    query = task_.normalise_pairs(check.keys)[[c for c in task_.group if c != "year"]]
+    row_query = query.groupby(list(query.columns), sort=False).ngroup().to_numpy()[check.codes]
+    rank_in_query = pd.Series(-scores).groupby(row_query).rank(method="first").astype(np.int64).to_numpy()
     reference = np.sort(scored.candidates["score"].to_numpy()) if len(scored.candidates) else np.sort(key_scores)
     percentile = np.round(100.0 * np.searchsorted(reference, scores, side="right") / max(len(reference), 1), 2)
 
@@ -178,7 +196,8 @@ def score_file(cfg: Config, task: str, path: str | Path, output: str | Path, *, 
             stop = start + len(chunk)
             out = chunk.rename(columns={c: f"input_{c}" for c in OUTPUT_COLUMNS if c in chunk.columns})
             codes = check.codes[start:stop]
-            out = out.assign(score=scores[start:stop], rank=rank[start:stop], percentile=percentile[start:stop],
+            out = out.assign(score=scores[start:stop], probability=probability[start:stop], rank=rank[start:stop],
+                             rank_in_query=rank_in_query[start:stop], percentile=percentile[start:stop],
                              reasons=key_reasons[codes], model_version=scored.version)
             if output.suffix.lower() == ".csv":
                 out = neutralise_formulas(out)

@@ -62,3 +62,80 @@ def test_auc_pr_is_average_precision_of_relevance_ge_1():
 def test_report_has_every_metric():
     report = ranking_report(np.array([1, 0]), np.array([0.2, 0.1]), np.zeros(2))
     assert set(report) == {"ndcg_at_5", "ndcg_at_10", "ndcg_at_20", "map_at_10", "precision_at_10", "auc_pr"}
+
+
+# ---- ties, missing scores, short queries ----------------------------------------------------------
+def test_all_tied_query_is_order_free_and_matches_sklearn():
+    rel = np.array([0, 0, 0, 1, 0, 0, 0])
+    score = np.zeros(7)
+    expected = ndcg_score([2.0**rel - 1], [score], k=10, ignore_ties=False)
+    for shift in range(7):  # wherever the relevant item sits in the input
+        moved = np.roll(rel, shift)
+        assert ndcg_at_k(moved, score, np.zeros(7), k=10) == pytest.approx(expected)
+    # one relevant among n tied: expected precision share 1/n of the shown, MAP = mean over positions of 1/(i+1)
+    assert precision_at_k(rel, score, np.zeros(7), k=3) == pytest.approx(1 / 7)
+    assert map_at_k(rel, score, np.zeros(7), k=10) == pytest.approx(np.mean(1 / np.arange(1, 8)))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_ndcg_matches_sklearn_with_many_ties(seed):
+    rng = np.random.default_rng(seed)
+    rel = rng.integers(0, 4, (6, 25))
+    score = rng.integers(0, 4, (6, 25)).astype(float)  # heavy ties
+    groups = np.repeat(np.arange(6), 25)
+    for k in (5, 10, 20):
+        ref = [ndcg_score([2.0**r - 1], [s], k=k, ignore_ties=False) for r, s in zip(rel, score, strict=True) if r.max() > 0]
+        assert ndcg_at_k(rel.ravel(), score.ravel(), groups, k=k) == pytest.approx(np.mean(ref))
+
+
+def _brute_force(metric, rel, score, k):
+    """Average of ``metric`` over every order of the tied items (permutations within tied blocks)."""
+    from itertools import permutations, product
+
+    order = np.argsort(-score, kind="stable")
+    blocks = [list(order[score[order] == v]) for v in sorted(set(score), reverse=True)]
+    values = []
+    for perm in product(*(permutations(b) for b in blocks)):
+        ranked = rel[np.concatenate(perm).astype(int)]
+        values.append(metric(ranked[:k] if metric is not _ap else ranked, k))
+    return np.mean(values)
+
+
+def _ap(ranked, k):
+    hits = ranked >= 1
+    top = hits[:k]
+    return (np.cumsum(top) / np.arange(1, top.size + 1) * top).sum() / min(hits.sum(), k)
+
+
+def test_map_and_precision_are_exact_expectations_over_tied_orders():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        rel = rng.integers(0, 3, 7)
+        rel[0] = max(rel[0], 1)
+        score = rng.integers(0, 3, 7).astype(float)
+        groups = np.zeros(7)
+        for k in (3, 5, 10):
+            assert map_at_k(rel, score, groups, k=k) == pytest.approx(_brute_force(_ap, rel, score, k))
+            prec = _brute_force(lambda r, k: (r >= 1).sum() / min(k, 7), rel, score, k)
+            assert precision_at_k(rel, score, groups, k=k) == pytest.approx(prec)
+
+
+def test_missing_scores_rank_last_and_never_crash():
+    rel = np.array([1, 0, 0, 0])
+    groups = np.zeros(4)
+    for missing in (np.nan, -np.inf, np.inf):
+        score = np.array([missing, 0.3, 0.2, 0.1])
+        assert ndcg_at_k(rel, score, groups) == pytest.approx(1 / np.log2(5))  # last of four
+        assert np.isfinite(auc_pr(rel, score))
+        report = ranking_report(rel, score, groups)
+        assert all(np.isfinite(v) for v in report.values())
+    all_missing = np.full(4, np.nan)
+    assert ndcg_at_k(rel, all_missing, groups) == pytest.approx(ndcg_score([rel], [np.zeros(4)], ignore_ties=False))
+
+
+def test_worst_order_and_short_queries():
+    rel = np.array([0, 0, 1])
+    groups = np.zeros(3)
+    assert ndcg_at_k(rel, np.array([3.0, 2.0, 1.0]), groups) == pytest.approx(1 / np.log2(4))
+    # a query of 3 with every item relevant: P@10 over the 3 shown = 1
+    assert precision_at_k(np.ones(3), np.array([3.0, 2.0, 1.0]), groups, k=10) == pytest.approx(1.0)

@@ -74,7 +74,7 @@ def tiny_dataset(tiny_world):
     spec = tasks.get_task(tasks.JOINT_PROJECTS).with_options(horizon=2, min_value=10_000.0)
     bloc = list(tiny_world.countries["iso3"][:10])
     base = build_base(tiny_world.trade, bloc)
-    data = spec.build_dataset(base, tiny_world.trade, tiny_world.spec.years)
+    data = spec.build_dataset(base, tiny_world.spec.years, tiny_world.trade)
     return spec, data
 
 

@@ -73,6 +73,21 @@ def print_summary(overall: dict, by_year: dict, title: str) -> None:
         console.print(f"NDCG@10: model {model:.3f} vs best baseline {best} {baselines[best]:.3f} ({100 * (model / baselines[best] - 1):+.1f}%)")
 
 
+DEFAULT_POOL = 0
+
+
+def print_uncertainty(metrics: dict, intervals) -> None:
+    """The lift's bootstrap interval per test year and overall, and the spread over seeds."""
+    if intervals is not None and len(intervals):
+        for _, row in intervals.iterrows():
+            console.print(f"  {row['test_year']:>7}: NDCG@10 model − {row['baseline']} = {row['diff']:+.3f} "
+                          f"[95% CI {row['diff_low']:+.3f}, {row['diff_high']:+.3f}], lift {100 * row['lift']:+.1f}% "
+                          f"[{100 * row['lift_low']:+.1f}%, {100 * row['lift_high']:+.1f}%] over {int(row['queries'])} queries")
+    if metrics.get("seeds", 0) > 1:
+        console.print(f"  model NDCG@10 over {int(metrics['seeds'])} seeds: mean {metrics['seed_ndcg_at_10_mean']:.3f}, "
+                      f"sd {metrics['seed_ndcg_at_10_std']:.3f}, range {metrics['seed_ndcg_at_10_min']:.3f}–{metrics['seed_ndcg_at_10_max']:.3f}")
+
+
 def train(
     ctx: typer.Context,
     task: TaskOption,
@@ -86,6 +101,9 @@ def train(
     product_level: Annotated[int | None, typer.Option("--product-level", help="Aggregate HS codes to 2, 4 or 6 digits")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", help="Override a model-spec value: NAME=VALUE (repeatable)")] = None,
     promote: Annotated[bool, typer.Option("--promote", help="Make this version champion whatever the comparison says")] = False,
+    seeds: Annotated[int, typer.Option(min=1, help="Seeds per fold, to report the spread of the test metric (the model kept uses --seed)")] = 3,
+    pool: Annotated[int, typer.Option(min=0, help="Pseudo-blocs whose candidates join training (0 = the bloc's own only)")] = DEFAULT_POOL,
+    tune: Annotated[int, typer.Option(min=0, help="Nested random search over N settings on years before the test years (0 = spec values)")] = 0,
 ) -> None:
     """Train and evaluate a ranker (rolling origin, vs baselines), log it to MLflow, decide the champion."""
     from recommender.pipeline import train_task
@@ -96,9 +114,11 @@ def train(
     with console_err.status("training...") as status:
         outcome = train_task(cfg, task, horizon=horizon, thresholds=parse_thresholds(thresholds), min_value=min_value, test_years=years, seed=seed, product_level=product_level,
                              overrides=parse_overrides(param), experiment=experiment, promote=promote,
+                             seeds=seeds, pool_sets=pool, tune_trials=tune,
                              log=lambda msg: (status.update(msg), console.print(f"  {msg}")))
     ev = outcome.evaluation
     by_year = {f.test_year: {k: v["ndcg_at_10"] for k, v in f.metrics.items()} for f in ev.folds}
     print_summary(ev.overall, by_year, f"{task} · {cfg.bloc.name} · test years {', '.join(map(str, ev.test_years))}")
+    print_uncertainty(ev.extra.get("metrics", {}), ev.extra.get("tables", {}).get("lift_intervals.csv"))
     console.print(f"MLflow run {outcome.record.run_id}, registered {outcome.record.model_name} version {outcome.record.version}")
     console.print(outcome.record.decision)

@@ -1,0 +1,58 @@
+"""Learn from the world, not only the bloc: candidates for many pseudo-blocs, pooled into training.
+
+A bloc of ten members has ten importers and a few dozen queries a year, yet the dynamics the
+tasks rank — a supplier taking share in an importer's market, two countries' matched trade
+growing — are the same everywhere. :func:`pseudo_blocs` draws country sets of the bloc's size
+from the world's larger traders; :func:`pooled_dataset` builds their candidates, features and
+labels exactly as for the bloc (features relative to each set), tagged by a ``pool`` column so
+their queries never merge with the bloc's. Training folds add them only for training years;
+validation and test stay the bloc's own queries (:func:`models.train.fold_split`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+
+import numpy as np
+import pandas as pd
+
+from features.assemble import BaseTables, build_base
+from models.tasks import Task
+from models.train import POOL
+
+
+def pseudo_blocs(trade: pd.DataFrame, bloc: Collection[str], *, n_sets: int, seed: int = 0,
+                 candidates: int = 120) -> list[tuple[str, ...]]:
+    """``n_sets`` random country sets of the bloc's size from the ``candidates`` largest traders.
+
+    Deterministic for a seed. The bloc itself is never drawn; its members may appear in sets.
+    """
+    totals = (trade.groupby("exporter", observed=True)["value_usd"].sum()
+              .add(trade.groupby("importer", observed=True)["value_usd"].sum(), fill_value=0).sort_values(ascending=False))
+    pool = np.asarray(sorted(totals.index[:candidates]), dtype=object)
+    size = min(len(set(bloc)), len(pool))
+    rng = np.random.default_rng(seed)
+    own = tuple(sorted(set(bloc)))
+    sets: list[tuple[str, ...]] = []
+    while len(sets) < n_sets and size >= 2:
+        drawn = tuple(sorted(rng.choice(pool, size=size, replace=False)))
+        if drawn != own and drawn not in sets:
+            sets.append(drawn)
+    return sets
+
+
+def pooled_dataset(task: Task, base: BaseTables, trade: pd.DataFrame, sets: list[tuple[str, ...]], years: Collection[int], *,
+                   capacity: pd.DataFrame | None = None, geography: pd.DataFrame | None = None,
+                   products: pd.DataFrame | None = None, log: Callable[[str], None] = lambda _m: None) -> pd.DataFrame:
+    """Labelled candidates of every set in ``sets``, built like the bloc's (``base`` lends its world tables)."""
+    frames = []
+    for i, members in enumerate(sets):
+        other = build_base(trade, members, capacity=capacity, geography=geography, products=products,
+                           complexity=base.complexity)
+        table = task.build_dataset(other, years)
+        frames.append(table[table["relevance"].notna()].assign(**{POOL: f"set{i:03d}"}))
+        if (i + 1) % 5 == 0 or i + 1 == len(sets):
+            log(f"pooled training sets: {i + 1}/{len(sets)} ({sum(len(f) for f in frames):,} labelled candidates)")
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True)
