@@ -11,7 +11,7 @@ import sys
 
 from benchmarks._harness import RESULTS, ROOT
 
-BENCHMARKS = ["ingest", "complexity", "features", "scoring"]
+BENCHMARKS = ["ingest", "complexity", "features", "scoring", "quality"]
 
 
 def write_summary() -> None:

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from features.errors import FeatureError
+from models.errors import ModelError
 
-class RecommenderError(Exception):
-    """Base class of every error the CLI reports as a clean message (exit code 2)."""
+
+class RecommenderError(ValueError):
+    """Base class of the application's errors; the CLI reports them as a clean message (exit code 2)."""
 
 
 @dataclass
@@ -57,3 +60,7 @@ class BankConflictError(RecommenderError):
 
 class BankEmptyError(RecommenderError):
     """The data bank holds no table the operation needs."""
+
+
+USER_ERRORS = (RecommenderError, FeatureError, ModelError)
+"""What a user can fix, from every layer: catch these (the CLI maps them to exit 2); anything else is a bug."""

@@ -125,3 +125,79 @@ def test_thresholds_and_minimum_are_configurable():
         parse_thresholds("0.01,0.05,0.1")
     t = flows([(2000, "USA", "UZB", "01", 2_000_000.0), (2000, "KAZ", "UZB", "01", 1.0)])
     assert spec.candidates(build_base(t, BLOC), [2000]).empty  # 2m < 5m
+
+
+# ---- issue 8: ablation, uncertainty, pooling, nested tuning, calibration ---------------------------
+def test_evaluation_reports_ablation_interval_and_seed_spread(tiny_dataset):
+    from models.train import ABLATION
+
+    spec, data = tiny_dataset
+    ev = evaluate(data, spec, load_params(tasks.JOINT_PROJECTS, {"n_estimators": 40}), seed=1, seeds=3, n_resamples=200)
+    assert ABLATION in ev.overall and ev.best_baseline[0] not in {"model", ABLATION}
+    m = ev.extra["metrics"]
+    assert m["ndcg_at_10_diff_ci_low"] <= m["ndcg_at_10_diff_vs_best_baseline"] <= m["ndcg_at_10_diff_ci_high"]
+    assert m["seeds"] == 3 and m["seed_ndcg_at_10_min"] <= ev.overall["model"]["ndcg_at_10"] <= m["seed_ndcg_at_10_max"]
+    intervals = ev.extra["tables"]["lift_intervals.csv"]
+    assert list(intervals["test_year"]) == [*map(str, ev.test_years), "overall"]
+    # the ablation sees only the baselines' inputs: it never equals the full model's scores
+    assert not np.allclose(ev.predictions[f"score_{ABLATION}"], ev.predictions["score_model"])
+
+
+def test_pooled_training_keeps_the_time_cut_and_the_bloc_queries(tiny_world, tiny_dataset):
+    from models.pooling import pooled_dataset, pseudo_blocs
+    from models.train import POOL, fold_split
+
+    spec, data = tiny_dataset
+    bloc = list(tiny_world.countries["iso3"][:10])
+    sets = pseudo_blocs(tiny_world.trade, bloc, n_sets=2, seed=0)
+    assert len(sets) == 2 and all(len(s) == len(bloc) and s != tuple(sorted(bloc)) for s in sets)
+    assert sets == pseudo_blocs(tiny_world.trade, bloc, n_sets=2, seed=0)  # deterministic
+    base = build_base(tiny_world.trade, bloc)
+    pool = pooled_dataset(spec, base, tiny_world.trade, sets, tiny_world.spec.years)
+    assert set(pool[POOL]) == {"set000", "set001"} and pool["relevance"].notna().all()
+    year = int(data["year"].max()) - spec.horizon
+    fit, valid, test = fold_split(data.assign(**{POOL: "bloc"}), pool, year, spec)
+    assert (fit["year"] + spec.horizon < year).all() and fit[POOL].ne("bloc").any()
+    assert valid[POOL].eq("bloc").all() and test[POOL].eq("bloc").all()
+    # scrambling the pool's unseeable outcomes changes nothing
+    params = load_params(tasks.JOINT_PROJECTS, {"n_estimators": 30})
+    first = evaluate(data, spec, params, test_years=[year], pool=pool, ablation=False, n_resamples=50)
+    leaky = pool.copy()
+    late = leaky["year"] > year - spec.horizon - 1
+    leaky.loc[late, "relevance"] = np.random.default_rng(1).integers(0, 4, int(late.sum()))
+    second = evaluate(data, spec, params, test_years=[year], pool=leaky, ablation=False, n_resamples=50)
+    np.testing.assert_array_equal(first.predictions["score_model"], second.predictions["score_model"])
+
+
+def test_tuning_never_reads_an_outcome_after_the_first_test_origin(tiny_dataset):
+    from models.tuning import search_window, tune
+
+    spec, data = tiny_dataset
+    params = load_params(tasks.JOINT_PROJECTS, {"n_estimators": 30})
+    first_test = int(data.loc[data["relevance"].notna(), "year"].max())
+    end = search_window(spec, first_test)
+    a = tune(data, spec, params, first_test_year=first_test, n_trials=3, seed=0)
+    assert max(a.inner_test_years) <= end and a.window_end == end
+    leaky = data.copy()
+    late = leaky["relevance"].notna() & (leaky["year"] > end)  # outcomes at t + h > T₁ − 1
+    leaky.loc[late, "relevance"] = np.random.default_rng(2).integers(0, 4, int(late.sum()))
+    b = tune(leaky, spec, params, first_test_year=first_test, n_trials=3, seed=0)
+    pd.testing.assert_frame_equal(a.trials, b.trials)
+    assert a.params == b.params and "nested random search" in a.params["tuning_note"]
+
+
+def test_calibration_is_monotone_bounded_and_json():
+    import json
+
+    from models.calibration import apply_calibration, cross_fitted_reliability, fit_calibration
+
+    rng = np.random.default_rng(0)
+    score = rng.normal(size=2000)
+    relevance = (rng.random(2000) < 1 / (1 + np.exp(-2 * score))).astype(float)
+    cal = json.loads(json.dumps(fit_calibration(score, relevance)))  # survives a JSON round trip
+    grid = np.linspace(-4, 4, 50)
+    p = apply_calibration(cal, grid)
+    assert (np.diff(p) >= 0).all() and p.min() >= 0 and p.max() <= 1 and p[-1] > 0.8 > 0.2 > p[0]
+    assert np.isnan(apply_calibration(cal, np.array([np.nan]))).all()
+    curve = cross_fitted_reliability(score, relevance, np.repeat([2008, 2009], 1000))
+    assert curve["cross_fitted"].all() and np.abs(curve["predicted"] - curve["observed"]).max() < 0.15

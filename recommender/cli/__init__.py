@@ -6,8 +6,6 @@ import sys
 
 import typer
 
-from features.errors import FeatureError
-from models.errors import ModelError
 from recommender.cli import bank as bank_cmd
 from recommender.cli import demo as demo_cmd
 from recommender.cli import ingest as ingest_cmd
@@ -16,7 +14,7 @@ from recommender.cli import score as score_cmd
 from recommender.cli import train as train_cmd
 from recommender.cli import ui as ui_cmd
 from recommender.cli._common import console_err, root_callback
-from recommender.errors import RecommenderError
+from recommender.errors import USER_ERRORS
 
 app = typer.Typer(
     name="recommender",
@@ -33,10 +31,6 @@ app.command("train")(train_cmd.train)
 app.command("recommend")(recommend_cmd.recommend)
 app.command("score")(score_cmd.score)
 app.command("ui")(ui_cmd.ui)
-
-
-USER_ERRORS = (RecommenderError, FeatureError, ModelError)
-"""What a user can fix: each library's own error type. Anything else is a bug and keeps its traceback."""
 
 
 def main() -> None:
