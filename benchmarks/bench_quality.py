@@ -23,7 +23,7 @@ import warnings
 from benchmarks._harness import WORK, record
 from recommender.config import Config, real_data_dir
 
-POOL_SETS = int(os.environ.get("QUALITY_POOL_SETS", "12"))
+POOL_SETS = int(os.environ.get("QUALITY_POOL_SETS", "6"))
 SETUPS = {"bloc-1995": {"pool_sets": 0, "since": 1995}, "bloc": {"pool_sets": 0, "since": 1962},
           "pooled": {"pool_sets": POOL_SETS, "since": 1962}}
 TARGET = 0.25

@@ -21,6 +21,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from features.registry import describe
@@ -136,10 +137,10 @@ def log_training(
                 mlflow.log_artifacts(tmp)
             sample = labelled[evaluation.features].head(200).astype("float64")  # features are real-valued, NaN allowed
             info = mlflow.lightgbm.log_model(  # the native booster: portable, no pickled Python classes
-                model, name="model", registered_model_name=name,
+                model, name="model",
                 signature=infer_signature(sample, model.predict(sample)), input_example=sample.head(5),
                 metadata={"task": task, "bloc": bloc, "features": evaluation.features})
-            version = str(info.registered_model_version)
+            version = register(client, name, info, run_id)
             promoted, decision = decide_champion(client, name, version, model_score, params, manifest_hash, force_promote)
             mlflow.set_tag("champion_decision", decision)
     except BaseException:
@@ -157,6 +158,15 @@ def _quietly(fn) -> None:
         fn()
     except Exception:
         pass
+
+
+def register(client: MlflowClient, name: str, info, run_id: str) -> str:
+    """Register a logged model as a new version of ``name`` through the client (no console chatter)."""
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name)
+    return str(client.create_model_version(name, source=info.model_uri, run_id=run_id, model_id=info.model_id).version)
 
 
 def metric_prefix(scorer: str) -> str:

@@ -13,16 +13,28 @@ from recommender.errors import RecommenderError
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
-    """Prefix text cells a spreadsheet would run as formulas (``=``, ``+``, ``-``, ``@``...) with ``'``.
+_NUMBER = r"^[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?$"
 
-    Numbers are left alone; only text columns are touched (OWASP CSV-injection guidance).
+
+def _risky(values: pd.Series) -> pd.Series:
+    """Text a spreadsheet would run: starts with ``= + - @`` tab or CR, and is not a plain number."""
+    text = values.astype(str)
+    return text.str.startswith(_FORMULA_START) & ~text.str.match(_NUMBER) & values.notna()
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Prefix text cells and headers a spreadsheet would run as formulas (``=``, ``+``, ``-``, ``@``...) with ``'``.
+
+    Numbers are left alone — numeric columns, and text that is a plain number such as ``-12.5``
+    (OWASP CSV-injection guidance).
     """
     out = frame.copy()
+    headers = pd.Series([str(c) for c in out.columns])
+    out.columns = headers.where(~_risky(headers), "'" + headers).tolist()
     for col in out.columns:
         if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
             values = out[col]
-            risky = values.astype(str).str.startswith(_FORMULA_START) & values.notna()
+            risky = _risky(values)
             if risky.any():
                 out[col] = values.where(~risky, "'" + values.astype(str))
     return out
