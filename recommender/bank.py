@@ -21,7 +21,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -102,13 +102,34 @@ class Transaction:
             target.unlink()  # a hard link into the live snapshot: unlink, never overwrite in place
         pq.write_table(data, target, compression="zstd")
 
-    def remove_source_years(self, table: str, source_id: str, years: set[int]) -> None:
+    def remove_source_years(self, table: str, source_id: str, years: set[int], *,
+                            keep: Callable[[pa.Table], pa.Array] | None = None) -> tuple[int, set[int]]:
+        """Remove a source's rows of ``years``; with ``keep``, only the rows it does not keep.
+
+        A partly kept file is rewritten to a new file renamed over the staged link, so the
+        published snapshot's file (the same inode) is never touched. Returns (rows removed,
+        years from which the source is now gone).
+        """
+        removed, gone = 0, set()
         for year in years:
             f = self.path(table, year) / f"{source_id}.parquet"
-            if f.exists():
-                f.unlink()
-                if not any(f.parent.iterdir()):
-                    f.parent.rmdir()
+            if not f.exists():
+                continue
+            data = pq.read_table(f)
+            kept = data.filter(keep(data)) if keep is not None else data.slice(0, 0)
+            removed += data.num_rows - kept.num_rows
+            if kept.num_rows == data.num_rows:
+                continue
+            if kept.num_rows:
+                tmp = f.with_name(f".{f.name}.tmp")
+                pq.write_table(kept, tmp)
+                os.replace(tmp, f)
+                continue
+            f.unlink()
+            gone.add(year)
+            if not any(f.parent.iterdir()):
+                f.parent.rmdir()
+        return removed, gone
 
     def remove_table(self, table: str) -> None:
         shutil.rmtree(self.path(table), ignore_errors=True)

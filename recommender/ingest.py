@@ -294,7 +294,9 @@ def _table_from_frame(df: pd.DataFrame) -> pa.Table:
     quantity = pd.to_numeric(df["quantity"], errors="coerce") if "quantity" in df else pd.Series(np.nan, index=df.index)
     return pa.table(
         {
-            "year": pa.array(year.fillna(-1).astype("int64"), pa.int64()).cast(pa.int16(), safe=False),
+            # checked before the narrowing cast: a fractional or out-of-range year becomes -1, which validation rejects
+            "year": pa.array(year.where((year % 1 == 0) & year.between(*YEAR_RANGE), -1).fillna(-1).astype("int64"),
+                             pa.int64()).cast(pa.int16()),
             "exporter": pa.array(df["exporter"].astype(object), pa.string()),
             "importer": pa.array(df["importer"].astype(object), pa.string()),
             "product": pa.array(df["product"].astype(object), pa.string()),
@@ -424,6 +426,7 @@ class TradeValidator:
         product, prod_id = self._product_column(table, offset)
         value = table.column("value_usd")
         p.add_mask("missing value_usd", pc.is_null(value), offset)
+        p.add_mask("value_usd not finite (inf or out of range)", pc.fill_null(pc.is_inf(value), False), offset)
         p.add_mask("negative value_usd", pc.fill_null(pc.less(value, 0), False), offset)
         p.add_mask("negative quantity", pc.fill_null(pc.less(table.column("quantity"), 0), False), offset)
         yr = np.asarray(pc.fill_null(year, 0).to_numpy(zero_copy_only=False), dtype=np.int64) % 256
@@ -492,11 +495,33 @@ def _resolve_conflicts(tx: Transaction, bank: DataBank, table: str, years: set[i
             tx.manifest["sources"].remove(entry)
             continue
         overlap = years & set(src["years"])
-        tx.remove_source_years(table, src["id"], overlap)
-        entry["years"] = sorted(set(entry["years"]) - overlap)
+        # capacity conflicts are per (year, indicator): keep the source's other indicators of those years
+        keep = (lambda t: pc.invert(pc.is_in(t.column("indicator"), pa.array(sorted(indicators))))) \
+            if table == "capacity" and indicators else None
+        removed, gone = tx.remove_source_years(table, src["id"], overlap, keep=keep)
+        entry["years"] = sorted(set(entry["years"]) - gone)
+        entry["rows"] = int(entry.get("rows", 0)) - removed  # the manifest's row count stays true
+        if keep is not None:
+            entry["indicators"] = sorted(set(entry.get("indicators", [])) - (indicators if not entry["years"] else set()))
         if not entry["years"]:
             tx.manifest["sources"].remove(entry)
     return replaced
+
+
+def _bank_compatibility(bank: DataBank, classification: str, lengths: list[int]) -> list[Problem]:
+    """A new trade source must use the bank's classification and product-code length."""
+    problems = []
+    for src in (s for s in bank.sources if s["table"] == "trade"):
+        if src.get("classification") and src["classification"] != classification:
+            problems.append(Problem(f"classification {classification!r} differs from the bank's {src['classification']!r} "
+                                    f"(source {src['path']}); use a separate --home per classification", count=0))
+        level = src.get("product_level")
+        if level and lengths and lengths != [level]:
+            problems.append(Problem(f"product codes of {'/'.join(map(str, lengths))} characters differ from the bank's {level} "
+                                    f"(source {src['path']}); leading zeros lost? read codes as text", count=0))
+        if problems:
+            break
+    return problems
 
 
 def _update_products(tx: Transaction, bank: DataBank, codes: list[str], classification: str) -> None:
@@ -524,10 +549,6 @@ def _record(tx: Transaction, *, source_id: str, table: str, path: Path, sha: str
              "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"), "options": options, "dropped": dropped, **extra}
     tx.manifest["sources"].append(entry)
     return entry
-
-
-class _Unchanged(Exception):
-    """Raised inside a transaction to roll it back when the file turns out to be in the bank."""
 
 
 def ingest_trade(
@@ -568,6 +589,10 @@ def ingest_trade(
     options = {"format": format, "columns": columns, "classification": classification,
                "country_codes": str(country_codes) if country_codes else None}
     source_id = _source_id(path)
+    sha = file_sha256(path)  # first: an unchanged file returns at once, without parsing it under the lock
+    same = _same_file(bank, "trade", sha, options)
+    if same is not None:
+        return IngestResult(same, unchanged=True)
     dropped: dict[str, int] = {}
     if format == "baci":
         batches = read_baci(path, country_codes=Path(country_codes) if country_codes else None, dropped=dropped)
@@ -579,57 +604,49 @@ def ingest_trade(
     validator = TradeValidator()
     rows = 0
     years: set[int] = set()
-    with ThreadPoolExecutor(max_workers=1) as hasher, ThreadPoolExecutor(max_workers=1) as writer:
-        sha_future = hasher.submit(file_sha256, path)
-        try:
-            with bank.transaction() as tx:
-                pending: list[Future] = []
-                offset = 0
-                try:
-                    for raw in batches:
-                        n = raw.num_rows
-                        table = validator.check(raw, offset)
-                        offset += n
-                        if not validator.problems:
-                            year_values = pc.unique(table.column("year")).to_pylist()
-                            for year in year_values:
-                                part = table if len(year_values) == 1 else table.filter(pc.equal(table.column("year"), year))
-                                sink = tx.open_writer("trade", year, source_id, TRADE_SCHEMA)
-                                pending.append(writer.submit(sink.write_table, part))
-                                years.add(int(year))
-                            rows += table.num_rows
-                            while len(pending) > 1:  # bound memory: one batch written while the next is parsed
-                                pending.pop(0).result()
-                        if progress:
-                            progress(n)
-                except _NonNumeric as exc:
-                    validator.problems.add("year is not a whole number", exc.year_rows, offset)
-                    validator.problems.add("value_usd is not a number", exc.value_rows, offset)
-                except (pa.ArrowInvalid, ValueError) as exc:
-                    raise DataValidationError(str(path), [Problem(f"could not parse: {exc}")],
-                                              hint="check the column types (years and values numeric, codes text)") from exc
-                finally:
-                    for f in pending:
-                        f.result()
-                problems = validator.finish()
-                if problems:
-                    raise DataValidationError(str(path), problems)
-                if rows == 0:
-                    raise DataValidationError(str(path), [Problem("no trade rows left after dropping aggregates and self-flows", count=0)])
-                sha = sha_future.result()
-                same = _same_file(bank, "trade", sha, options)
-                if same is not None:
-                    raise _Unchanged(same)
-                if validator.self_flows:
-                    dropped["self-flows (exporter = importer)"] = validator.self_flows
-                replaced = _resolve_conflicts(tx, bank, "trade", years, replace, path)
-                _update_products(tx, bank, list(validator.products), classification)
-                lengths = sorted(validator.length_counts)
-                entry = _record(tx, source_id=source_id, table="trade", path=path, sha=sha, format=format, rows=rows,
-                                years=years, options=options, dropped=dropped, classification=classification,
-                                product_level=lengths[0] if lengths else None)
-        except _Unchanged as exc:
-            return IngestResult(exc.args[0], unchanged=True)
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        with bank.transaction() as tx:
+            pending: list[Future] = []
+            offset = 0
+            try:
+                for raw in batches:
+                    n = raw.num_rows
+                    table = validator.check(raw, offset)
+                    offset += n
+                    if not validator.problems:
+                        year_values = pc.unique(table.column("year")).to_pylist()
+                        for year in year_values:
+                            part = table if len(year_values) == 1 else table.filter(pc.equal(table.column("year"), year))
+                            sink = tx.open_writer("trade", year, source_id, TRADE_SCHEMA)
+                            pending.append(writer.submit(sink.write_table, part))
+                            years.add(int(year))
+                        rows += table.num_rows
+                        while len(pending) > 1:  # bound memory: one batch written while the next is parsed
+                            pending.pop(0).result()
+                    if progress:
+                        progress(n)
+            except _NonNumeric as exc:
+                validator.problems.add("year is not a whole number", exc.year_rows, offset)
+                validator.problems.add("value_usd is not a number", exc.value_rows, offset)
+            except (pa.ArrowInvalid, ValueError) as exc:
+                raise DataValidationError(str(path), [Problem(f"could not parse: {exc}")],
+                                          hint="check the column types (years and values numeric, codes text)") from exc
+            finally:
+                for f in pending:
+                    f.result()
+            problems = validator.finish() + _bank_compatibility(bank, classification, sorted(validator.length_counts))
+            if problems:
+                raise DataValidationError(str(path), problems)
+            if rows == 0:
+                raise DataValidationError(str(path), [Problem("no trade rows left after dropping aggregates and self-flows", count=0)])
+            if validator.self_flows:
+                dropped["self-flows (exporter = importer)"] = validator.self_flows
+            replaced = _resolve_conflicts(tx, bank, "trade", years, replace, path)
+            _update_products(tx, bank, list(validator.products), classification)
+            lengths = sorted(validator.length_counts)
+            entry = _record(tx, source_id=source_id, table="trade", path=path, sha=sha, format=format, rows=rows,
+                            years=years, options=options, dropped=dropped, classification=classification,
+                            product_level=lengths[0] if lengths else None)
     return IngestResult(entry, dropped=dropped, replaced=replaced)
 
 
@@ -725,9 +742,10 @@ def ingest_capacity(
     problems = ProblemCollector()
     year = pd.to_numeric(frame["year"], errors="coerce")
     problems.add_mask(f"year missing, not a whole number or outside {YEAR_RANGE[0]}–{YEAR_RANGE[1]}",
-                      (year.isna() | (year < YEAR_RANGE[0]) | (year > YEAR_RANGE[1])).to_numpy(), 0)
+                      (year.isna() | (year % 1 != 0) | (year < YEAR_RANGE[0]) | (year > YEAR_RANGE[1])).to_numpy(), 0)
     value = pd.to_numeric(frame["value"], errors="coerce")
     problems.add_mask("value missing or not a number", value.isna().to_numpy(), 0)
+    problems.add_mask("value not finite (inf or out of range)", (value.notna() & ~np.isfinite(value.fillna(0))).to_numpy(), 0)
     country = frame["country"].astype(str).str.strip().str.upper().map(countries.canonical)
     bad = countries.unknown_codes(country.unique())
     if bad:
@@ -782,10 +800,19 @@ def ingest_geography(bank: DataBank, path: str | Path, *, columns: dict[str, str
         if bad:
             problems.add_mask(f"unknown {col} code(s) {', '.join(bad[:8])}", frame[col].isin(bad).to_numpy(), 0)
     frame["distance_km"] = pd.to_numeric(frame["distance_km"], errors="coerce")
-    problems.add_mask("distance missing, not a number or negative", (frame["distance_km"].isna() | (frame["distance_km"] < 0)).to_numpy(), 0)
+    distance = frame["distance_km"]
+    problems.add_mask("distance missing, not a finite number or negative",
+                      (distance.isna() | (distance < 0) | ~np.isfinite(distance.fillna(0))).to_numpy(), 0)
     for col in ("contiguous", "common_language"):
-        frame[col] = pd.to_numeric(frame[col], errors="coerce").fillna(0).astype("int8") if col in frame else np.int8(0)
+        if col not in frame:
+            frame[col] = np.int8(0)
+            continue
+        flag = pd.to_numeric(frame[col], errors="coerce")
+        problems.add_mask(f"{col} must be 0 or 1 (empty = 0)", ~(flag.isin([0, 1]) | frame[col].isna() | frame[col].astype(str).eq("")).to_numpy(), 0)
+        frame[col] = flag.where(flag.isin([0, 1]), 0).fillna(0).astype("int8")  # checked before the narrowing cast
     problems.add_mask("duplicate pair", frame.duplicated(["exporter", "importer"]).to_numpy(), 0)
+    if frame.empty:
+        raise DataValidationError(str(path), [Problem("the file has no rows: an empty file is never a valid source (nothing was replaced)", count=0)])
     if problems:
         raise DataValidationError(str(path), problems.problems)
     table = pa.Table.from_pandas(frame[GEOGRAPHY_SCHEMA.names], schema=GEOGRAPHY_SCHEMA, preserve_index=False)

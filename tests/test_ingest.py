@@ -265,3 +265,61 @@ def test_lock_stops_a_second_writer(bank, tmp_path):
     finally:
         release.set()
         thread.join()
+
+
+# ---- hardening (issue 9): no silently wrong value, replace exactly what conflicts ---------------------
+def _csv(tmp_path, name, frame):
+    path = tmp_path / name
+    frame.to_csv(path, index=False)
+    return path
+
+
+BAD_VALUES = [
+    ("trade", pd.DataFrame({"year": [67546], "exporter": ["KAZ"], "importer": ["CHN"], "product": ["0601"], "value_usd": [1.0]}), "year"),
+    ("trade", pd.DataFrame({"year": [2010.5], "exporter": ["KAZ"], "importer": ["CHN"], "product": ["0601"], "value_usd": [1.0]}), "year"),
+    ("trade", pd.DataFrame({"year": [2010], "exporter": ["KAZ"], "importer": ["CHN"], "product": ["0601"], "value_usd": ["inf"]}), "not finite"),
+    ("trade", pd.DataFrame({"year": [2010], "exporter": ["KAZ"], "importer": ["CHN"], "product": ["0601"], "value_usd": ["1e400"]}), "not finite"),
+    ("capacity", pd.DataFrame({"iso3": ["KAZ"], "year": [2010.5], "indicator": ["gdp"], "value_usd": [1.0]}), "whole number"),
+    ("capacity", pd.DataFrame({"iso3": ["KAZ"], "year": [2010], "indicator": ["gdp"], "value_usd": ["inf"]}), "not finite"),
+    ("geography", pd.DataFrame({"iso3_a": ["KAZ"], "iso3_b": ["CHN"], "dist_km": [10.0], "contig": [300]}), "0 or 1"),
+    ("geography", pd.DataFrame({"iso3_a": ["KAZ"], "iso3_b": ["CHN"], "dist_km": [10.0], "contig": ["yes"]}), "0 or 1"),
+    ("geography", pd.DataFrame({"iso3_a": ["KAZ"], "iso3_b": ["CHN"], "dist_km": ["inf"]}), "finite"),
+    ("geography", pd.DataFrame({"iso3_a": [], "iso3_b": [], "dist_km": []}), "no rows"),
+]
+
+
+@pytest.mark.parametrize(("kind", "frame", "says"), BAD_VALUES, ids=[f"{k}-{i}" for i, (k, _, _) in enumerate(BAD_VALUES)])
+def test_values_are_checked_before_any_narrowing(bank, tmp_path, kind, frame, says):
+    ingest_geography(bank, _csv(tmp_path, "geo0.csv", pd.DataFrame({"iso3_a": ["KAZ"], "iso3_b": ["UZB"], "dist_km": [5.0]})))
+    before = bank_state(bank)
+    path = _csv(tmp_path, f"{kind}.csv", frame)
+    ingest = {"trade": lambda: ingest_trade(bank, path),
+              "capacity": lambda: ingest_capacity(bank, path, columns={"country": "iso3", "value": "value_usd"}),
+              "geography": lambda: ingest_geography(bank, path, replace=True)}[kind]
+    with pytest.raises(DataValidationError, match=says):
+        ingest()
+    assert bank_state(bank) == before
+
+
+def test_a_source_must_match_the_bank_classification_and_code_length(bank, tmp_path):
+    ingest_trade(bank, _trade_csv(tmp_path, [(2010, "KAZ", "CHN", "060110", 1.0)]))
+    before = bank_state(bank)
+    lost_zero = tmp_path / "lost.csv"
+    pd.DataFrame({"year": [2011], "exporter": ["KAZ"], "importer": ["CHN"], "product": [60110], "value_usd": [1.0]}).to_csv(lost_zero, index=False)
+    with pytest.raises(DataValidationError, match="differ from the bank's 6"):
+        ingest_trade(bank, lost_zero)
+    with pytest.raises(DataValidationError, match="classification"):
+        ingest_trade(bank, _trade_csv(tmp_path, [(2012, "KAZ", "CHN", "06", 1.0)], "sections.csv"), classification="hs-section")
+    assert bank_state(bank) == before
+
+
+def test_capacity_replace_removes_only_the_conflicting_indicator(bank, tmp_path):
+    rows = [("KAZ", 2005, ind, v) for ind, v in (("gdp", 100.0), ("rkna", 2.0), ("emp", 8.0))]
+    first = _csv(tmp_path, "all.csv", pd.DataFrame(rows, columns=["iso3", "year", "indicator", "value_usd"]))
+    ingest_capacity(bank, first, columns={"country": "iso3", "value": "value_usd"})
+    gdp = _csv(tmp_path, "gdp.csv", pd.DataFrame([("KAZ", 2005, "gdp", 150.0)], columns=["iso3", "year", "indicator", "value_usd"]))
+    ingest_capacity(bank, gdp, columns={"country": "iso3", "value": "value_usd"}, replace=True)
+    cap = bank.read("capacity").set_index("indicator")["value"]
+    assert cap.to_dict() == {"gdp": 150.0, "rkna": 2.0, "emp": 8.0}
+    rows_by_path = {s["path"].rsplit("/", 1)[-1]: s["rows"] for s in bank.sources}
+    assert rows_by_path == {"all.csv": 2, "gdp.csv": 1}  # the manifest's row counts stay true
