@@ -59,8 +59,17 @@ def as_param(value) -> str:
     return json.dumps(value) if isinstance(value, list | dict) else str(value)
 
 
-def quiet_mlflow(verbose: bool = False) -> None:
-    """Keep MLflow's INFO chatter (database migrations, registrations) out of the user's terminal."""
-    level = logging.INFO if verbose else logging.WARNING
+_VERBOSE = False
+
+
+def quiet_mlflow(verbose: bool | None = None) -> None:
+    """Keep MLflow's INFO chatter (database migrations, registrations) out of the user's terminal.
+
+    ``verbose=True`` (the CLI's ``--verbose``) lets it through for the rest of the process.
+    """
+    global _VERBOSE
+    if verbose is not None:
+        _VERBOSE = verbose
+    level = logging.INFO if _VERBOSE else logging.WARNING
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(level)

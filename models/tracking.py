@@ -8,6 +8,8 @@ is never left half-updated.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import tempfile
 import warnings
@@ -88,6 +90,7 @@ def log_training(
 ) -> RunRecord:
     """Log a finished training as one MLflow run, register the model, decide the champion."""
     exp_id = store.experiment_id(experiment or task, f"LightGBM rankers for the {task} task, evaluated against baselines.")
+    fail_orphans(store.client(), exp_id)
     name = model_name(task, bloc)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
     model_score = evaluation.overall["model"]["ndcg_at_10"]
@@ -99,7 +102,8 @@ def log_training(
     try:
         with warnings.catch_warnings(), store.active() as client, mlflow.start_run(
                 experiment_id=exp_id, run_name=f"{task} · {bloc} · {stamp}", description=description,
-                tags={"task": task, "bloc": bloc, "bank_manifest_hash": manifest_hash, "code_version": code_version()}) as run:
+                tags={"task": task, "bloc": bloc, "bank_manifest_hash": manifest_hash, "code_version": code_version(),
+                      "host": socket.gethostname(), "pid": str(os.getpid())}) as run:
             run_id = run.info.run_id
             mlflow.log_params({**{k: as_param(v) for k, v in params.items()},
                                **{f"lgbm_{k}": as_param(v) for k, v in evaluation.params.items() if k != "tuning_note"},
@@ -158,6 +162,28 @@ def _quietly(fn) -> None:
         fn()
     except Exception:
         pass
+
+
+def fail_orphans(client: MlflowClient, experiment_id: str) -> list[str]:
+    """Mark FAILED the runs left RUNNING by a training process of this host that no longer exists (killed)."""
+    host, failed = socket.gethostname(), []
+    for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=200):
+        pid = run.data.tags.get("pid", "")
+        if run.data.tags.get("host") == host and pid.isdigit() and not _alive(int(pid)):
+            client.set_terminated(run.info.run_id, status="FAILED")
+            client.set_tag(run.info.run_id, "failure", "the training process was killed; marked FAILED by the next run")
+            failed.append(run.info.run_id)
+    return failed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def register(client: MlflowClient, name: str, info, run_id: str) -> str:

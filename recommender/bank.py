@@ -140,6 +140,30 @@ class Transaction:
         self.writers.clear()
 
 
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename or new entry in ``path`` durable (POSIX: fsync the directory)."""
+    if os.name == "posix":
+        _fsync(path)
+
+
+def _sync_tree(root: Path) -> None:
+    """fsync every file written for this snapshot (hard links to older snapshots are already on disk) and every folder."""
+    for path in root.rglob("*"):
+        if path.is_dir():
+            _fsync_dir(path)
+        elif path.stat().st_nlink == 1:
+            _fsync(path)
+    _fsync_dir(root)
+
+
 class DataBank:
     """Read and write access to the bank under ``root`` (``Config.bank_dir``)."""
 
@@ -189,7 +213,21 @@ class DataBank:
 
     def read(self, table: str, *, years: list[int] | None = None, columns: list[str] | None = None,
              filter: ds.Expression | None = None) -> pd.DataFrame:
-        """Read a table (optionally some years and columns) as a DataFrame with string codes."""
+        """Read a table (optionally some years and columns) as a DataFrame with string codes.
+
+        A reader whose snapshot is retired by two writers publishing while it reads retries on the
+        new one (writers keep the previous snapshot, so one publish never disturbs a reader).
+        """
+        for attempt in range(3):
+            try:
+                return self._read(table, years=years, columns=columns, filter=filter)
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _read(self, table: str, *, years: list[int] | None, columns: list[str] | None,
+              filter: ds.Expression | None) -> pd.DataFrame:
         dset = self.dataset(table)
         expr = filter
         if years is not None and table in YEAR_PARTITIONED:
@@ -229,6 +267,8 @@ class DataBank:
         try:
             staging_root = self.root / "staging"
             shutil.rmtree(staging_root, ignore_errors=True)  # debris of an interrupted write
+            for debris in self.root.glob(".CURRENT.*"):  # a pointer written by a writer killed before its rename
+                debris.unlink(missing_ok=True)
             snap_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
             staging = staging_root / snap_id
             staging.mkdir(parents=True)
@@ -251,12 +291,16 @@ class DataBank:
                 raise
             tx.manifest["updated_at"] = _now()
             (staging / "manifest.json").write_text(json.dumps(tx.manifest, indent=2, sort_keys=True))
+            _sync_tree(staging)  # new files and folders reach the disk before anything points at them
             (self.root / "snapshots").mkdir(exist_ok=True)
             final = self.root / "snapshots" / snap_id
             os.replace(staging, final)
+            _fsync_dir(self.root / "snapshots")
             pointer_tmp = self.root / f".CURRENT.{snap_id}"
             pointer_tmp.write_text(snap_id)
+            _fsync(pointer_tmp)
             os.replace(pointer_tmp, self.root / "CURRENT")
+            _fsync_dir(self.root)
             shutil.rmtree(staging_root, ignore_errors=True)
             # keep the previous snapshot for readers that still hold it; drop older ones
             keep = {snap_id} | ({old.name} if old is not None else set())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -126,3 +127,22 @@ def test_accepted_forms_still_load(pipeline_home):
         assert used == uri and len(table) > 0
     with pytest.raises(ModelError, match="could not find model"):
         recommend(cfg, IMPORT_SUBSTITUTION, model_uri=f"models:/{record.model_name}/999")
+
+
+def test_a_killed_training_run_is_marked_failed_by_the_next(tmp_path):
+    import socket
+
+    from models.store import Store
+    from models.tracking import fail_orphans
+
+    store = Store(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "artifacts")
+    client = store.client()
+    exp = store.experiment_id("t", "test")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = client.create_run(exp, tags={"host": socket.gethostname(), "pid": str(dead.pid)}).info.run_id
+    alive = client.create_run(exp, tags={"host": socket.gethostname(), "pid": str(os.getpid())}).info.run_id
+    elsewhere = client.create_run(exp, tags={"host": "another-machine", "pid": str(dead.pid)}).info.run_id
+    assert fail_orphans(client, exp) == [orphan]
+    assert client.get_run(orphan).info.status == "FAILED"
+    assert client.get_run(alive).info.status == client.get_run(elsewhere).info.status == "RUNNING"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import typer
@@ -33,8 +34,13 @@ app.command("score")(score_cmd.score)
 app.command("ui")(ui_cmd.ui)
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Console-script entry point: usage and library errors become one message and exit code 2."""
+    signal.signal(signal.SIGTERM, _interrupt)  # a terminated command cleans up like Ctrl-C: no half-logged run
     try:
         app(standalone_mode=False)
     except USER_ERRORS as exc:

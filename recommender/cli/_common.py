@@ -23,8 +23,12 @@ def root_callback(
     ctx: typer.Context,
     home: Annotated[Path | None, typer.Option("--home", help="Home folder (data bank, MLflow store). Env: RECOMMENDER_HOME; default ./.recommender")] = None,
     tracking_uri: Annotated[str | None, typer.Option("--tracking-uri", help="MLflow tracking URI. Env: MLFLOW_TRACKING_URI; default a SQLite file under the home")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Show the libraries' own logging (MLflow, LightGBM)")] = False,
 ) -> None:
     """Industrial-cooperation recommender: import substitution and joint projects for trade blocs."""
+    from models.store import quiet_mlflow
+
+    quiet_mlflow(verbose)
     ctx.obj = Config.from_env(home=home, tracking_uri=tracking_uri)
 
 
