@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -40,22 +42,35 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write ``frame`` to ``path`` (.csv or .parquet) via a temporary file and an atomic rename."""
+def check_output(path: str | Path) -> Path:
+    """An output path must end in .csv or .parquet; a clear error otherwise."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in {".csv", ".parquet"}:
+    if path.suffix.lower() not in {".csv", ".parquet"}:
         raise RecommenderError(f"--output must end in .csv or .parquet; got {path.name!r}")
+    return path
+
+
+@contextmanager
+def atomic_output(path: str | Path) -> Iterator[str]:
+    """Yield a temporary file beside ``path``; it replaces ``path`` only if the block succeeds (else it is removed)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        if suffix == ".csv":
-            neutralise_formulas(frame).to_csv(tmp, index=False)
-        else:
-            frame.to_parquet(tmp, index=False)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write ``frame`` to ``path`` (.csv or .parquet) via a temporary file and an atomic rename."""
+    path = check_output(path)
+    with atomic_output(path) as tmp:
+        if path.suffix.lower() == ".csv":
+            neutralise_formulas(frame).to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
     return path

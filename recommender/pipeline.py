@@ -6,7 +6,6 @@ feature and model code below it is pure.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,14 +19,12 @@ from models.calibration import apply_calibration
 from models.champion import load_champion, model_name
 from models.pooling import pooled_dataset, pseudo_blocs
 from models.tracking import RunRecord, log_training
-from models.train import Evaluation, check_test_years, evaluate, load_params, refit
+from models.train import Evaluation, Log, check_test_years, evaluate, load_params, refit
 from models.tuning import tune
 from recommender.bank import DataBank
 from recommender.config import Bloc, Config
 from recommender.errors import RecommenderError
 from recommender.explain import add_names, explain
-
-Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,7 @@ Three streaming passes over the file, each chunk at a time:
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,8 +29,8 @@ from recommender.bank import DataBank
 from recommender.config import Config
 from recommender.errors import DataValidationError, Problem, RecommenderError
 from recommender.explain import explain
-from recommender.ingest import ProblemCollector, file_sha256
-from recommender.output import neutralise_formulas
+from recommender.ingest import ProblemCollector, Progress, file_sha256
+from recommender.output import atomic_output, check_output, neutralise_formulas
 from recommender.pipeline import Scored, load_model, score_candidates
 
 OUTPUT_COLUMNS = ["score", "probability", "rank", "rank_in_query", "percentile", "reasons", "model_version"]
@@ -41,7 +39,6 @@ query), ``probability`` the calibrated probability that the candidate turns out 
 rank by probability across the whole file (1 = best), ``rank_in_query`` the model's order among the
 file's rows of the same query (importer; or partner pair), ``percentile`` of the score among every
 candidate of that year, ``reasons``, ``model_version``."""
-Progress = Callable[[int], None]
 
 
 def read_chunks(path: Path, chunk_rows: int = 250_000) -> Iterator[pd.DataFrame]:
@@ -158,8 +155,7 @@ def score_file(cfg: Config, task: str, path: str | Path, output: str | Path, *, 
     task_ = get_task(task)  # unknown task → the standard error
     if not path.is_file():
         raise RecommenderError(f"{path}: no such file")
-    if output.suffix.lower() not in {".csv", ".parquet"}:
-        raise RecommenderError(f"--output must end in .csv or .parquet; got {output.name!r}")
+    check_output(output)
     if output.resolve() == path.resolve():
         raise RecommenderError("--output must differ from the input file")
     loaded = load_model(cfg, task, model_uri)  # a refused or missing model fails before any work
@@ -186,37 +182,30 @@ def score_file(cfg: Config, task: str, path: str | Path, output: str | Path, *, 
     percentile = np.round(100.0 * np.searchsorted(reference, scores, side="right") / max(len(reference), 1), 2)
 
     # pass 2: input columns untouched + results, to a temporary file renamed into place
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
-    os.close(fd)
-    writer, schema = None, None
-    try:
-        start = 0
-        for chunk in read_chunks(path):
-            stop = start + len(chunk)
-            out = chunk.rename(columns={c: f"input_{c}" for c in OUTPUT_COLUMNS if c in chunk.columns})
-            codes = check.codes[start:stop]
-            out = out.assign(score=scores[start:stop], probability=probability[start:stop], rank=rank[start:stop],
-                             rank_in_query=rank_in_query[start:stop], percentile=percentile[start:stop],
-                             reasons=key_reasons[codes], model_version=scored.version)
-            if output.suffix.lower() == ".csv":
-                out = neutralise_formulas(out)
-            batch = pa.Table.from_pandas(out, preserve_index=False)
-            if writer is None:
-                schema = batch.schema
-                writer = pacsv.CSVWriter(tmp, schema) if output.suffix.lower() == ".csv" else pq.ParquetWriter(tmp, schema)
-            writer.write_table(batch.cast(schema))
-            if progress:
-                progress(len(chunk))
-            start = stop
-        writer.close()
-        writer = None
-        os.replace(tmp, output)
-    except BaseException:
-        if writer is not None:
-            writer.close()
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    writer = None
+    with atomic_output(output) as tmp:
+        try:
+            start = 0
+            for chunk in read_chunks(path):
+                stop = start + len(chunk)
+                out = chunk.rename(columns={c: f"input_{c}" for c in OUTPUT_COLUMNS if c in chunk.columns})
+                codes = check.codes[start:stop]
+                out = out.assign(score=scores[start:stop], probability=probability[start:stop], rank=rank[start:stop],
+                                 rank_in_query=rank_in_query[start:stop], percentile=percentile[start:stop],
+                                 reasons=key_reasons[codes], model_version=scored.version)
+                if output.suffix.lower() == ".csv":
+                    out = neutralise_formulas(out)
+                batch = pa.Table.from_pandas(out, preserve_index=False)
+                if writer is None:
+                    schema = batch.schema
+                    writer = pacsv.CSVWriter(tmp, schema) if output.suffix.lower() == ".csv" else pq.ParquetWriter(tmp, schema)
+                writer.write_table(batch.cast(schema))
+                if progress:
+                    progress(len(chunk))
+                start = stop
+        finally:
+            if writer is not None:
+                writer.close()
     result = ScoreResult(output, check.rows, scored.version, scored.year, check.warnings, file_sha256(path))
     if track:
         result.run_id = _track(cfg, task, path, result)

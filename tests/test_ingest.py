@@ -221,7 +221,8 @@ def test_overlap_refused_unless_replace(bank, tmp_path):
 def test_interrupted_write_leaves_bank_as_before(bank, tiny_files, monkeypatch):
     ingest_geography(bank, tiny_files["geography"])
     before = bank_state(bank)
-    import recommender.ingest as ingest_module
+    import recommender.ingest.tidy as tidy_module
+    import recommender.ingest.validate as ingest_module
 
     calls = {"n": 0}
     real = ingest_module.TradeValidator.check
@@ -233,7 +234,7 @@ def test_interrupted_write_leaves_bank_as_before(bank, tiny_files, monkeypatch):
         return real(self, table, offset)
 
     monkeypatch.setattr(ingest_module.TradeValidator, "check", crash_later)
-    monkeypatch.setattr(ingest_module, "_frame_batches", _small_batches(ingest_module._frame_batches))
+    monkeypatch.setattr(tidy_module, "_frame_batches", _small_batches(tidy_module._frame_batches))
     with pytest.raises(KeyboardInterrupt):
         ingest_trade(bank, tiny_files["trade"])
     assert calls["n"] == 2

@@ -1,0 +1,186 @@
+"""Shared by every source: formats, column aliases, the result type, file helpers and the problem collector."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from recommender.errors import DataValidationError, Problem, RecommenderError
+
+TRADE_FORMATS = ("baci", "comtrade", "long")
+CAPACITY_FORMATS = ("long", "indstat")
+Progress = Callable[[int], None]
+
+YEAR_RANGE = (1900, 2100)
+_MAX_ROWS_KEPT = 20
+
+#: Accepted source names for each canonical column, tried in order (user mappings win).
+TRADE_ALIASES: dict[str, list[str]] = {
+    "year": ["year", "t", "refYear", "period", "Year"],
+    "exporter": ["exporter", "reporter", "iso_o", "origin", "exporter_iso3"],
+    "importer": ["importer", "partner", "iso_d", "destination", "importer_iso3"],
+    "product": ["product", "hs6", "hs4", "hs2", "commodity", "section_code", "sitc4"],
+    "value_usd": ["value_usd", "value", "trade_value_usd", "export_value_usd"],
+    "quantity": ["quantity", "q", "qty", "netweight_kg"],
+}
+COMTRADE_ALIASES: dict[str, list[str]] = {
+    "year": ["refYear", "period", "Year", "yr"],
+    "flow": ["flowCode", "Trade Flow Code", "Trade Flow", "rgCode", "flowDesc"],
+    "reporter": ["reporterISO", "Reporter ISO", "rt3ISO", "reporterCode"],
+    "partner": ["partnerISO", "Partner ISO", "pt3ISO", "partnerCode"],
+    "product": ["cmdCode", "Commodity Code", "cmdCode"],
+    "value_usd": ["primaryValue", "Trade Value (US$)", "TradeValue", "fobvalue"],
+    "quantity": ["netWgt", "Netweight (kg)", "NetWeight"],
+}
+CAPACITY_ALIASES: dict[str, list[str]] = {
+    "year": ["year", "Year"],
+    "country": ["country", "iso3", "countrycode", "Country Code"],
+    "sector": ["sector", "isic"],
+    "indicator": ["indicator", "variable"],
+    "value": ["value", "value_usd", "Value"],
+}
+GEOGRAPHY_ALIASES: dict[str, list[str]] = {
+    "exporter": ["iso3_a", "iso_o", "exporter", "country_a"],
+    "importer": ["iso3_b", "iso_d", "importer", "country_b"],
+    "distance_km": ["dist_km", "dist", "distance_km", "distw"],
+    "contiguous": ["contig", "contiguous"],
+    "common_language": ["comlang_off", "common_language"],
+}
+#: Capacity indicators that are levels and so cannot be negative.
+NON_NEGATIVE_INDICATORS = frozenset({"gdp", "rgdpo", "rgdpna", "pop", "emp", "hc", "rnna", "rkna"})
+
+
+@dataclass
+class IngestResult:
+    """What an ingest did: the manifest entry, whether anything changed, what was dropped."""
+
+    source: dict[str, Any]
+    unchanged: bool = False
+    dropped: dict[str, int] = field(default_factory=dict)
+    replaced: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------
+# helpers
+# ------------------------------------------------------------------------------------------
+def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def parse_column_map(pairs: list[str] | None) -> dict[str, str]:
+    """``["country=iso3", "value=value_usd"]`` → ``{"country": "iso3", "value": "value_usd"}``."""
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise RecommenderError(f"--column takes CANONICAL=SOURCE (e.g. country=iso3); got {pair!r}")
+        key, value = (s.strip() for s in pair.split("=", 1))
+        out[key] = value
+    return out
+
+
+def resolve_columns(
+    available: list[str], aliases: dict[str, list[str]], user: dict[str, str], *, required: list[str], source: str
+) -> dict[str, str]:
+    """Map each canonical column to a source column: the user's mapping first, then aliases."""
+    unknown = sorted(set(user) - set(aliases))
+    if unknown:
+        raise RecommenderError(f"--column names unknown canonical column(s) {unknown}; known: {sorted(aliases)}")
+    found: dict[str, str] = {}
+    for canon, names in aliases.items():
+        if canon in user:
+            if user[canon] not in available:
+                raise DataValidationError(source, [Problem(f"column {user[canon]!r} (mapped to {canon!r}) not found; file has {available}")])
+            found[canon] = user[canon]
+            continue
+        hit = next((n for n in names if n in available), None)
+        if hit is not None:
+            found[canon] = hit
+    missing = [c for c in required if c not in found]
+    if missing:
+        raise DataValidationError(
+            source,
+            [Problem(f"required column(s) {missing} missing; file has columns {available}")],
+            hint="map them with --column CANONICAL=SOURCE, e.g. --column " + f"{missing[0]}=<your column>",
+        )
+    return found
+
+
+def _is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in {".parquet", ".pq"}
+
+
+def _read_header(path: Path) -> list[str]:
+    if _is_parquet(path):
+        return pq.ParquetFile(path).schema_arrow.names
+    return list(pd.read_csv(path, nrows=0).columns)
+
+
+def _frame_batches(path: Path, columns: list[str], chunk_rows: int = 1_000_000) -> Iterator[pd.DataFrame]:
+    """Read CSV or Parquet in chunks, every column as a string (codes keep leading zeros)."""
+    if _is_parquet(path):
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=columns):
+            yield batch.to_pandas().astype("str").replace({"nan": None, "None": None, "<NA>": None})
+    else:
+        yield from pd.read_csv(path, usecols=columns, dtype=str, keep_default_na=False, na_values=[""], chunksize=chunk_rows)
+
+
+class ProblemCollector:
+    """Accumulates problems by reason, keeping the first rows and counting all."""
+
+    def __init__(self) -> None:
+        self._problems: dict[str, Problem] = {}
+
+    def add(self, reason: str, rows: np.ndarray | list[int], offset: int = 0, *, count: int | None = None) -> None:
+        """Record ``rows`` (kept up to a limit) under ``reason``; ``count`` overrides how many rows it adds."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size == 0:
+            return
+        p = self._problems.setdefault(reason, Problem(reason, [], 0))
+        p.rows = list(p.rows) + [int(r) + offset for r in rows[: max(0, _MAX_ROWS_KEPT - len(p.rows))]]
+        p.count = (p.count or 0) + (int(rows.size) if count is None else count)
+
+    def add_mask(self, reason: str, mask: pa.Array | np.ndarray, offset: int) -> None:
+        arr = mask.to_numpy(zero_copy_only=False) if isinstance(mask, pa.Array | pa.ChunkedArray) else mask
+        arr = np.asarray(arr)
+        if arr.dtype == object:
+            arr = arr.astype(bool)
+        if arr.any():
+            self.add(reason, np.flatnonzero(arr), offset)
+
+    @property
+    def problems(self) -> list[Problem]:
+        return list(self._problems.values())
+
+    def __bool__(self) -> bool:
+        return bool(self._problems)
+
+
+def _dictionary(column: pa.ChunkedArray | pa.Array) -> pa.DictionaryArray:
+    """One dictionary-encoded array (int32 indices) whatever came in."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column)
+    if column.type.index_type != pa.int32():
+        column = pa.DictionaryArray.from_arrays(pc.cast(column.indices, pa.int32()), column.dictionary)
+    return column
+
+
+def _used(dictionary: pa.DictionaryArray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (row-wise, -1 for null) and the dictionary entries that rows actually use."""
+    idx = np.asarray(pc.fill_null(dictionary.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    counts = np.bincount(idx[idx >= 0], minlength=len(dictionary.dictionary))
+    return idx, np.flatnonzero(counts)

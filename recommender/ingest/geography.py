@@ -1,0 +1,76 @@
+"""Country-pair geography (CEPII GeoDist layout): distance, contiguity, common official language."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from recommender import countries
+from recommender.bank import GEOGRAPHY_SCHEMA, DataBank
+from recommender.errors import DataValidationError, Problem
+from recommender.ingest.common import (
+    GEOGRAPHY_ALIASES,
+    IngestResult,
+    ProblemCollector,
+    _is_parquet,
+    _read_header,
+    file_sha256,
+    resolve_columns,
+)
+from recommender.ingest.publish import (
+    _check_source,
+    _record,
+    _resolve_conflicts,
+    _same_file,
+    _source_id,
+)
+
+
+def ingest_geography(bank: DataBank, path: str | Path, *, columns: dict[str, str] | None = None,
+                     replace: bool = False) -> IngestResult:
+    """Country-pair geography (CEPII GeoDist layout): distance, contiguity, common official language."""
+    path = Path(path)
+    _check_source(path, "geography", ("geography",))
+    columns = dict(columns or {})
+    options = {"columns": columns}
+    sha = file_sha256(path)
+    same = _same_file(bank, "geography", sha, options)
+    if same is not None:
+        return IngestResult(same, unchanged=True)
+    header = _read_header(path)
+    found = resolve_columns(header, GEOGRAPHY_ALIASES, columns, required=["exporter", "importer", "distance_km"], source=str(path))
+    raw = pd.read_parquet(path) if _is_parquet(path) else pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    frame = pd.DataFrame({k: raw[v] for k, v in found.items()})
+    problems = ProblemCollector()
+    for col in ("exporter", "importer"):
+        frame[col] = frame[col].astype(str).str.strip().str.upper().map(countries.canonical)
+        bad = countries.unknown_codes(frame[col].unique())
+        if bad:
+            problems.add_mask(f"unknown {col} code(s) {', '.join(bad[:8])}", frame[col].isin(bad).to_numpy(), 0)
+    frame["distance_km"] = pd.to_numeric(frame["distance_km"], errors="coerce")
+    distance = frame["distance_km"]
+    problems.add_mask("distance missing, not a finite number or negative",
+                      (distance.isna() | (distance < 0) | ~np.isfinite(distance.fillna(0))).to_numpy(), 0)
+    for col in ("contiguous", "common_language"):
+        if col not in frame:
+            frame[col] = np.int8(0)
+            continue
+        flag = pd.to_numeric(frame[col], errors="coerce")
+        problems.add_mask(f"{col} must be 0 or 1 (empty = 0)", ~(flag.isin([0, 1]) | frame[col].isna() | frame[col].astype(str).eq("")).to_numpy(), 0)
+        frame[col] = flag.where(flag.isin([0, 1]), 0).fillna(0).astype("int8")  # checked before the narrowing cast
+    problems.add_mask("duplicate pair", frame.duplicated(["exporter", "importer"]).to_numpy(), 0)
+    if frame.empty:
+        raise DataValidationError(str(path), [Problem("the file has no rows: an empty file is never a valid source (nothing was replaced)", count=0)])
+    if problems:
+        raise DataValidationError(str(path), problems.problems)
+    table = pa.Table.from_pandas(frame[GEOGRAPHY_SCHEMA.names], schema=GEOGRAPHY_SCHEMA, preserve_index=False)
+    source_id = _source_id(path)
+    with bank.transaction() as tx:
+        replaced = _resolve_conflicts(tx, bank, "geography", set(), replace, path)
+        tx.write_table("geography", source_id, table)
+        entry = _record(tx, source_id=source_id, table="geography", path=path, sha=sha, format="geography",
+                        rows=len(frame), years=set(), options=options, dropped={})
+    return IngestResult(entry, replaced=replaced)

@@ -1,0 +1,53 @@
+"""Tidy trade tables (CSV or Parquet): ``year, exporter, importer, product, value_usd`` under any mapped names."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from recommender.ingest.common import (
+    TRADE_ALIASES,
+    YEAR_RANGE,
+    _frame_batches,
+    _read_header,
+    resolve_columns,
+)
+
+
+def _table_from_frame(df: pd.DataFrame) -> pa.Table:
+    year = pd.to_numeric(df["year"], errors="coerce")
+    value = pd.to_numeric(df["value_usd"], errors="coerce")
+    bad_year = year.isna() & df["year"].notna()
+    bad_value = value.isna() & df["value_usd"].notna()
+    if bad_year.any() or bad_value.any():
+        raise _NonNumeric(np.flatnonzero(bad_year), np.flatnonzero(bad_value))
+    quantity = pd.to_numeric(df["quantity"], errors="coerce") if "quantity" in df else pd.Series(np.nan, index=df.index)
+    return pa.table(
+        {
+            # checked before the narrowing cast: a fractional or out-of-range year becomes -1, which validation rejects
+            "year": pa.array(year.where((year % 1 == 0) & year.between(*YEAR_RANGE), -1).fillna(-1).astype("int64"),
+                             pa.int64()).cast(pa.int16()),
+            "exporter": pa.array(df["exporter"].astype(object), pa.string()),
+            "importer": pa.array(df["importer"].astype(object), pa.string()),
+            "product": pa.array(df["product"].astype(object), pa.string()),
+            "value_usd": pa.array(value.to_numpy(dtype=float), pa.float64(), from_pandas=True),
+            "quantity": pa.array(quantity.to_numpy(dtype=float), pa.float64(), from_pandas=True),
+        }
+    )
+
+
+class _NonNumeric(Exception):
+    def __init__(self, year_rows: np.ndarray, value_rows: np.ndarray):
+        self.year_rows, self.value_rows = year_rows, value_rows
+
+
+def read_long(path: Path, *, columns: dict[str, str], dropped: dict[str, int]) -> Iterator[pa.Table]:
+    """A tidy CSV or Parquet table: year, exporter, importer, product, value_usd [, quantity]."""
+    found = resolve_columns(_read_header(path), TRADE_ALIASES, columns,
+                            required=["year", "exporter", "importer", "product", "value_usd"], source=str(path))
+    for chunk in _frame_batches(path, list(dict.fromkeys(found.values()))):
+        yield _table_from_frame(pd.DataFrame({canon: chunk[src] for canon, src in found.items()}))
