@@ -55,13 +55,13 @@ def test_recommend_writes_every_candidate(demo_home, tmp_path):
     out = tmp_path / "rec.parquet"
     proc = run(home, "recommend", "--task", "import-substitution", "--output", out)
     table = pd.read_parquet(out)
-    assert list(table.columns[:6]) == ["year", "importer", "supplier", "product", "score", "rank"]
+    assert list(table.columns[:7]) == ["year", "importer", "supplier", "product", "score", "probability", "rank"]
     assert table["product"].str.fullmatch(r"\d{6}").all() and "wrote" in proc.stdout
     assert table.groupby(["importer", "year"])["rank"].min().eq(1).all()
     jp = tmp_path / "jp.csv"
     run(home, "recommend", "--task", "joint-projects", "--top", "2", "--output", jp)
     jp_table = pd.read_csv(jp, dtype={"product": str})
-    assert list(jp_table.columns[:6]) == ["year", "partner_a", "partner_b", "product", "score", "rank"]
+    assert list(jp_table.columns[:7]) == ["year", "partner_a", "partner_b", "product", "score", "probability", "rank"]
     assert jp_table["rank"].max() == 2
 
 
@@ -83,12 +83,22 @@ def test_score_keeps_columns_and_adds_results(demo_home, tmp_path):
     out = tmp_path / "scored.csv"
     proc = run(home, "score", path, "--task", "import-substitution", "--output", out)
     scored = pd.read_csv(out, dtype=str)
-    assert list(scored.columns) == [*frame.columns, "score", "rank", "percentile", "reasons", "model_version"]
+    assert list(scored.columns) == [*frame.columns, "score", "probability", "rank", "rank_in_query", "percentile", "reasons",
+                                    "model_version"]
     assert scored["product"].tolist() == frame["product"].tolist()  # codes untouched, leading zeros kept
     assert scored["importer"].tolist() == frame["importer"].tolist()
     assert scored["name"][0].startswith("'=")  # spreadsheet formula neutralised
     assert sorted(scored["rank"].astype(int)) == [1, 2, 3, 4]
     assert scored["score"][0] == scored["score"][3]  # same project, same score
+    probability = scored["probability"].astype(float)
+    assert probability.between(0, 1).all()
+    # rank orders the file by calibrated probability (comparable across importers)
+    assert probability[scored["rank"].astype(int).sort_values().index].is_monotonic_decreasing
+    # rank_in_query: the model's order among the rows of the same importer (KAZ ×3, UZB ×1)
+    kaz = scored[scored["importer"].str.upper() == "KAZ"]
+    assert sorted(kaz["rank_in_query"].astype(int)) == [1, 2, 3]
+    assert kaz.sort_values("rank_in_query")["score"].astype(float).is_monotonic_decreasing
+    assert scored.loc[scored["importer"].str.upper() == "UZB", "rank_in_query"].astype(int).tolist() == [1]
     assert scored["percentile"].astype(float).between(0, 100).all()
     assert scored["model_version"].str.startswith("import-substitution-SCO/").all()
     assert "repeat" in proc.stderr and "recorded in MLflow" in proc.stdout

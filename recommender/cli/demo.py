@@ -10,7 +10,7 @@ from recommender.bank import DataBank
 from recommender.cli._common import config, console
 from recommender.cli.bank import print_info
 from recommender.cli.recommend import print_recommendations
-from recommender.cli.train import print_summary
+from recommender.cli.train import print_summary, print_uncertainty
 
 DEMO_COUNTRY = "KAZ"
 
@@ -47,6 +47,7 @@ def demo(
         console.print(f"   {note}")
         overall, by_year = run_summary(client, run_id)
         print_summary(overall, by_year, f"{task} · {cfg.bloc.name}: model vs baselines on held-out test years")
+        print_uncertainty(client.get_run(run_id).data.metrics, None)
     for task in TASKS:
         console.print(f"\n[bold]Top recommendations for {DEMO_COUNTRY}[/] ({task})")
         table, version = recommend(cfg, task, countries=[DEMO_COUNTRY], top=3)

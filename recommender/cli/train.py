@@ -66,7 +66,10 @@ def results_table(overall: dict[str, dict[str, float]], by_year: dict[int, dict[
 
 def print_summary(overall: dict, by_year: dict, title: str) -> None:
     console.print(results_table(overall, by_year, title))
-    baselines = {k: v["ndcg_at_10"] for k, v in overall.items() if k != "model" and v.get("ndcg_at_10") == v.get("ndcg_at_10")}
+    from models.train import MODEL_SCORERS
+
+    baselines = {k: v["ndcg_at_10"] for k, v in overall.items()
+                 if k not in MODEL_SCORERS and v.get("ndcg_at_10") == v.get("ndcg_at_10")}
     if baselines and "model" in overall:
         best = max(baselines, key=baselines.get)
         model = overall["model"]["ndcg_at_10"]
@@ -78,6 +81,10 @@ DEFAULT_POOL = 0
 
 def print_uncertainty(metrics: dict, intervals) -> None:
     """The lift's bootstrap interval per test year and overall, and the spread over seeds."""
+    if (intervals is None or not len(intervals)) and "lift_ci_low" in metrics:
+        console.print(f"  lift over the best baseline {100 * metrics['lift_vs_best_baseline']:+.1f}% "
+                      f"[95% CI {100 * metrics['lift_ci_low']:+.1f}%, {100 * metrics['lift_ci_high']:+.1f}%] "
+                      f"over {int(metrics.get('n_test_queries', 0))} test queries")
     if intervals is not None and len(intervals):
         for _, row in intervals.iterrows():
             console.print(f"  {row['test_year']:>7}: NDCG@10 model − {row['baseline']} = {row['diff']:+.3f} "
