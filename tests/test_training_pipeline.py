@@ -128,8 +128,9 @@ def test_failed_logging_leaves_no_run_and_no_version(home, monkeypatch):
 def test_recommend_ranks_every_candidate_with_reasons(home):
     cfg, _ = home
     table, version = recommend(cfg, IMPORT_SUBSTITUTION)
-    assert list(table.columns[:6]) == ["year", "importer", "supplier", "product", "score", "rank"]
+    assert list(table.columns[:7]) == ["year", "importer", "supplier", "product", "score", "probability", "rank"]
     assert version.startswith(f"{IMPORT_SUBSTITUTION}-SCO/")
+    assert table["probability"].between(0, 1).all()  # the champion's calibration, loaded from its run
     assert (table["importer"] != table["supplier"]).all()
     for _, group in table.groupby(["importer", "year"]):
         assert group.sort_values("rank")["score"].is_monotonic_decreasing
