@@ -324,3 +324,14 @@ def test_capacity_replace_removes_only_the_conflicting_indicator(bank, tmp_path)
     assert cap.to_dict() == {"gdp": 150.0, "rkna": 2.0, "emp": 8.0}
     rows_by_path = {s["path"].rsplit("/", 1)[-1]: s["rows"] for s in bank.sources}
     assert rows_by_path == {"all.csv": 2, "gdp.csv": 1}  # the manifest's row counts stay true
+
+
+@pytest.mark.parametrize("content", [b"", b"\xff\xfe\x00bad", b"PAR1garbage"], ids=["empty", "not-utf8", "truncated-parquet"])
+@pytest.mark.parametrize("kind", ["trade", "capacity", "geography"])
+def test_unreadable_files_are_clear_errors(bank, tmp_path, kind, content):
+    path = tmp_path / ("x.parquet" if content.startswith(b"PAR1") else "x.csv")
+    path.write_bytes(content)
+    ingest = {"trade": ingest_trade, "capacity": ingest_capacity, "geography": ingest_geography}[kind]
+    with pytest.raises(DataValidationError, match="x\\.(csv|parquet): rejected"):
+        ingest(bank, path)
+    assert bank_state(bank) == {}

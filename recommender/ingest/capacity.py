@@ -23,6 +23,7 @@ from recommender.ingest.common import (
     _is_parquet,
     _read_header,
     file_sha256,
+    reading_errors,
     resolve_columns,
 )
 from recommender.ingest.publish import (
@@ -98,6 +99,7 @@ def _read_capacity_frame(path: Path, format: str, columns: dict[str, str], dropp
     return frame
 
 
+@reading_errors
 def ingest_capacity(
     bank: DataBank, path: str | Path, *, format: str = "long", columns: dict[str, str] | None = None,
     replace: bool = False,

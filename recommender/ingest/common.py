@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -184,3 +185,21 @@ def _used(dictionary: pa.DictionaryArray) -> tuple[np.ndarray, np.ndarray]:
     idx = np.asarray(pc.fill_null(dictionary.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
     counts = np.bincount(idx[idx >= 0], minlength=len(dictionary.dictionary))
     return idx, np.flatnonzero(counts)
+
+
+UNREADABLE = (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, pa.ArrowInvalid)
+"""What reading a malformed file raises: empty, not UTF-8, truncated or not really CSV/Parquet."""
+
+
+def reading_errors(ingest: Callable[..., IngestResult]) -> Callable[..., IngestResult]:
+    """Turn a reader's failure on a malformed file into a clear :class:`DataValidationError` (nothing is written)."""
+    @functools.wraps(ingest)
+    def wrapper(bank, path, *args, **kwargs):
+        try:
+            return ingest(bank, path, *args, **kwargs)
+        except UNREADABLE as exc:
+            reason = "the file is empty" if isinstance(exc, pd.errors.EmptyDataError) else \
+                "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else f"could not read it ({type(exc).__name__}: {exc})"
+            raise DataValidationError(str(path), [Problem(reason, count=0)],
+                                      hint="give a UTF-8 CSV with a header row, or a Parquet file") from exc
+    return wrapper

@@ -18,6 +18,7 @@ from recommender.ingest.common import (
     _is_parquet,
     _read_header,
     file_sha256,
+    reading_errors,
     resolve_columns,
 )
 from recommender.ingest.publish import (
@@ -29,6 +30,7 @@ from recommender.ingest.publish import (
 )
 
 
+@reading_errors
 def ingest_geography(bank: DataBank, path: str | Path, *, columns: dict[str, str] | None = None,
                      replace: bool = False) -> IngestResult:
     """Country-pair geography (CEPII GeoDist layout): distance, contiguity, common official language."""

@@ -11,7 +11,13 @@ import pyarrow.compute as pc
 from recommender.bank import TRADE_SCHEMA, DataBank
 from recommender.errors import DataValidationError, Problem
 from recommender.ingest.baci import read_baci
-from recommender.ingest.common import TRADE_FORMATS, IngestResult, Progress, file_sha256
+from recommender.ingest.common import (
+    TRADE_FORMATS,
+    IngestResult,
+    Progress,
+    file_sha256,
+    reading_errors,
+)
 from recommender.ingest.comtrade import read_comtrade
 from recommender.ingest.publish import (
     _bank_compatibility,
@@ -26,6 +32,7 @@ from recommender.ingest.tidy import _NonNumeric, read_long
 from recommender.ingest.validate import TradeValidator
 
 
+@reading_errors
 def ingest_trade(
     bank: DataBank,
     path: str | Path,
