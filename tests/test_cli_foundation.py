@@ -1,8 +1,7 @@
-"""The CLI as a user runs it: exit codes, messages, JSON, the demo on a tiny world."""
+"""The CLI as a user runs it: exit codes and messages (the demo itself: tests/test_cli_usage.py)."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -18,22 +17,6 @@ def run(home, *args, check=True):
     if check:
         assert proc.returncode == 0, proc.stderr + proc.stdout
     return proc
-
-
-def test_demo_tiny_ingests_and_is_idempotent(tmp_path):
-    home = tmp_path / "home"
-    first = run(home, "demo", "--size", "tiny")
-    assert "ingest trade:" in first.stdout and "Data bank" in first.stdout
-    bank = DataBank(home / "bank")
-    before = bank_state(bank)
-    second = run(home, "demo", "--size", "tiny")
-    assert "ingest trade: unchanged" in second.stdout
-    assert bank_state(bank) == before
-    info = json.loads(run(home, "bank", "info", "--json").stdout)
-    assert set(info) >= {"trade", "capacity", "geography", "products", "sources", "manifest_hash"}
-    assert set(info["trade"]) >= {"rows", "years", "exporters", "importers", "products", "value_usd_by_year"}
-    assert sum(info["trade"]["value_usd_by_year"].values()) > 0
-    assert info["capacity"]["indicators"]["value_added"]["countries"] == 16
 
 
 def test_bad_file_exits_non_zero_with_a_message_and_no_write(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -14,6 +15,7 @@ import pandas as pd
 import pytest
 
 from recommender.bank import DataBank
+from tests.conftest import bank_state
 
 
 def run(home, *args, check=True, timeout=900):
@@ -39,15 +41,23 @@ def demo_home(tmp_path_factory):
 
 def test_demo_trains_both_tasks_and_recommends(demo_home):
     _, out = demo_home
-    for text in ("Train import-substitution", "Train joint-projects", "model vs baselines", "NDCG@10: model",
-                 "Top recommendations for KAZ", "recommender ui"):
+    for text in ("ingest trade:", "Data bank", "Train import-substitution", "Train joint-projects", "model vs baselines",
+                 "NDCG@10: model", "lift over the best baseline", "Top recommendations for KAZ", "recommender ui"):
         assert text in out, text
 
 
-def test_demo_twice_reuses_the_trained_champions(demo_home):
+def test_demo_twice_reuses_the_trained_champions_and_leaves_the_bank_alone(demo_home):
     home, _ = demo_home
+    bank = DataBank(home / "bank")
+    before = bank_state(bank)
     out = run(home, "demo", "--size", "tiny").stdout
     assert out.count("reusing the champion") == 2 and "ingest trade: unchanged" in out
+    assert bank_state(bank) == before
+    info = json.loads(run(home, "bank", "info", "--json").stdout)
+    assert set(info) >= {"trade", "capacity", "geography", "products", "sources", "manifest_hash"}
+    assert set(info["trade"]) >= {"rows", "years", "exporters", "importers", "products", "value_usd_by_year"}
+    assert sum(info["trade"]["value_usd_by_year"].values()) > 0
+    assert info["capacity"]["indicators"]["value_added"]["countries"] == 16
 
 
 def test_recommend_writes_every_candidate(demo_home, tmp_path):
