@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from models.errors import ModelError
-from models.metrics import ranking_report
+from models.metrics import ndcg_at_k, ranking_report
 from models.tasks import Task
 
 SPEC_DIR = Path(__file__).parent / "specs"
@@ -228,13 +228,13 @@ def evaluate(dataset: pd.DataFrame, spec: Task, params: dict, *, test_years: lis
             f"{f', {int(fit[POOL].ne(BLOC_POOL).sum()):,} pooled' if POOL in fit else ''}), "
             f"early stopping on {year - spec.horizon} ({len(valid):,}), test {len(test):,}")
         model = fit_ranker(fit, valid, features, spec, params, seed=seed)
-        test["score_model"] = model.predict(test[features], num_iteration=model.best_iteration or None)
+        test["score_model"] = model.predict(test[features])
         if ABLATION in names:
             small = fit_ranker(fit, valid, inputs, spec, params, seed=seed)
-            test[f"score_{ABLATION}"] = small.predict(test[inputs], num_iteration=small.best_iteration or None)
+            test[f"score_{ABLATION}"] = small.predict(test[inputs])
         for other in seed_scores:
             extra = fit_ranker(fit, valid, features, spec, params, seed=other)
-            seed_scores[other].append(extra.predict(test[features], num_iteration=extra.best_iteration or None))
+            seed_scores[other].append(extra.predict(test[features]))
         for name, scorer in scorers.items():
             test[f"score_{name}"] = scorer(test)
         groups = _group_ids(test, spec)
@@ -251,7 +251,7 @@ def evaluate(dataset: pd.DataFrame, spec: Task, params: dict, *, test_years: lis
     best, _ = evaluation.best_baseline
     intervals = interval_table(pooled, groups, model="model", baseline=best, n_resamples=n_resamples, seed=seed)
     seed_ndcg = [overall["model"]["ndcg_at_10"]] + [
-        ranking_report(pooled["relevance"].to_numpy(), np.concatenate(v), groups)["ndcg_at_10"] for v in seed_scores.values()]
+        ndcg_at_k(pooled["relevance"].to_numpy(), np.concatenate(v), groups, k=10) for v in seed_scores.values()]
     total = intervals[intervals["test_year"] == "overall"].iloc[0]
     metrics = {"lift_vs_best_baseline": total["lift"], "lift_ci_low": total["lift_low"], "lift_ci_high": total["lift_high"],
                "ndcg_at_10_diff_vs_best_baseline": total["diff"], "ndcg_at_10_diff_ci_low": total["diff_low"],

@@ -59,15 +59,15 @@ def tune(dataset: pd.DataFrame, spec: Task, params: dict, *, first_test_year: in
     window, pooled = with_pool(window, pooled)
     rng = np.random.default_rng(seed)
     settings = [{}] + [{k: v[int(rng.integers(len(v)))] for k, v in SPACE.items()} for _ in range(max(n_trials - 1, 0))]
+    features = spec.feature_columns(window)
     rows = []
     for i, setting in enumerate(settings):
         trial = {**params, **setting}
         scores = {}
         for year in inner:
             fit, valid, test = fold_split(window, pooled, year, spec)
-            features = spec.feature_columns(window)
             model = fit_ranker(fit, valid, features, spec, trial, seed=seed)
-            score = model.predict(test[features], num_iteration=model.best_iteration or None)
+            score = model.predict(test[features])
             scores[year] = ndcg_at_k(test["relevance"].to_numpy(), score, _group_ids(test, spec), k=10)
         mean = float(np.nanmean(list(scores.values())))
         rows.append({"trial": i, **{k: trial[k] for k in SPACE}, "inner_ndcg_at_10": mean,
