@@ -83,6 +83,12 @@ def chapter_table() -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["chapter", "section", "sector", "isic_division"])
 
 
+#: HS chapter → section ("27" → "05"), the dictionary behind :func:`product_label`.
+CHAPTER_SECTION: dict[str, str] = {
+    f"{ch:02d}": sec for lo, hi, sec, _, _ in _CHAPTER_RANGES for ch in range(lo, hi + 1)
+}
+
+
 def product_sectors(products: pd.Series | list[str], classification: str = "hs") -> pd.DataFrame:
     """Map product codes to ``product, section, sector, isic_division``.
 
@@ -125,7 +131,7 @@ def product_label(product: str, classification: str = "hs") -> str:
     if classification == "hs-section":
         return SECTION_NAMES.get(product, product)
     if classification == "hs" and len(product) >= 2:
-        section = chapter_table().set_index("chapter")["section"].get(product[:2])
+        section = CHAPTER_SECTION.get(product[:2])
         if section:
             return f"{product} ({SECTION_NAMES[section]})"
     return product

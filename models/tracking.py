@@ -118,12 +118,10 @@ def log_training(
                     mlflow.log_metrics({f"{prefix}test_{k}_by_year": v for k, v in report.items() if np.isfinite(v)}, step=fold.test_year)
             labelled = train_table[train_table["relevance"].notna()]
             warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")  # schema/source hints
-            mlflow.log_input(mlflow.data.from_pandas(labelled, name=f"{task}-{bloc}-candidates", targets="relevance",
-                                                     source=data_source), context="training")
+            mlflow.log_input(dataset(labelled, f"{task}-{bloc}-candidates", data_source), context="training")
             test = evaluation.predictions
-            mlflow.log_input(mlflow.data.from_pandas(test.drop(columns=[c for c in test if c.startswith("score_")]),
-                                                     name=f"{task}-{bloc}-test", targets="relevance", source=data_source),
-                             context="test")
+            mlflow.log_input(dataset(test.drop(columns=[c for c in test if c.startswith("score_")]), f"{task}-{bloc}-test",
+                                     data_source), context="test")
             with tempfile.TemporaryDirectory() as tmp:
                 folder = Path(tmp)
                 charts.feature_importance(model, folder / "feature_importance.png")
@@ -143,6 +141,8 @@ def log_training(
             info = mlflow.lightgbm.log_model(  # the native booster: portable, no pickled Python classes
                 model, name="model",
                 signature=infer_signature(sample, model.predict(sample)), input_example=sample.head(5),
+                # stated, not inferred: inference re-imports the model in a subprocess (~7 s a training)
+                pip_requirements=mlflow.lightgbm.get_default_pip_requirements(),
                 metadata={"task": task, "bloc": bloc, "features": evaluation.features})
             version = register(client, name, info, run_id)
             promoted, decision = decide_champion(client, name, version, model_score, params, manifest_hash, force_promote)
@@ -155,6 +155,20 @@ def log_training(
             _quietly(lambda: client.delete_run(run_id))
         raise
     return RunRecord(run_id, exp_id, name, version, promoted, decision)
+
+
+def dataset(frame: pd.DataFrame, name: str, source: str = "") -> mlflow.data.pandas_dataset.PandasDataset:
+    """An MLflow dataset of ``frame`` (targets ``relevance``), its schema inferred from a small faithful sample.
+
+    MLflow infers a dataset's schema value by value, seconds on a training table. The first rows plus, for
+    each column with missing values, its first missing row have the same column types and the same
+    required/optional flags, so the schema is identical (tested) at a fraction of the cost.
+    """
+    out = mlflow.data.from_pandas(frame, name=name, targets="relevance", source=source)
+    missing = frame.isna()
+    rows = np.union1d(np.arange(min(len(frame), 100)), missing.to_numpy().argmax(axis=0)[missing.any().to_numpy()])
+    out.__dict__["schema"] = mlflow.data.from_pandas(frame.iloc[rows]).schema  # fills the cached_property
+    return out
 
 
 def _quietly(fn) -> None:

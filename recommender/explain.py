@@ -24,13 +24,12 @@ def explain(model, table: pd.DataFrame, features: list[str], task: Task, sectors
     contrib = booster.predict(table[features], pred_contrib=True)[:, :-1]
     out = []
     values = table[features].to_numpy(dtype=float)
+    roles = {role: table[role].map(country_name).tolist() for role in task.roles}  # names once per column
+    sector_names = table["product"].map(sectors).map(SECTOR_NAMES).fillna("its").tolist()
+    order = np.argsort(-contrib, axis=1)[:, :top]
     for i in range(len(table)):
-        order = np.argsort(-contrib[i])
-        chosen = [j for j in order[:top] if contrib[i, j] > 0] or [int(order[0])]
-        row = table.iloc[i]
-        names = {role: country_name(row[role]) for role in task.roles}
-        sector = sectors.get(row["product"])
-        names["sector"] = SECTOR_NAMES.get(sector, "its") if isinstance(sector, str) else "its"
+        chosen = [j for j in order[i] if contrib[i, j] > 0] or [int(order[i, 0])]
+        names = {role: column[i] for role, column in roles.items()} | {"sector": sector_names[i]}
         out.append("; ".join(reason(features[j], values[i, j], names) for j in chosen))
     return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
@@ -156,3 +157,18 @@ def test_scores_are_finite(home):
     cfg, _ = home
     table, _ = recommend(cfg, JOINT_PROJECTS)
     assert np.isfinite(table["score"]).all() and len(table) > 0
+
+
+def test_logged_dataset_schema_equals_mlflows_full_inference():
+    from mlflow.types.utils import _infer_schema
+
+    from models.tracking import dataset
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"importer": ["KAZ"] * 400, "product": [f"{i:06d}" for i in range(400)],
+                          "rca": rng.random(400), "density": rng.random(400), "relevance": rng.integers(0, 3, 400).astype(float)})
+    frame.loc[350, "density"] = np.nan  # missing only far beyond the first rows: must still be optional
+    frame.loc[399, "relevance"] = np.nan
+    fast = dataset(frame, "t").schema
+    assert fast == _infer_schema(frame)
+    assert [c.required for c in fast.inputs] == [True, True, True, False, False]
