@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from features.columns import check_columns
-from features.trade import TRADE_COLUMNS
+from features.trade import TRADE_COLUMNS, imports
 
 
 def importer_features(trade: pd.DataFrame, bloc: Collection[str]) -> pd.DataFrame:
@@ -27,18 +27,18 @@ def importer_features(trade: pd.DataFrame, bloc: Collection[str]) -> pd.DataFram
     """
     check_columns(trade, TRADE_COLUMNS, "trade")
     keys = ["year", "importer", "product"]
-    t = trade[keys + ["exporter", "value_usd"]]
-    in_bloc = t["exporter"].isin(list(bloc)).to_numpy()
-    t = t.assign(ext=np.where(in_bloc, 0.0, t["value_usd"]), bloc_v=np.where(in_bloc, t["value_usd"], 0.0))
-    total = t.groupby(keys, observed=True)["value_usd"].transform("sum")
-    t = t.assign(sq=(t["value_usd"] / total) ** 2)
-    out = t.groupby(keys, as_index=False, observed=True).agg(
-        imports=("value_usd", "sum"), ext_imports=("ext", "sum"), bloc_imports=("bloc_v", "sum"),
-        supplier_hhi=("sq", "sum"), n_suppliers=("value_usd", "size"))
+    v = trade["value_usd"].to_numpy(dtype=float)
+    in_bloc = trade["exporter"].isin(list(bloc)).to_numpy()
+    t = trade[keys].assign(ext=np.where(in_bloc, 0.0, v), bloc_v=np.where(in_bloc, v, 0.0), sq=v**2, n=1)
+    parts = t.groupby(keys, as_index=False, observed=True).agg(
+        ext_imports=("ext", "sum"), bloc_imports=("bloc_v", "sum"), sum_sq=("sq", "sum"), n_suppliers=("n", "sum"))
+    out = imports(trade).merge(parts, on=keys, how="left", validate="one_to_one")  # M: the one definition
+    out["supplier_hhi"] = out["sum_sq"] / out["imports"] ** 2  # Σ_k (X_k / M)² = Σ_k X_k² / M²
     out["ext_share"] = out["ext_imports"] / out["imports"]
     out["bloc_share"] = out["bloc_imports"] / out["imports"]
     out["import_share"] = out["imports"] / out.groupby(["year", "importer"], observed=True)["imports"].transform("sum")
     lag = out[keys + ["imports"]].assign(year=out["year"] + 3).rename(columns={"imports": "lag"})
     out = out.merge(lag, on=keys, how="left")
     out["import_growth_3y"] = np.log1p(out["imports"]) - np.log1p(out["lag"])
-    return out.drop(columns=["lag", "bloc_imports"])
+    return out[[*keys, "imports", "ext_imports", "supplier_hhi", "n_suppliers", "ext_share", "bloc_share", "import_share",
+                "import_growth_3y"]]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import cache
 
+import pandas as pd
 import pycountry
 
 #: Non-standard alpha-3 codes seen in real data → ISO 3166-1 alpha-3.
@@ -72,10 +73,22 @@ def numeric_to_iso3() -> dict[int, str]:
     return table
 
 
-def canonical(code: str) -> str:
-    """Upper-case, strip and apply :data:`ALIASES`."""
+def canonical(code: str, *, numeric: bool = False) -> str:
+    """Upper-case, strip and apply :data:`ALIASES`; with ``numeric``, digits are a numeric code.
+
+    A numeric code becomes its alpha-3 code (:func:`numeric_to_iso3`), or ``#<code>`` when it
+    has none, so validation names it. The one normalisation of a country code in the project.
+    """
     code = code.strip().upper()
+    if numeric and code.isdigit():
+        return numeric_to_iso3().get(int(code), f"#{code}")
     return ALIASES.get(code, code)
+
+
+def normalise(values: pd.Series, *, numeric: bool = False) -> pd.Series:
+    """:func:`canonical` of a column, computed once per distinct value; missing stays missing."""
+    uniques = pd.unique(values.dropna())
+    return values.map({u: canonical(str(u), numeric=numeric) for u in uniques})
 
 
 def unknown_codes(codes: Iterable[str]) -> list[str]:

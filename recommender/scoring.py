@@ -32,7 +32,9 @@ from recommender.explain import explain
 from recommender.ingest import ProblemCollector, Progress, file_sha256
 from recommender.output import atomic_output, check_output, neutralise_formulas
 from recommender.pipeline import Scored, load_model, score_candidates
+from recommender.tables import is_parquet, read_frames
 
+KEY_COLUMNS = frozenset({"importer", "supplier", "partner_a", "partner_b", "product"})
 OUTPUT_COLUMNS = ["score", "probability", "rank", "rank_in_query", "percentile", "reasons", "model_version"]
 """What ``score`` adds, documented in the README: ``score`` the model's raw score (comparable only within a
 query), ``probability`` the calibrated probability that the candidate turns out relevant, ``rank`` the
@@ -42,31 +44,17 @@ candidate of that year, ``reasons``, ``model_version``."""
 
 
 def read_chunks(path: Path, chunk_rows: int = 250_000) -> Iterator[pd.DataFrame]:
-    """Chunks of the projects file: CSV entirely as text; Parquet with its types, code columns as text.
-
-    Either way codes keep their leading zeros and pass-through columns are not reinterpreted.
-    """
-    if path.suffix.lower() in {".parquet", ".pq"}:
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
-            frame = batch.to_pandas()
-            yield frame.astype({c: "str" for c in frame.columns if c in {"importer", "supplier", "partner_a", "partner_b", "product"}})
-    elif path.suffix.lower() in {".csv", ".txt"}:
-        yield from pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=chunk_rows)
-    else:
+    """Chunks of the projects file (:func:`recommender.tables.read_frames`): key columns as text,
+    pass-through columns as they are (all text in a CSV; Parquet keeps its types)."""
+    if not (is_parquet(path) or path.suffix.lower() in {".csv", ".txt"}):
         raise RecommenderError(f"{path}: projects must be a .csv or .parquet file")
-
-
-def _canonical_column(values: pd.Series) -> pd.Series:
-    """Strip, upper-case and apply aliases once per distinct value (not once per row)."""
-    raw = values.astype(str)
-    uniques = pd.unique(raw)
-    return raw.map({u: countries.canonical(u) for u in uniques})
+    yield from read_frames(path, text=KEY_COLUMNS, chunk_rows=chunk_rows)
 
 
 def _keys(frame: pd.DataFrame, task: Task) -> pd.DataFrame:
     """Normalised key columns: upper-case ISO3 (aliases applied); unordered pairs ordered."""
-    keys = pd.DataFrame({c: _canonical_column(frame[c]) for c in task.roles})
-    keys["product"] = frame["product"].astype(str).str.strip()
+    keys = pd.DataFrame({c: countries.normalise(frame[c]) for c in task.roles})
+    keys["product"] = frame["product"].str.strip()
     return task.normalise_pairs(keys)
 
 
@@ -101,15 +89,18 @@ def validate(path: Path, task: Task, cfg: Config, products: list[str]) -> Valida
                                           hint="import-substitution needs importer, supplier, product; joint-projects needs partner_a, partner_b, product")
         keys = _keys(chunk, task)
         country_codes = []
+        for c in cols:
+            problems.add_mask(f"{c} missing (empty cell)", keys[c].isna().to_numpy(), offset)
         for c in cols[:2]:
             code = pd.Categorical(keys[c], categories=members).codes.astype(np.int64)
-            unknown = ~keys[c].isin(known).to_numpy()
+            unknown = (keys[c].notna() & ~keys[c].isin(known)).to_numpy()
             problems.add_mask(f"unknown country code in {c} (not ISO 3166 alpha-3)", unknown, offset)
             problems.add_mask(f"{c} outside the bloc {cfg.bloc.name} ({', '.join(members)})", ~unknown & (code < 0), offset)
             country_codes.append(code)
         problems.add_mask("the two countries are the same", (keys[cols[0]] == keys[cols[1]]).to_numpy(), offset)
         prod = product_index.get_indexer(keys["product"])
-        problems.add_mask("product not in the data bank (check the code and its leading zeros)", prod < 0, offset)
+        problems.add_mask("product not in the data bank (check the code and its leading zeros)",
+                          (prod < 0) & keys["product"].notna().to_numpy(), offset)
         parts.append((country_codes[0] * len(members) + country_codes[1]) * max(len(products), 1) + prod)
         offset += len(chunk)
     out = Validation(rows=offset)

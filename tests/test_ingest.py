@@ -38,7 +38,8 @@ def test_long_parquet_round_trip_keeps_totals(bank, tiny_world, tiny_files):
     assert info["trade"]["value_usd_by_year"][str(tiny_world.spec.years[0])] == pytest.approx(by_year.iloc[0])
     assert result.source["product_level"] == 6 and result.source["classification"] == "hs"
     products = bank.read("products")
-    assert set(products["product"]) == set(src["product"]) and products["sector"].notna().all()
+    assert set(products["product"]) == set(src["product"]) and products["classification"].eq("hs").all()
+    assert list(products.columns) == ["product", "classification"]  # sectors come from code, not the bank
 
 
 def test_codes_stay_strings_with_leading_zeros(bank, tmp_path):
@@ -234,7 +235,7 @@ def test_interrupted_write_leaves_bank_as_before(bank, tiny_files, monkeypatch):
         return real(self, table, offset)
 
     monkeypatch.setattr(ingest_module.TradeValidator, "check", crash_later)
-    monkeypatch.setattr(tidy_module, "_frame_batches", _small_batches(tidy_module._frame_batches))
+    monkeypatch.setattr(tidy_module, "read_frames", _small_batches(tidy_module.read_frames))
     with pytest.raises(KeyboardInterrupt):
         ingest_trade(bank, tiny_files["trade"])
     assert calls["n"] == 2

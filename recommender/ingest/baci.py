@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -14,14 +13,14 @@ import pyarrow.csv as pacsv
 from recommender import countries
 from recommender.bank import TRADE_SCHEMA
 from recommender.errors import DataValidationError, Problem
-from recommender.ingest.common import _read_header
+from recommender.tables import read_frame, read_header
 
 
 def _baci_names(country_codes: Path | None) -> pa.Array:
     """A 1000-entry dictionary: numeric code → ISO3, or ``#<code>`` when unmapped."""
     table = dict(countries.numeric_to_iso3())
     if country_codes is not None:
-        cc = pd.read_csv(country_codes, dtype=str, keep_default_na=False)
+        cc = read_frame(country_codes).fillna("")
         code_col = next((c for c in cc.columns if c.lower() in {"country_code", "code"}), None)
         iso_col = next((c for c in cc.columns if c.lower() in {"country_iso3", "iso_3digit_alpha", "iso3"}), None)
         if code_col is None or iso_col is None:
@@ -60,7 +59,7 @@ def read_baci(path: Path, *, country_codes: Path | None = None, dropped: dict[st
     Country codes are numeric (BACI's own list via ``country_codes``, else ISO 3166 numeric);
     k is padded to six digits; v is converted to USD. Streams the file in blocks.
     """
-    header = _read_header(path)
+    header = read_header(path)
     missing = [c for c in "tijkv" if c not in header]
     if missing:
         raise DataValidationError(str(path), [Problem(f"BACI columns {missing} missing; file has {header}")],

@@ -20,8 +20,6 @@ from recommender.ingest.common import (
     YEAR_RANGE,
     IngestResult,
     ProblemCollector,
-    _is_parquet,
-    _read_header,
     file_sha256,
     reading_errors,
     resolve_columns,
@@ -33,6 +31,7 @@ from recommender.ingest.publish import (
     _same_file,
     _source_id,
 )
+from recommender.tables import read_frame, read_header
 
 _ISIC = re.compile(r"\(ISIC ([A-Z](?:-[A-Z])?)\)")
 INDSTAT_TABLES = {"01": "establishments", "04": "employees", "05": "wages", "14": "output", "20": "value_added",
@@ -58,16 +57,13 @@ def normalise_indicator(name: str) -> tuple[str, str]:
 
 
 def _read_capacity_frame(path: Path, format: str, columns: dict[str, str], dropped: dict[str, int]) -> pd.DataFrame:
-    header = _read_header(path)
-    raw = pd.read_parquet(path) if _is_parquet(path) else pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    header = read_header(path)
+    raw = read_frame(path)
     if format == "indstat":
         aliases = {"year": ["year"], "country": ["country"], "table": ["ctable", "table"], "sector": ["isic"],
                    "value": ["value"], "unit": ["unit"]}
         found = resolve_columns(header, aliases, columns, required=["year", "country", "table", "sector", "value"], source=str(path))
-        country = raw[found["country"]].astype(str).str.strip()
-        numeric = country.str.fullmatch(r"\d+")
-        lookup = countries.numeric_to_iso3()
-        country = country.where(~numeric, country[numeric].astype(int).map(lookup).fillna("#" + country))
+        country = countries.normalise(raw[found["country"]], numeric=True)
         table = raw[found["table"]].astype(str).str.strip().str.zfill(2)
         indicator = table.map(INDSTAT_TABLES).fillna("table_" + table)
         if "unit" in found:
@@ -128,8 +124,9 @@ def ingest_capacity(
     value = pd.to_numeric(frame["value"], errors="coerce")
     problems.add_mask("value missing or not a number", value.isna().to_numpy(), 0)
     problems.add_mask("value not finite (inf or out of range)", (value.notna() & ~np.isfinite(value.fillna(0))).to_numpy(), 0)
-    country = frame["country"].astype(str).str.strip().str.upper().map(countries.canonical)
-    bad = countries.unknown_codes(country.unique())
+    country = countries.normalise(frame["country"])
+    problems.add_mask("country missing", country.isna().to_numpy(), 0)
+    bad = countries.unknown_codes(country.dropna().unique())
     if bad:
         problems.add_mask(f"unknown country code(s) {', '.join(bad[:8])}", country.isin(bad).to_numpy(), 0)
     frame = frame.assign(year=year, value=value, country=country,

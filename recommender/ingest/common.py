@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from recommender.errors import DataValidationError, Problem, RecommenderError
+from recommender.tables import UNREADABLE, unreadable
 
 TRADE_FORMATS = ("baci", "comtrade", "long")
 CAPACITY_FORMATS = ("long", "indstat")
@@ -119,25 +118,6 @@ def resolve_columns(
     return found
 
 
-def _is_parquet(path: Path) -> bool:
-    return path.suffix.lower() in {".parquet", ".pq"}
-
-
-def _read_header(path: Path) -> list[str]:
-    if _is_parquet(path):
-        return pq.ParquetFile(path).schema_arrow.names
-    return list(pd.read_csv(path, nrows=0).columns)
-
-
-def _frame_batches(path: Path, columns: list[str], chunk_rows: int = 1_000_000) -> Iterator[pd.DataFrame]:
-    """Read CSV or Parquet in chunks, every column as a string (codes keep leading zeros)."""
-    if _is_parquet(path):
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=columns):
-            yield batch.to_pandas().astype("str").replace({"nan": None, "None": None, "<NA>": None})
-    else:
-        yield from pd.read_csv(path, usecols=columns, dtype=str, keep_default_na=False, na_values=[""], chunksize=chunk_rows)
-
-
 class ProblemCollector:
     """Accumulates problems by reason, keeping the first rows and counting all."""
 
@@ -187,19 +167,12 @@ def _used(dictionary: pa.DictionaryArray) -> tuple[np.ndarray, np.ndarray]:
     return idx, np.flatnonzero(counts)
 
 
-UNREADABLE = (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, pa.ArrowInvalid)
-"""What reading a malformed file raises: empty, not UTF-8, truncated or not really CSV/Parquet."""
-
-
 def reading_errors(ingest: Callable[..., IngestResult]) -> Callable[..., IngestResult]:
     """Turn a reader's failure on a malformed file into a clear :class:`DataValidationError` (nothing is written)."""
     @functools.wraps(ingest)
     def wrapper(bank, path, *args, **kwargs):
         try:
             return ingest(bank, path, *args, **kwargs)
-        except UNREADABLE as exc:
-            reason = "the file is empty" if isinstance(exc, pd.errors.EmptyDataError) else \
-                "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else f"could not read it ({type(exc).__name__}: {exc})"
-            raise DataValidationError(str(path), [Problem(reason, count=0)],
-                                      hint="give a UTF-8 CSV with a header row, or a Parquet file") from exc
+        except UNREADABLE as exc:  # e.g. a BACI file read by Arrow's own CSV reader
+            raise unreadable(path, exc) from exc
     return wrapper

@@ -11,11 +11,10 @@ import pyarrow as pa
 from recommender import countries
 from recommender.ingest.common import (
     COMTRADE_ALIASES,
-    _frame_batches,
-    _read_header,
     resolve_columns,
 )
 from recommender.ingest.tidy import _table_from_frame
+from recommender.tables import read_frames, read_header
 
 
 def read_comtrade(path: Path, *, columns: dict[str, str], dropped: dict[str, int]) -> Iterator[pa.Table]:
@@ -24,7 +23,7 @@ def read_comtrade(path: Path, *, columns: dict[str, str], dropped: dict[str, int
     Partner aggregates (World, areas n.e.s.) and, when present, sub-totals by customs procedure,
     mode of transport or second partner other than the totals are dropped and counted.
     """
-    header = _read_header(path)
+    header = read_header(path)
     found = resolve_columns(header, COMTRADE_ALIASES, columns,
                             required=["year", "flow", "reporter", "partner", "product", "value_usd"], source=str(path))
     extra = {c: v for c, v in {"customsCode": "C00", "motCode": "0", "partner2Code": "0"}.items() if c in header}
@@ -33,7 +32,7 @@ def read_comtrade(path: Path, *, columns: dict[str, str], dropped: dict[str, int
     def drop(reason: str, mask: pd.Series) -> None:
         dropped[reason] = dropped.get(reason, 0) + int(mask.sum())
 
-    for chunk in _frame_batches(path, usecols):
+    for chunk in read_frames(path, usecols):
         flow = chunk[found["flow"]].fillna("").str.strip().str.upper()
         keep = flow.isin(["X", "2", "EXPORT", "EXPORTS"])
         drop("non-export flows", ~keep)

@@ -15,8 +15,6 @@ from recommender.ingest.common import (
     GEOGRAPHY_ALIASES,
     IngestResult,
     ProblemCollector,
-    _is_parquet,
-    _read_header,
     file_sha256,
     reading_errors,
     resolve_columns,
@@ -28,6 +26,7 @@ from recommender.ingest.publish import (
     _same_file,
     _source_id,
 )
+from recommender.tables import read_frame, read_header
 
 
 @reading_errors
@@ -42,14 +41,15 @@ def ingest_geography(bank: DataBank, path: str | Path, *, columns: dict[str, str
     same = _same_file(bank, "geography", sha, options)
     if same is not None:
         return IngestResult(same, unchanged=True)
-    header = _read_header(path)
+    header = read_header(path)
     found = resolve_columns(header, GEOGRAPHY_ALIASES, columns, required=["exporter", "importer", "distance_km"], source=str(path))
-    raw = pd.read_parquet(path) if _is_parquet(path) else pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    raw = read_frame(path)
     frame = pd.DataFrame({k: raw[v] for k, v in found.items()})
     problems = ProblemCollector()
     for col in ("exporter", "importer"):
-        frame[col] = frame[col].astype(str).str.strip().str.upper().map(countries.canonical)
-        bad = countries.unknown_codes(frame[col].unique())
+        frame[col] = countries.normalise(frame[col])
+        problems.add_mask(f"{col} missing", frame[col].isna().to_numpy(), 0)
+        bad = countries.unknown_codes(frame[col].dropna().unique())
         if bad:
             problems.add_mask(f"unknown {col} code(s) {', '.join(bad[:8])}", frame[col].isin(bad).to_numpy(), 0)
     frame["distance_km"] = pd.to_numeric(frame["distance_km"], errors="coerce")
@@ -60,7 +60,7 @@ def ingest_geography(bank: DataBank, path: str | Path, *, columns: dict[str, str
         if col not in frame:
             frame[col] = np.int8(0)
             continue
-        flag = pd.to_numeric(frame[col], errors="coerce")
+        flag = pd.to_numeric(frame[col].replace({"true": "1", "false": "0", "True": "1", "False": "0"}), errors="coerce")
         problems.add_mask(f"{col} must be 0 or 1 (empty = 0)", ~(flag.isin([0, 1]) | frame[col].isna() | frame[col].astype(str).eq("")).to_numpy(), 0)
         frame[col] = flag.where(flag.isin([0, 1]), 0).fillna(0).astype("int8")  # checked before the narrowing cast
     problems.add_mask("duplicate pair", frame.duplicated(["exporter", "importer"]).to_numpy(), 0)

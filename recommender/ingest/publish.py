@@ -12,7 +12,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.sectors import product_sectors
 from recommender.bank import DataBank, Transaction
 from recommender.errors import BankConflictError, Problem, RecommenderError
 
@@ -84,10 +83,14 @@ def _bank_compatibility(bank: DataBank, classification: str, lengths: list[int])
 
 
 def _update_products(tx: Transaction, bank: DataBank, codes: list[str], classification: str) -> None:
-    new = product_sectors(codes, classification)
-    new["classification"] = classification
+    """The bank's product list: every code seen and its classification.
+
+    Sectors are not stored: they are derived from the code in one place
+    (:func:`features.sectors.product_sectors`, applied when the pipeline loads its inputs).
+    """
+    new = pd.DataFrame({"product": pd.unique(pd.Series(codes, dtype="str")), "classification": classification})
     if bank.has("products"):
-        old = bank.read("products")
+        old = bank.read("products", columns=["product", "classification"])
         new = pd.concat([old[~old["product"].isin(new["product"])], new], ignore_index=True)
     tx.write_table("products", "products", pa.Table.from_pandas(new.sort_values("product").reset_index(drop=True), preserve_index=False))
 

@@ -12,10 +12,9 @@ import pyarrow as pa
 from recommender.ingest.common import (
     TRADE_ALIASES,
     YEAR_RANGE,
-    _frame_batches,
-    _read_header,
     resolve_columns,
 )
+from recommender.tables import read_frames, read_header
 
 
 def _table_from_frame(df: pd.DataFrame) -> pa.Table:
@@ -47,7 +46,7 @@ class _NonNumeric(Exception):
 
 def read_long(path: Path, *, columns: dict[str, str], dropped: dict[str, int]) -> Iterator[pa.Table]:
     """A tidy CSV or Parquet table: year, exporter, importer, product, value_usd [, quantity]."""
-    found = resolve_columns(_read_header(path), TRADE_ALIASES, columns,
+    found = resolve_columns(read_header(path), TRADE_ALIASES, columns,
                             required=["year", "exporter", "importer", "product", "value_usd"], source=str(path))
-    for chunk in _frame_batches(path, list(dict.fromkeys(found.values()))):
+    for chunk in read_frames(path, list(dict.fromkeys(found.values()))):
         yield _table_from_frame(pd.DataFrame({canon: chunk[src] for canon, src in found.items()}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -36,7 +37,8 @@ class TradeValidator:
 
     def _country_column(self, table: pa.Table, col: str, offset: int) -> tuple[pa.DictionaryArray, np.ndarray]:
         d = _dictionary(table.column(col))
-        values = [countries.canonical(v) if v is not None else None for v in d.dictionary.to_pylist()]
+        values = countries.normalise(pd.Series(d.dictionary.to_pylist(), dtype=object)).tolist()
+        values = [v if isinstance(v, str) else None for v in values]
         d = pa.DictionaryArray.from_arrays(d.indices, pa.array(values, pa.string()))
         idx, used = _used(d)
         self.problems.add_mask(f"missing {col}", idx < 0, offset)
