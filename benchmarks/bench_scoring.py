@@ -1,7 +1,15 @@
-"""Batch scoring of 1,000,000 project rows, with and without reasons.
+"""Batch scoring of 1,000,000 project rows, with and without reasons, at two numbers of distinct keys.
 
-Target (issue 5): at least 100,000 rows/s without reasons. Uses the demo-size synthetic world
-with a quickly trained champion; the projects are drawn from the bank's bloc × product keys.
+Scoring computes features and scores once per distinct key (importer, supplier, product), so
+its cost depends on how many distinct keys a file holds, not only on its rows:
+
+* ``few_keys``: the demo world (300 products): at most 27,000 distinct keys in 1M rows, so the
+  run mostly measures validation and CSV I/O;
+* ``many_keys``: a world of 3,000 products: about 250,000 distinct keys in 1M rows (10 importers
+  × 9 suppliers × 3,000 products, drawn with repetition), as a list of HS6-level projects would.
+
+Target (issue 5): at least 100,000 rows/s without reasons. Each world gets a quickly trained
+champion; the projects are drawn uniformly from the bloc's importer × supplier × product keys.
 """
 
 from __future__ import annotations
@@ -14,22 +22,23 @@ import pandas as pd
 from benchmarks._harness import WORK, measure, record
 
 ROWS = 1_000_000
+WORLDS = {"few_keys": {"n_products": 300}, "many_keys": {"n_products": 3000, "n_years": 12}}
 
 
-def prepare():
+def prepare(case: str):
     from recommender.bank import DataBank
     from recommender.config import Config
     from recommender.demo import build_demo_bank
     from recommender.pipeline import train_task
     from recommender.synthetic import WorldSpec
 
-    home = WORK / "scoring-home"
-    projects = WORK / f"projects_{ROWS}.csv"
+    home = WORK / f"scoring-home-{case}"
+    projects = WORK / f"projects_{case}_{ROWS}.csv"
     if not (home / "mlflow.db").exists():
         shutil.rmtree(home, ignore_errors=True)
         cfg = Config(home=home)
-        list(build_demo_bank(cfg, spec=WorldSpec.demo(seed=0)))
-        train_task(cfg, "import-substitution", overrides={"n_estimators": "150"})
+        list(build_demo_bank(cfg, spec=WorldSpec(seed=0, **WORLDS[case])))
+        train_task(cfg, "import-substitution", overrides={"n_estimators": "150"}, n_resamples=200)
     if not projects.exists():
         bank = DataBank(home / "bank")
         products = bank.read("products")["product"].to_numpy()
@@ -40,21 +49,25 @@ def prepare():
         pd.DataFrame({"project_id": [f"P{i:07d}" for i in range(ROWS)], "importer": members[imp], "supplier": members[sup],
                       "product": products[rng.integers(0, len(products), ROWS)],
                       "capex_musd": rng.lognormal(3, 1, ROWS).round(1)}).to_csv(projects, index=False)
-    return home, projects
+    keys = pd.read_csv(projects, usecols=["importer", "supplier", "product"], dtype=str).drop_duplicates()
+    return home, projects, len(keys)
 
 
 def run() -> dict:
-    home, projects = prepare()
-    setup = (f"from recommender.config import Config\nfrom recommender.scoring import score_file\n"
-             f"cfg = Config(home=__import__('pathlib').Path({str(home)!r}))")
-    results = {}
-    for label, reasons in (("without_reasons", False), ("with_reasons", True)):
-        r = measure(f"res = score_file(cfg, 'import-substitution', {str(projects)!r}, {str(WORK / 'scored.csv')!r}, "
-                    f"reasons={reasons}, track=False)\nextra = {{'rows': res.rows}}", setup=setup)
-        r["rows_per_second"] = r["extra"]["rows"] / r["seconds"]
-        results[label] = r
-    out = {"rows": ROWS, **results, "target": "without_reasons rows_per_second >= 100000",
-           "note": "library call score_file(track=False): validation, per-key features and scores, rank, percentile, CSV output"}
-    out["met"] = results["without_reasons"]["rows_per_second"] >= 100_000
+    out: dict = {"rows": ROWS, "target": "without_reasons rows_per_second >= 100000 in every case",
+                 "note": "library call score_file(track=False): validation, per-key features and scores, rank, percentile, "
+                         "CSV output"}
+    for case in WORLDS:
+        home, projects, distinct = prepare(case)
+        setup = (f"from recommender.config import Config\nfrom recommender.scoring import score_file\n"
+                 f"cfg = Config(home=__import__('pathlib').Path({str(home)!r}))")
+        results: dict = {"distinct_keys": distinct, "products": WORLDS[case]["n_products"]}
+        for label, reasons in (("without_reasons", False), ("with_reasons", True)):
+            r = measure(f"res = score_file(cfg, 'import-substitution', {str(projects)!r}, {str(WORK / 'scored.csv')!r}, "
+                        f"reasons={reasons}, track=False)\nextra = {{'rows': res.rows}}", setup=setup)
+            r["rows_per_second"] = r["extra"]["rows"] / r["seconds"]
+            results[label] = r
+        out[case] = results
+    out["met"] = all(out[case]["without_reasons"]["rows_per_second"] >= 100_000 for case in WORLDS)
     record("scoring", out)
     return out

@@ -25,6 +25,10 @@ CASES = [
     (["recommend", *T, "--model-uri", "http://127.0.0.1:9/m"], "not accepted"),
     (["recommend", *T, "--model-uri", "/tmp/some/model"], "not accepted"),
     (["ingest", "trade"], "Missing"),
+    (["ingest", "trade", "x.csv", "--format", "xml"], "--format"),
+    (["ingest", "capacity", "x.csv", "--format", "baci"], "--format"),
+    (["ingest", "trade", "x.csv", "--classification", "sitc"], "--classification"),
+    (["train", *T, "--product-level", "3"], "--product-level"),
     (["frobnicate"], "frobnicate"),
 ]
 

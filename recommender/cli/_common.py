@@ -58,5 +58,15 @@ TaskName = Enum("TaskName", {name.replace("-", "_"): name for name in TASKS}, ty
 TaskOption = Annotated[TaskName, typer.Option("--task", help="The ranking task")]
 
 
+def choices(name: str, values: tuple[str, ...] | list[str]) -> type[Enum]:
+    """A ``str`` Enum of ``values``: Typer then lists them in ``--help`` and refuses anything else (exit 2)."""
+    return Enum(name, {v.replace("-", "_"): v for v in values}, type=str)
+
+
 def task_name(task: TaskName | str) -> str:
     return task.value if isinstance(task, Enum) else task
+
+
+def value(choice: Enum | str | None) -> str | None:
+    """The plain string of a choice (Typer passes the Enum member)."""
+    return choice.value if isinstance(choice, Enum) else choice

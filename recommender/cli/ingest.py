@@ -9,10 +9,13 @@ import typer
 
 from recommender import ingest as lib
 from recommender.bank import DataBank
-from recommender.cli._common import config, console, progress
+from recommender.cli._common import choices, config, console, progress, value
 
 app = typer.Typer(help="Validate files and add them to the data bank (atomically: all or nothing).", no_args_is_help=True)
 
+TradeFormat = choices("TradeFormat", lib.TRADE_FORMATS)
+CapacityFormat = choices("CapacityFormat", lib.CAPACITY_FORMATS)
+Classification = choices("Classification", ("hs", "hs-section", "other"))
 ColumnOption = Annotated[list[str] | None, typer.Option("--column", help="Map a canonical column to yours: CANONICAL=SOURCE (repeatable), e.g. --column country=iso3")]
 ReplaceOption = Annotated[bool, typer.Option("--replace", help="Replace the overlapping years of sources already in the bank")]
 
@@ -35,19 +38,19 @@ def _report(result: lib.IngestResult) -> None:
 def trade(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="CSV or Parquet file", exists=True, dir_okay=False)],
-    format: Annotated[str, typer.Option("--format", help="baci | comtrade | long")] = "long",
+    format: Annotated[TradeFormat, typer.Option("--format", help="Source layout")] = "long",
     column: ColumnOption = None,
     product_column: Annotated[str | None, typer.Option("--product-column", help="Column holding product codes (e.g. section_code)")] = None,
     country_codes: Annotated[Path | None, typer.Option("--country-codes", help="BACI country_codes CSV (numeric → ISO3); default ISO 3166 numeric")] = None,
-    classification: Annotated[str | None, typer.Option("--classification", help="hs (default) | hs-section | other")] = None,
+    classification: Annotated[Classification | None, typer.Option("--classification", help="Product classification (default hs)")] = None,
     replace: ReplaceOption = False,
 ) -> None:
     """Ingest bilateral trade: BACI (t,i,j,k,v,q), UN Comtrade exports, or a tidy long table."""
     bank = DataBank(config(ctx).bank_dir)
     with progress(f"reading {path.name}") as advance:
-        result = lib.ingest_trade(bank, path, format=format, columns=lib.parse_column_map(column),
+        result = lib.ingest_trade(bank, path, format=value(format), columns=lib.parse_column_map(column),
                                   product_column=product_column, country_codes=country_codes,
-                                  classification=classification, replace=replace, progress=advance)
+                                  classification=value(classification), replace=replace, progress=advance)
     _report(result)
 
 
@@ -55,13 +58,13 @@ def trade(
 def capacity(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="CSV or Parquet file", exists=True, dir_okay=False)],
-    format: Annotated[str, typer.Option("--format", help="long (long or wide tables) | indstat")] = "long",
+    format: Annotated[CapacityFormat, typer.Option("--format", help="long (long or wide tables) or indstat")] = "long",
     column: ColumnOption = None,
     replace: ReplaceOption = False,
 ) -> None:
     """Ingest production capacity: value added by sector, Penn World Table, UNIDO INDSTAT."""
     bank = DataBank(config(ctx).bank_dir)
-    _report(lib.ingest_capacity(bank, path, format=format, columns=lib.parse_column_map(column), replace=replace))
+    _report(lib.ingest_capacity(bank, path, format=value(format), columns=lib.parse_column_map(column), replace=replace))
 
 
 @app.command("geography")

@@ -7,8 +7,19 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from recommender.cli._common import BlocOption, TaskOption, config, console, console_err, task_name
+from recommender.cli._common import (
+    BlocOption,
+    TaskOption,
+    choices,
+    config,
+    console,
+    console_err,
+    task_name,
+    value,
+)
 from recommender.errors import RecommenderError
+
+ProductLevel = choices("ProductLevel", ("2", "4", "6"))
 
 
 def parse_overrides(pairs: list[str] | None) -> dict:
@@ -105,7 +116,7 @@ def train(
     test_years: Annotated[str | None, typer.Option("--test-years", help="Comma-separated test years (default: last two labelled)")] = None,
     experiment: Annotated[str | None, typer.Option(help="MLflow experiment (default: the task name)")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (LightGBM, random baseline)")] = 0,
-    product_level: Annotated[int | None, typer.Option("--product-level", help="Aggregate HS codes to 2, 4 or 6 digits")] = None,
+    product_level: Annotated[ProductLevel | None, typer.Option("--product-level", help="Aggregate HS codes to 2, 4 or 6 digits")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", help="Override a model-spec value: NAME=VALUE (repeatable)")] = None,
     promote: Annotated[bool, typer.Option("--promote", help="Make this version champion whatever the comparison says")] = False,
     seeds: Annotated[int, typer.Option(min=1, help="Seeds per fold, to report the spread of the test metric (the model kept uses --seed)")] = 3,
@@ -119,7 +130,7 @@ def train(
     years = parse_years(test_years)
     console.print(f"[bold]train[/] {task} for {cfg.bloc.name}: {', '.join(cfg.bloc.members)}")
     with console_err.status("training...") as status:
-        outcome = train_task(cfg, task, horizon=horizon, thresholds=parse_thresholds(thresholds), min_value=min_value, test_years=years, seed=seed, product_level=product_level,
+        outcome = train_task(cfg, task, horizon=horizon, thresholds=parse_thresholds(thresholds), min_value=min_value, test_years=years, seed=seed, product_level=int(value(product_level)) if product_level else None,
                              overrides=parse_overrides(param), experiment=experiment, promote=promote,
                              seeds=seeds, pool_sets=pool, tune_trials=tune,
                              log=lambda msg: (status.update(msg), console.print(f"  {msg}")))
