@@ -217,6 +217,21 @@ def test_overlap_refused_unless_replace(bank, tmp_path):
     assert back[back["year"] == 2011]["value_usd"].tolist() == [99.0]  # 2011 replaced, 2010 kept
     srcs = {s["path"].split("/")[-1]: s["years"] for s in bank.sources if s["table"] == "trade"}
     assert srcs == {"a.csv": [2010], "b.csv": [2011, 2012]}
+    rows = {s["path"].split("/")[-1]: s["rows"] for s in bank.sources if s["table"] == "trade"}
+    assert rows == {"a.csv": int((back["year"] == 2010).sum()), "b.csv": 2}  # the manifest's rows stay true
+
+
+def test_reingesting_a_partly_replaced_file_restores_it(bank, tmp_path):
+    original = _trade_csv(tmp_path, GOOD, "a.csv")
+    ingest_trade(bank, original)
+    expected = bank.read("trade").sort_values(["year", "exporter", "importer"]).reset_index(drop=True)
+    ingest_trade(bank, _trade_csv(tmp_path, [(2011, "KAZ", "CHN", "0601", 99.0)], "b.csv"), replace=True)
+    again = ingest_trade(bank, original, replace=True)
+    assert not again.unchanged  # not "unchanged": the bank no longer holds the whole file
+    back = bank.read("trade").sort_values(["year", "exporter", "importer"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(back, expected)
+    assert [s["path"].split("/")[-1] for s in bank.sources if s["table"] == "trade"] == ["a.csv"]
+    assert ingest_trade(bank, original).unchanged  # whole again: a third ingest is a no-op
 
 
 def test_interrupted_write_leaves_bank_as_before(bank, tiny_files, monkeypatch):

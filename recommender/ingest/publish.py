@@ -32,7 +32,10 @@ def _source_id(path: Path) -> str:
 
 
 def _same_file(bank: DataBank, table: str, sha: str, options: dict[str, Any]) -> dict[str, Any] | None:
-    return next((s for s in bank.sources if s["table"] == table and s["sha256"] == sha and s.get("options") == options), None)
+    """The bank's source of this very file, if it is still whole (a source partly replaced since is not:
+    ingesting the file again, with ``--replace``, restores it)."""
+    return next((s for s in bank.sources if s["table"] == table and s["sha256"] == sha and s.get("options") == options
+                 and not s.get("partly_replaced")), None)
 
 
 def _resolve_conflicts(tx: Transaction, bank: DataBank, table: str, years: set[int], replace: bool, path: Path,
@@ -59,6 +62,8 @@ def _resolve_conflicts(tx: Transaction, bank: DataBank, table: str, years: set[i
         removed, gone = tx.remove_source_years(table, src["id"], overlap, keep=keep)
         entry["years"] = sorted(set(entry["years"]) - gone)
         entry["rows"] = int(entry.get("rows", 0)) - removed  # the manifest's row count stays true
+        if removed:
+            entry["partly_replaced"] = sorted(set(entry.get("partly_replaced", [])) | overlap)  # years it lost rows in
         if keep is not None:
             entry["indicators"] = sorted(set(entry.get("indicators", [])) - (indicators if not entry["years"] else set()))
         if not entry["years"]:
