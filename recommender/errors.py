@@ -31,6 +31,8 @@ class Problem:
         where = ", ".join(str(r + 2) for r in rows)
         more = f" (+{self.n - len(rows)} more)" if self.n > len(rows) else ""
         at = f" at line(s) {where}{more}" if rows else ""
+        if self.count == 0 and not rows:
+            return self.reason  # about the whole file, not some of its rows
         return f"{self.reason}: {self.n} row(s){at}"
 
 
@@ -45,7 +47,8 @@ class DataValidationError(RecommenderError):
 
     def render(self, max_problems: int = 10) -> str:
         total = sum(p.n for p in self.problems)
-        lines = [f"{self.source}: rejected, {total} problem row(s) in {len(self.problems)} check(s); nothing was written."]
+        counted = f", {total} problem row(s) in {len(self.problems)} check(s)" if total else ""
+        lines = [f"{self.source}: rejected{counted}; nothing was written."]
         lines += [f"  - {p.describe()}" for p in self.problems[:max_problems]]
         if len(self.problems) > max_problems:
             lines.append(f"  ... and {len(self.problems) - max_problems} more check(s)")

@@ -56,7 +56,8 @@ GEOGRAPHY_ALIASES: dict[str, list[str]] = {
     "common_language": ["comlang_off", "common_language"],
 }
 #: Capacity indicators that are levels and so cannot be negative.
-NON_NEGATIVE_INDICATORS = frozenset({"gdp", "rgdpo", "rgdpna", "pop", "emp", "hc", "rnna", "rkna"})
+NON_NEGATIVE_INDICATORS = frozenset({"gdp", "rgdpo", "rgdpna", "pop", "emp", "hc", "rnna", "rkna",
+                                     "establishments", "employees", "wages", "output"})  # levels; value added can be < 0
 
 
 @dataclass
