@@ -266,9 +266,7 @@ class DataBank:
             ) from exc
         try:
             staging_root = self.root / "staging"
-            shutil.rmtree(staging_root, ignore_errors=True)  # debris of an interrupted write
-            for debris in self.root.glob(".CURRENT.*"):  # a pointer written by a writer killed before its rename
-                debris.unlink(missing_ok=True)
+            self._remove_debris()
             snap_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
             staging = staging_root / snap_id
             staging.mkdir(parents=True)
@@ -307,6 +305,32 @@ class DataBank:
             for snap in (self.root / "snapshots").iterdir():
                 if snap.name not in keep:
                     shutil.rmtree(snap, ignore_errors=True)
+        finally:
+            lock.release()
+
+    def _remove_debris(self) -> None:
+        """What a killed writer leaves (the caller holds the lock): its staging folder and an unrenamed
+        ``.CURRENT.<id>`` pointer. (An unpublished snapshot is removed by the next publish.)"""
+        shutil.rmtree(self.root / "staging", ignore_errors=True)
+        for debris in self.root.glob(".CURRENT.*"):
+            debris.unlink(missing_ok=True)
+
+    def tidy(self) -> bool:
+        """Remove a killed writer's debris now, if no other writer holds the lock; True if it did.
+
+        Every write does this first; a command that ends up writing nothing (an unchanged file)
+        calls it so debris never outlives the next command.
+        """
+        if not self.root.is_dir():
+            return False
+        lock = FileLock(str(self.root / ".lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return False  # a writer is at work; it removes the debris itself
+        try:
+            self._remove_debris()
+            return True
         finally:
             lock.release()
 

@@ -114,6 +114,7 @@ def ingest_capacity(
     sha = file_sha256(path)
     same = _same_file(bank, "capacity", sha, options)
     if same is not None:
+        bank.tidy()
         return IngestResult(same, unchanged=True)
     dropped: dict[str, int] = {}
     frame = _read_capacity_frame(path, format, columns, dropped)

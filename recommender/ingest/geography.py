@@ -40,6 +40,7 @@ def ingest_geography(bank: DataBank, path: str | Path, *, columns: dict[str, str
     sha = file_sha256(path)
     same = _same_file(bank, "geography", sha, options)
     if same is not None:
+        bank.tidy()
         return IngestResult(same, unchanged=True)
     header = read_header(path)
     found = resolve_columns(header, GEOGRAPHY_ALIASES, columns, required=["exporter", "importer", "distance_km"], source=str(path))

@@ -74,6 +74,7 @@ def ingest_trade(
     sha = file_sha256(path)  # first: an unchanged file returns at once, without parsing it under the lock
     same = _same_file(bank, "trade", sha, options)
     if same is not None:
+        bank.tidy()
         return IngestResult(same, unchanged=True)
     dropped: dict[str, int] = {}
     if format == "baci":
