@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import tempfile
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mlflow import MlflowClient
@@ -98,3 +99,29 @@ def reusable_champion(store: Store, name: str, manifest_hash: str, params: dict)
     run = client.get_run(mv.run_id)
     same = run.data.tags.get("bank_manifest_hash") == manifest_hash and all(run.data.params.get(k) == as_param(v) for k, v in params.items())
     return mv.run_id if same else None
+
+
+def registered_versions(client: MlflowClient) -> list[dict]:
+    """Every registered version of every model, newest first, with its standing.
+
+    ``status`` is ``champion``; ``registered`` (a trained challenger that did not win);
+    ``failed run`` when its training run did not finish (killed or failed after registering; safe to
+    delete); or ``run deleted``. ``ndcg_at_10`` is the run's held-out test NDCG@10.
+    """
+    rows = []
+    for model in client.search_registered_models(max_results=1000):
+        champion = model.aliases.get(CHAMPION) if isinstance(model.aliases, dict) else None
+        for mv in client.search_model_versions(f"name='{model.name}'", max_results=10_000):
+            try:
+                run = client.get_run(mv.run_id) if mv.run_id else None
+            except MlflowException:
+                run = None
+            status = "champion" if str(mv.version) == str(champion) else \
+                "run deleted" if run is None or run.info.lifecycle_stage == "deleted" else \
+                "failed run" if run.info.status != "FINISHED" else "registered"
+            rows.append({"model": model.name, "version": int(mv.version), "status": status,
+                         "ndcg_at_10": run.data.metrics.get("test_ndcg_at_10") if run else None,
+                         "test_years": run.data.params.get("test_years") if run else None,
+                         "run_id": mv.run_id, "run_status": run.info.status if run else None,
+                         "created": datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC).isoformat(timespec="seconds")})
+    return sorted(rows, key=lambda r: (r["model"], -r["version"]))

@@ -58,6 +58,9 @@ def test_demo_twice_reuses_the_trained_champions_and_leaves_the_bank_alone(demo_
     assert set(info["trade"]) >= {"rows", "years", "exporters", "importers", "products", "value_usd_by_year"}
     assert sum(info["trade"]["value_usd_by_year"].values()) > 0
     assert info["capacity"]["indicators"]["value_added"]["countries"] == 16
+    versions = json.loads(run(home, "models", "--json").stdout)
+    assert sorted((v["model"], v["status"]) for v in versions) == [("import-substitution-SCO", "champion"),
+                                                                   ("joint-projects-SCO", "champion")]
 
 
 def test_recommend_writes_every_candidate(demo_home, tmp_path):

@@ -146,3 +146,13 @@ def test_a_killed_training_run_is_marked_failed_by_the_next(tmp_path):
     assert fail_orphans(client, exp) == [orphan]
     assert client.get_run(orphan).info.status == "FAILED"
     assert client.get_run(alive).info.status == client.get_run(elsewhere).info.status == "RUNNING"
+    # a version registered by the killed run is listed as such by `recommender models`, never as champion
+    from models.champion import registered_versions
+
+    client.create_registered_model("t-SCO")
+    client.create_model_version("t-SCO", source=str(tmp_path / "m1"), run_id=orphan)
+    client.create_model_version("t-SCO", source=str(tmp_path / "m2"), run_id=alive)
+    client.set_terminated(alive, status="FINISHED")
+    client.set_registered_model_alias("t-SCO", "champion", "2")
+    listed = {r["version"]: r["status"] for r in registered_versions(client)}
+    assert listed == {1: "failed run", 2: "champion"}
