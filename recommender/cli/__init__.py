@@ -13,6 +13,7 @@ from recommender.cli import demo as demo_cmd
 from recommender.cli import ingest as ingest_cmd
 from recommender.cli import models as models_cmd
 from recommender.cli import recommend as recommend_cmd
+from recommender.cli import scenario as scenario_cmd
 from recommender.cli import score as score_cmd
 from recommender.cli import train as train_cmd
 from recommender.cli import ui as ui_cmd
@@ -33,6 +34,7 @@ app.command("demo")(demo_cmd.demo)
 app.command("train")(train_cmd.train)
 app.command("recommend")(recommend_cmd.recommend)
 app.command("score")(score_cmd.score)
+app.command("scenario")(scenario_cmd.scenario)
 app.command("models")(models_cmd.models)
 app.command("ui")(ui_cmd.ui)
 

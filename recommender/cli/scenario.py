@@ -1,0 +1,58 @@
+"""``recommender scenario``: a supply shock to one importer and who in the bloc could fill the gap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from recommender.cli._common import BlocOption, config, console
+from recommender.output import write_table
+
+
+def _usd(value: float) -> str:
+    for unit, size in (("bn", 1e9), ("m", 1e6), ("k", 1e3)):
+        if abs(value) >= size:
+            return f"${value / size:,.1f}{unit}"
+    return f"${value:,.0f}"
+
+
+def scenario(
+    ctx: typer.Context,
+    importer: Annotated[str, typer.Option("--importer", help="The bloc member whose imports are cut (ISO3)")],
+    cut: Annotated[str, typer.Option("--cut", help="Suppliers that stop: ISO3 codes and/or groups (EU27, G7, a bloc), comma-separated")],
+    share: Annotated[float, typer.Option("--share", help="Share of those imports that stops (1.0 = all)", min=0.0, max=1.0)] = 1.0,
+    year: Annotated[int | None, typer.Option(help="Trade year (default: the bank's last year)")] = None,
+    bloc: BlocOption = None,
+    top: Annotated[int | None, typer.Option(help="Keep the N products with the largest gaps")] = None,
+    output: Annotated[Path | None, typer.Option(help="Write CSV or Parquet (by extension)")] = None,
+) -> None:
+    """If imports from these suppliers stop (or fall by --share), what gap opens, and who in the bloc can fill it?"""
+    from recommender.scenario import run_scenario
+
+    cfg = config(ctx, bloc)
+    result = run_scenario(cfg, importer, cut, share=share, year=year, top=top)
+    t = result.totals
+    console.print(f"[bold]{result.importer}[/], {result.year}: imports from {', '.join(result.cut[:12])}"
+                  f"{' …' if len(result.cut) > 12 else ''} fall by {result.share:.0%}")
+    console.print(f"gap {_usd(t['gap_usd'])} over {t['products']:,} products; coverable by {cfg.bloc.name} at current "
+                  f"export levels {_usd(t['coverable_usd'])} ({t['coverable_usd'] / t['gap_usd']:.0%}); "
+                  f"uncovered {_usd(t['uncovered_usd'])}" if t["gap_usd"] else "no imports from those suppliers: no gap")
+    if output is not None:
+        write_table(result.table, output)
+        console.print(f"wrote {len(result.table):,} rows to {output}")
+    grid = Table(title=f"Largest gaps and the best bloc suppliers · model {result.model_version or 'none (no champion)'}")
+    for name in ("product", "lost", "coverable", "supplier", "could cover", "probability"):
+        grid.add_column(name, justify="left" if name in {"product", "supplier"} else "right", max_width=34)
+    shown = result.table.groupby("product", sort=False).head(3)
+    for product in shown["product"].drop_duplicates().head(15):
+        rows = shown[shown["product"] == product]
+        for i, (_, row) in enumerate(rows.iterrows()):
+            has = isinstance(row["supplier"], str)
+            grid.add_row(row["product_name"] if i == 0 else "", _usd(row["lost_usd"]) if i == 0 else "",
+                         _usd(row["coverable_usd"]) if i == 0 else "",
+                         f"{row['supplier_name']} ({row['supplier']})" if has else "no bloc supplier",
+                         (f"{row['covers_share']:.0%}" if row["covers_share"] >= 0.005 else "<1%") if has else "", f"{row['probability']:.2f}" if row["probability"] == row["probability"] else "-")
+    console.print(grid)

@@ -1,0 +1,154 @@
+"""Supply-shock scenarios: if an importer's purchases from some suppliers stop, what gap opens and who
+in the bloc could fill it.
+
+For importer j, cut suppliers C, share σ (1 = imports stop) and year t, per product p:
+
+* lost imports :math:`G_p = σ \\sum_{i \\in C} X_{i \\to j, p, t}`;
+* for each bloc member s (s ≠ j, s ∉ C), what it could redirect: its world exports of p not
+  already sold to j, :math:`A_{sp} = \\sum_k X_{s \\to k, p, t} - X_{s \\to j, p, t}`;
+* the share of the gap s could cover at current export levels, :math:`\\min(A_{sp}, G_p) / G_p`
+  (never above 100 %, never above what s exports);
+* coverable by the bloc :math:`\\min(G_p, \\sum_s A_{sp})`, and uncovered :math:`G_p - ` that.
+
+:func:`supply_gap` is pure arithmetic on a trade table (testable by hand); :func:`run_scenario`
+adds the import-substitution champion's score and calibrated probability for each (j, s, p).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from models.errors import ModelError
+from models.tasks import get_task
+from recommender import countries
+from recommender.bank import DataBank
+from recommender.config import BLOCS, Config
+from recommender.errors import RecommenderError
+from recommender.explain import add_names
+from recommender.pipeline import score_candidates
+
+#: Country groups accepted by ``--cut`` besides the blocs of :data:`recommender.config.BLOCS`.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "EU27": ("AUT", "BEL", "BGR", "HRV", "CYP", "CZE", "DNK", "EST", "FIN", "FRA", "DEU", "GRC", "HUN", "IRL",
+             "ITA", "LVA", "LTU", "LUX", "MLT", "NLD", "POL", "PRT", "ROU", "SVK", "SVN", "ESP", "SWE"),
+    "G7": ("CAN", "FRA", "DEU", "ITA", "JPN", "GBR", "USA"),
+}
+
+
+def resolve_cut(spec: str) -> list[str]:
+    """``"EU27,USA"`` → the sorted ISO3 codes; group names (EU27, G7, SCO, ...) expand to their members."""
+    members: set[str] = set()
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        name = part.upper()
+        if name in GROUPS or name in BLOCS:
+            members |= set(GROUPS.get(name) or BLOCS[name])
+            continue
+        code = countries.canonical(name)
+        if code not in countries.known_codes():
+            raise RecommenderError(f"--cut: {part!r} is neither an ISO3 code nor a group "
+                                   f"({', '.join([*GROUPS, *BLOCS])})")
+        members.add(code)
+    if not members:
+        raise RecommenderError("--cut names no supplier: give ISO3 codes or a group, e.g. --cut EU27,USA")
+    return sorted(members)
+
+
+def supply_gap(trade: pd.DataFrame, importer: str, cut: Collection[str], bloc: Collection[str], *,
+               share: float = 1.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The gap per product and each bloc supplier's capacity to fill it, for one year's ``trade``.
+
+    Returns ``(gaps, fillers)``: ``gaps`` has ``product, lost_usd, coverable_usd, uncovered_usd``
+    (products with a gap, largest first); ``fillers`` has ``product, supplier, exports_usd``
+    (world exports of p), ``sold_to_importer_usd``, ``available_usd`` and ``covers_share``.
+    """
+    if not 0 < share <= 1:
+        raise RecommenderError(f"--share must be in (0, 1]; got {share}")
+    if trade["year"].nunique() > 1:
+        raise RecommenderError("supply_gap takes one year of trade")
+    cut = set(cut)
+    into = trade[trade["importer"] == importer]
+    lost = (into[into["exporter"].isin(cut)].groupby("product", observed=True)["value_usd"].sum() * share)
+    lost = lost[lost > 0].rename("lost_usd")
+    suppliers = [s for s in bloc if s != importer and s not in cut]
+    products = lost.index
+    from_bloc = trade[trade["exporter"].isin(suppliers) & trade["product"].isin(products)]
+    exports = from_bloc.groupby(["product", "exporter"], observed=True)["value_usd"].sum().rename("exports_usd")
+    sold = from_bloc[from_bloc["importer"] == importer].groupby(["product", "exporter"], observed=True)["value_usd"].sum()
+    fillers = exports.to_frame().join(sold.rename("sold_to_importer_usd")).fillna({"sold_to_importer_usd": 0.0})
+    fillers = fillers.reset_index().rename(columns={"exporter": "supplier"})
+    fillers["available_usd"] = (fillers["exports_usd"] - fillers["sold_to_importer_usd"]).clip(lower=0.0)
+    fillers = fillers.merge(lost.reset_index(), on="product")
+    fillers["covers_share"] = np.minimum(fillers["available_usd"], fillers["lost_usd"]) / fillers["lost_usd"]
+    fillers = fillers[fillers["available_usd"] > 0].drop(columns="lost_usd")
+    pooled = fillers.groupby("product")["available_usd"].sum().reindex(products, fill_value=0.0)
+    gaps = lost.to_frame()
+    gaps["coverable_usd"] = np.minimum(gaps["lost_usd"], pooled)
+    gaps["uncovered_usd"] = gaps["lost_usd"] - gaps["coverable_usd"]
+    gaps = gaps.reset_index().sort_values(["lost_usd", "product"], ascending=[False, True], ignore_index=True)
+    fillers = fillers.sort_values(["product", "covers_share", "available_usd", "supplier"],
+                                  ascending=[True, False, False, True], ignore_index=True)
+    return gaps, fillers
+
+
+@dataclass
+class Scenario:
+    """A scenario's table (one row per product × bloc supplier, products with no filler kept once) and totals."""
+
+    table: pd.DataFrame
+    totals: dict[str, float]
+    importer: str
+    cut: list[str]
+    share: float
+    year: int
+    model_version: str | None
+
+
+def run_scenario(cfg: Config, importer: str, cut: str | Collection[str], *, share: float = 1.0,
+                 year: int | None = None, top: int | None = None) -> Scenario:
+    """The supply shock on the bank's trade of ``year`` (default the last), with model scores when a champion exists."""
+    importer = countries.canonical(importer)
+    if importer not in cfg.bloc.members:
+        raise RecommenderError(f"--importer {importer} is not a member of {cfg.bloc.name} ({', '.join(cfg.bloc.members)})")
+    cut_codes = resolve_cut(cut) if isinstance(cut, str) else sorted(set(cut))
+    if importer in cut_codes:
+        cut_codes.remove(importer)
+    bank = DataBank(cfg.bank_dir)
+    years = bank.years("trade")
+    if not years:
+        raise RecommenderError(f"the data bank at {bank.root} has no trade; run `recommender demo` or ingest some")
+    year = int(year) if year is not None else years[-1]
+    if year not in years:
+        raise RecommenderError(f"year {year} is not in the data bank (years {years[0]}–{years[-1]})")
+    trade = bank.read("trade", years=[year], columns=["year", "exporter", "importer", "product", "value_usd"])
+    gaps, fillers = supply_gap(trade, importer, cut_codes, cfg.bloc.members, share=share)
+    if top:
+        gaps = gaps.head(top)
+        fillers = fillers[fillers["product"].isin(gaps["product"])]
+    table = gaps.merge(fillers, on="product", how="left")
+    table["importer"] = importer
+    version = None
+    table["score"] = np.nan
+    table["probability"] = np.nan
+    keyed = table["supplier"].notna()
+    if keyed.any():
+        try:
+            scored = score_candidates(cfg, "import-substitution", table.loc[keyed, ["importer", "supplier", "product"]],
+                                      year=year)
+            table.loc[keyed, "score"] = scored.rows["score"].to_numpy()
+            table.loc[keyed, "probability"] = scored.rows["probability"].to_numpy()
+            version = scored.version
+        except ModelError:
+            version = None  # no champion: the arithmetic stands on its own
+    classification = next((s["classification"] for s in reversed(bank.sources) if s["table"] == "trade"), "hs")
+    table = add_names(table, get_task("import-substitution"), classification)
+    columns = ["product", "product_name", "lost_usd", "coverable_usd", "uncovered_usd", "supplier", "supplier_name",
+               "exports_usd", "sold_to_importer_usd", "available_usd", "covers_share", "score", "probability"]
+    totals = {"gap_usd": float(gaps["lost_usd"].sum()), "coverable_usd": float(gaps["coverable_usd"].sum()),
+              "uncovered_usd": float(gaps["uncovered_usd"].sum()), "products": int(len(gaps))}
+    return Scenario(table[columns], totals, importer, cut_codes, share, year, version)
