@@ -47,6 +47,10 @@ class BaseTables:
     pair_products: pd.DataFrame  # two-way trade within the bloc (:func:`pair_product_table`)
 
 
+FEATURE_LAGS = (0, 3, 5)
+"""Years back that any feature of year t reads: t, t−3 (growth, share changes), t−5 (capacity, complexity dynamics)."""
+
+
 def build_base(
     trade: pd.DataFrame,
     bloc: Collection[str],
@@ -61,8 +65,9 @@ def build_base(
     """Compute every feature family from trade (and optional capacity, geography, products).
 
     ``until`` drops all trade and capacity after that year first: features for year t then use
-    data from years ≤ t only. ``years`` limits the complexity computation to the years features
-    are wanted for (and their 3- and 5-year lags); default every year. ``complexity``: the world
+    data from years ≤ t only. ``years`` limits every table to the years features are wanted for
+    and their lags (:data:`FEATURE_LAGS`), which is what scoring one year needs; such a base has
+    no later years, so it cannot label outcomes. Default: every year. ``complexity``: the world
     complexity table of an earlier :func:`build_base` on the same trade (it does not depend on the
     bloc), to build bases for many country sets at the cost of one.
     """
@@ -72,12 +77,13 @@ def build_base(
         trade = trade[trade["year"] <= until]
         if capacity is not None:
             capacity = capacity[capacity["year"] <= until]
+    if years is not None:  # features of these years read only them and their 3- and 5-year lags
+        needed = {int(y) - lag for y in years for lag in FEATURE_LAGS}
+        trade = trade[trade["year"].isin(needed)]
+        if capacity is not None:
+            capacity = capacity[capacity["year"].isin(needed)]
     if complexity is None:
-        exports = world_exports(trade)
-        if years is not None:
-            needed = {int(y) - lag for y in years for lag in (0, 3, 5)}
-            exports = exports[exports["year"].isin(needed)]
-        complexity = add_dynamics(compute_complexity(exports))
+        complexity = add_dynamics(compute_complexity(world_exports(trade)))
     touched = trade[trade["importer"].isin(members) | trade["exporter"].isin(members)]
     to_bloc = trade[trade["importer"].isin(members)]
     sector = None

@@ -52,6 +52,9 @@ def supplier_shares(trade: pd.DataFrame, keys: pd.DataFrame, *, offset: int = 0)
     """
     check_columns(keys, ["year", "exporter", "importer", "product"], "keys")
     at = keys[["year", "exporter", "importer", "product"]].assign(year=keys["year"] + offset).reset_index(drop=True)
+    # only the flows into the keys' (year, importer, product) cells matter: M needs every exporter of those cells
+    trade = trade[trade["year"].isin(at["year"].unique()) & trade["importer"].isin(at["importer"].unique())
+                  & trade["product"].isin(at["product"].unique())]
     flows = trade.groupby(["year", "exporter", "importer", "product"], as_index=False, observed=True)["value_usd"].sum()
     out = at.merge(flows.rename(columns={"value_usd": "flow_value"}), on=list(at.columns), how="left")
     out = out.merge(imports(trade), on=["year", "importer", "product"], how="left")
