@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements/dev.lock pyproject.toml Makefile | cksum | cut -d' ' -f1)
 UV_VERSION := 0.13.9
 
-.PHONY: install demo test lint format bench lock ui clean
+.PHONY: install browser demo test lint format bench lock ui clean
 
 $(STAMP): requirements/dev.lock pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,15 @@ install: $(STAMP) ## create .venv from the pinned lock files
 demo: $(STAMP) ## the main job on the synthetic world
 	$(BIN)/recommender demo
 
-test: $(STAMP) ## lint, the layer contracts and the test suite
+browser: ## headless Chromium and pdftotext (Debian packages) for the brief's rendering test
+	@command -v chromium >/dev/null 2>&1 && command -v pdftotext >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing chromium and poppler-utils (Debian packages) for the brief's rendering test"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium poppler-utils >/dev/null) \
+	      || echo "could not install chromium: the brief's rendering test will say so and skip"; \
+	  else echo "chromium is not installed and apt-get is not available as root: the brief's rendering test will skip"; fi; }
+
+test: $(STAMP) browser ## lint, the layer contracts and the test suite
 	$(BIN)/ruff check recommender features models tests benchmarks
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q

@@ -42,7 +42,7 @@ def demo_home(tmp_path_factory):
 def test_demo_trains_both_tasks_and_recommends(demo_home):
     _, out = demo_home
     for text in ("ingest trade:", "Data bank", "Train import-substitution", "Train joint-projects", "model vs baselines",
-                 "NDCG@10: model", "lift over the best baseline", "Top recommendations for KAZ", "recommender ui"):
+                 "NDCG@10: model", "lift over the best baseline", "Top recommendations for KAZ", "Brief", "brief-KAZ.html", "recommender ui"):
         assert text in out, text
 
 

@@ -9,6 +9,7 @@ import sys
 import typer
 
 from recommender.cli import bank as bank_cmd
+from recommender.cli import brief as brief_cmd
 from recommender.cli import demo as demo_cmd
 from recommender.cli import ingest as ingest_cmd
 from recommender.cli import models as models_cmd
@@ -35,6 +36,7 @@ app.command("train")(train_cmd.train)
 app.command("recommend")(recommend_cmd.recommend)
 app.command("score")(score_cmd.score)
 app.command("scenario")(scenario_cmd.scenario)
+app.command("brief")(brief_cmd.brief)
 app.command("models")(models_cmd.models)
 app.command("ui")(ui_cmd.ui)
 

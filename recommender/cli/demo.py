@@ -52,4 +52,9 @@ def demo(
         console.print(f"\n[bold]Top recommendations for {DEMO_COUNTRY}[/] ({task})")
         table, version = recommend(cfg, task, countries=[DEMO_COUNTRY], top=3)
         print_recommendations(table, task, f"{task} · {cfg.bloc.name} · model {version}")
+    from recommender.brief import write_brief
+
+    path = cfg.home / f"brief-{DEMO_COUNTRY}.html"
+    result = write_brief(cfg, DEMO_COUNTRY, path, scenario_cut="ASEAN")
+    console.print(f"\n[bold]Brief[/] on {DEMO_COUNTRY} ({result.year}, with a scenario: imports from ASEAN stop): {path}")
     console.print("\nReview the experiments in the MLflow UI:  [bold]recommender ui[/]  (or `make ui`), then open http://127.0.0.1:5000")
