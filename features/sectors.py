@@ -18,6 +18,8 @@ Section-level codes (the real sample) map to the aggregate of the section's domi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -120,14 +122,24 @@ def product_sectors(products: pd.Series | list[str], classification: str = "hs")
     return out
 
 
-def product_label(product: str, classification: str = "hs") -> str:
-    """A readable label: the section name for section codes, else the code and its section.
+def product_label(product: str, classification: str = "hs", names: Mapping[str, str] | None = None) -> str:
+    """A readable label: the product's own name when ``names`` has it (or its HS4, then HS2, heading),
+    else the section name for section codes, else the code and its section.
+
+    ``names`` maps codes to names, e.g. the table ingested with ``recommender ingest products``.
 
     >>> product_label("16", "hs-section")
     'machinery and electrical equipment'
     >>> product_label("870323")
     '870323 (vehicles, aircraft and vessels)'
+    >>> product_label("870323", names={"8703": "Cars"})
+    '870323 (Cars)'
     """
+    if names:
+        for code in (product, product[:4], product[:2]) if classification == "hs" else (product,):
+            name = names.get(code)
+            if name:
+                return name if classification == "hs-section" else f"{product} ({name})"
     if classification == "hs-section":
         return SECTION_NAMES.get(product, product)
     if classification == "hs" and len(product) >= 2:

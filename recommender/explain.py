@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
 from features.registry import reason
 from features.sectors import SECTOR_NAMES, product_label
 from models.tasks import Task
+from recommender.bank import DataBank
 from recommender.countries import country_name
 
 
@@ -34,10 +37,19 @@ def explain(model, table: pd.DataFrame, features: list[str], task: Task, sectors
     return out
 
 
-def add_names(table: pd.DataFrame, task: Task, classification: str = "hs") -> pd.DataFrame:
+def product_names(bank: DataBank) -> dict[str, str]:
+    """Product code → name from the bank's ``product_names`` table (``recommender ingest products``), or {}."""
+    if not bank.has("product_names"):
+        return {}
+    names = bank.read("product_names")
+    return dict(zip(names["product"], names["name"], strict=True))
+
+
+def add_names(table: pd.DataFrame, task: Task, classification: str = "hs", names: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Append ``<role>_name`` columns and ``product_name`` after the stable output columns."""
     out = table.copy()
     for role in [k for k in task.output_keys if k in task.roles]:
         out[f"{role}_name"] = out[role].map(country_name)
-    out["product_name"] = out["product"].map(lambda p: product_label(p, classification))
+    labels = {p: product_label(p, classification, names) for p in pd.unique(out["product"])}
+    out["product_name"] = out["product"].map(labels)
     return out

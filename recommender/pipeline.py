@@ -24,7 +24,7 @@ from models.tuning import tune
 from recommender.bank import DataBank
 from recommender.config import Bloc, Config
 from recommender.errors import RecommenderError
-from recommender.explain import add_names, explain
+from recommender.explain import add_names, explain, product_names
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def train_task(
     latest = evaluation.predictions[evaluation.predictions["year"] == max(evaluation.test_years)].copy()
     latest["score"] = latest["score_model"]
     top = _rank(latest, spec, top=10)
-    top = add_names(top[[*spec.output_keys, "score", "rank", "relevance"]], spec, inputs.classification)
+    top = add_names(top[[*spec.output_keys, "score", "rank", "relevance"]], spec, inputs.classification, product_names(bank))
     run_params = {**spec.params(), "bloc": cfg.bloc.name, "bloc_members": list(cfg.bloc.members), "seed": seed,
                   "product_level": inputs.product_level, "classification": inputs.classification,
                   "years": f"{years[0]}-{years[-1]}", "test_years": evaluation.test_years,
@@ -232,5 +232,6 @@ def recommend(cfg: Config, task: str, *, year: int | None = None, countries: lis
         table = table[spec.concerns(table, wanted)]
     ranked = _rank(table, spec, top=top)
     ranked["reasons"] = explain(scored.model, ranked, scored.features, spec, scored.sectors) if len(ranked) else []
-    out = add_names(ranked[[*spec.output_keys, "score", "probability", "rank", "reasons"]], spec, scored.classification)
+    out = add_names(ranked[[*spec.output_keys, "score", "probability", "rank", "reasons"]], spec, scored.classification,
+                    product_names(DataBank(cfg.bank_dir)))
     return out, scored.version

@@ -28,7 +28,7 @@ from recommender import countries
 from recommender.bank import DataBank
 from recommender.config import BLOCS, Config
 from recommender.errors import RecommenderError
-from recommender.explain import add_names
+from recommender.explain import add_names, product_names
 from recommender.pipeline import score_candidates
 
 #: Country groups accepted by ``--cut`` besides the blocs of :data:`recommender.config.BLOCS`.
@@ -146,7 +146,7 @@ def run_scenario(cfg: Config, importer: str, cut: str | Collection[str], *, shar
         except ModelError:
             version = None  # no champion: the arithmetic stands on its own
     classification = next((s["classification"] for s in reversed(bank.sources) if s["table"] == "trade"), "hs")
-    table = add_names(table, get_task("import-substitution"), classification)
+    table = add_names(table, get_task("import-substitution"), classification, product_names(bank))
     columns = ["product", "product_name", "lost_usd", "coverable_usd", "uncovered_usd", "supplier", "supplier_name",
                "exports_usd", "sold_to_importer_usd", "available_usd", "covers_share", "score", "probability"]
     totals = {"gap_usd": float(gaps["lost_usd"].sum()), "coverable_usd": float(gaps["coverable_usd"].sum()),

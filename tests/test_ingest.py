@@ -351,3 +351,28 @@ def test_unreadable_files_are_clear_errors(bank, tmp_path, kind, content):
     with pytest.raises(DataValidationError, match="x\\.(csv|parquet): rejected"):
         ingest(bank, path)
     assert bank_state(bank) == {}
+
+
+def test_product_names_label_outputs_and_replace_whole(bank, tmp_path):
+    from features.sectors import product_label
+    from recommender.explain import product_names
+    from recommender.ingest import ingest_product_names
+
+    ingest_trade(bank, _trade_csv(tmp_path, GOOD))
+    names = tmp_path / "names.csv"
+    names.write_text("hs4,name\n0601,Bulbs and tubers\n06,Live trees and plants\n87,Vehicles\n")
+    ingest_product_names(bank, names)
+    table = product_names(bank)
+    assert table == {"0601": "Bulbs and tubers", "06": "Live trees and plants", "87": "Vehicles"}
+    assert product_label("0601", "hs", table) == "0601 (Bulbs and tubers)"  # its own name
+    assert product_label("0602", "hs", table) == "0602 (Live trees and plants)"  # else its chapter's
+    assert product_label("8703", "hs", table) == "8703 (Vehicles)"
+    assert product_label("2709", "hs", table) == "2709 (mineral products (ores, fuels))"  # else its section
+    other = tmp_path / "other.csv"
+    other.write_text("code,description\n0601,Bulbs\n")
+    before = bank_state(bank)
+    with pytest.raises(BankConflictError, match="--replace"):
+        ingest_product_names(bank, other)
+    assert bank_state(bank) == before
+    ingest_product_names(bank, other, replace=True)
+    assert product_names(bank) == {"0601": "Bulbs"}  # replaced whole

@@ -105,6 +105,11 @@ INGEST_CASES = [
     ("geography-duplicate-pair", "geography", "g.csv", f"{GEO}\nKAZ,CHN,10,0\nKAZ,CHN,11,0\n", ["--replace"], "duplicate pair"),
     ("geography-header-only", "geography", "g.csv", f"{GEO}\n", ["--replace"], "no rows"),
     ("geography-not-utf8", "geography", "g.csv", f"{GEO}\n".encode() + b"KAZ,\xff\xfe,1,0\n", ["--replace"], "not UTF-8"),
+    # product names
+    ("names-duplicate-code", "products", "n.csv", "hs4,name\n0601,Bulbs\n0601,Tubers\n", [], "duplicate product code"),
+    ("names-missing-name", "products", "n.csv", "hs4,name\n0601,\n", [], "name missing"),
+    ("names-code-not-digits", "products", "n.csv", "hs4,name\n06.01,Bulbs\n", [], "not digits"),
+    ("names-no-name-column", "products", "n.csv", "hs4,title\n0601,Bulbs\n", [], "required column(s) ['name']"),
     ("geography-overlap-without-replace", "geography", "g.csv", f"{GEO}\nKAZ,CHN,10,0\n", [], "--replace"),
 ]
 
@@ -199,4 +204,4 @@ def test_malformed_projects_are_refused_cleanly(pipeline_home, tmp_path, monkeyp
 def test_the_suite_covers_at_least_forty_kinds():
     assert len(INGEST_CASES) + len(SCORE_CASES) >= 40
     formats = {c[0].split("-")[0] for c in INGEST_CASES} | {"score"}
-    assert formats >= {"trade", "comtrade", "baci", "capacity", "geography", "score"}
+    assert formats >= {"trade", "comtrade", "baci", "capacity", "geography", "names", "score"}

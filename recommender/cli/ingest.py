@@ -77,3 +77,15 @@ def geography(
     """Ingest country-pair geography (CEPII GeoDist layout: iso3_a, iso3_b, dist_km, contig, comlang_off)."""
     bank = DataBank(config(ctx).bank_dir)
     _report(lib.ingest_geography(bank, path, columns=lib.parse_column_map(column), replace=replace))
+
+
+@app.command("products")
+def products(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="CSV or Parquet file", exists=True, dir_okay=False)],
+    column: ColumnOption = None,
+    replace: ReplaceOption = False,
+) -> None:
+    """Ingest product names (code → name at HS2, HS4, HS6 or section level) for every human-facing output."""
+    bank = DataBank(config(ctx).bank_dir)
+    _report(lib.ingest_product_names(bank, path, columns=lib.parse_column_map(column), replace=replace))

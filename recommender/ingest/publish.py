@@ -15,13 +15,16 @@ import pyarrow.compute as pc
 from recommender.bank import DataBank, Transaction
 from recommender.errors import BankConflictError, Problem, RecommenderError
 
+WHOLE_TABLES = frozenset({"geography", "product_names"})
+"""Tables without years: a new source replaces the whole table (with ``--replace``)."""
+
 
 def _overlapping(bank: DataBank, table: str, years: set[int], indicators: set[str] | None = None) -> list[dict[str, Any]]:
     out = []
     for src in bank.sources:
         if src["table"] != table:
             continue
-        if table == "geography" or (years & set(src["years"]) and (indicators is None or indicators & set(src.get("indicators", [])))):
+        if table in WHOLE_TABLES or (years & set(src["years"]) and (indicators is None or indicators & set(src.get("indicators", [])))):
             out.append(src)
     return out
 
@@ -51,8 +54,8 @@ def _resolve_conflicts(tx: Transaction, bank: DataBank, table: str, years: set[i
     for src in clash:
         replaced.append(src["id"])
         entry = next(s for s in tx.manifest["sources"] if s["id"] == src["id"])
-        if table == "geography":
-            tx.remove_table("geography")
+        if table in WHOLE_TABLES:
+            tx.remove_table(table)
             tx.manifest["sources"].remove(entry)
             continue
         overlap = years & set(src["years"])

@@ -1,0 +1,74 @@
+"""Product names: a table of code → name (HS2, HS4, HS6 or sections), ingested with the trade data.
+
+Any table with a code column and a name column works, e.g. the Harmonized System nomenclature
+published by the UN Statistics Division or the World Customs Organization, or the HS4 table of
+the Atlas of Economic Complexity (``hs4``, ``name``). Labels then use the product's own name, or
+its HS4, then HS2, heading (:func:`features.sectors.product_label`). Replacing the names needs
+``--replace``; the table is replaced whole.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+
+from recommender.bank import DataBank
+from recommender.errors import DataValidationError, Problem
+from recommender.ingest.common import (
+    IngestResult,
+    ProblemCollector,
+    file_sha256,
+    reading_errors,
+    resolve_columns,
+)
+from recommender.ingest.publish import (
+    _check_source,
+    _record,
+    _resolve_conflicts,
+    _same_file,
+    _source_id,
+)
+from recommender.tables import read_frame, read_header
+
+NAME_ALIASES: dict[str, list[str]] = {
+    "product": ["product", "code", "hs6", "hs4", "hs2", "section_code", "hs_code"],
+    "name": ["name", "description", "product_name", "short_name", "label"],
+}
+SCHEMA = pa.schema([("product", pa.string()), ("name", pa.string())])
+
+
+@reading_errors
+def ingest_product_names(bank: DataBank, path: str | Path, *, columns: dict[str, str] | None = None,
+                         replace: bool = False) -> IngestResult:
+    """Validate a code → name table and make it the bank's ``product_names`` (all or nothing)."""
+    path = Path(path)
+    _check_source(path, "names", ("names",))
+    columns = dict(columns or {})
+    options = {"columns": columns}
+    sha = file_sha256(path)
+    same = _same_file(bank, "product_names", sha, options)
+    if same is not None:
+        bank.tidy()
+        return IngestResult(same, unchanged=True)
+    found = resolve_columns(read_header(path), NAME_ALIASES, columns, required=["product", "name"], source=str(path))
+    raw = read_frame(path, list(dict.fromkeys(found.values())))
+    product, name = raw[found["product"]].str.strip(), raw[found["name"]].str.strip()
+    problems = ProblemCollector()
+    problems.add_mask("product code missing", product.isna().to_numpy(), 0)
+    problems.add_mask("product code is not digits (codes are text: keep leading zeros)",
+                      (product.notna() & ~product.fillna("").str.fullmatch(r"\d{2,6}")).to_numpy(), 0)
+    problems.add_mask("name missing", (name.isna() | name.eq("")).to_numpy(), 0)
+    problems.add_mask("duplicate product code", (product.notna() & product.duplicated()).to_numpy(), 0)
+    if raw.empty:
+        raise DataValidationError(str(path), [Problem("the file has no rows: an empty file is never a valid source", count=0)])
+    if problems:
+        raise DataValidationError(str(path), problems.problems)
+    table = pa.Table.from_pydict({"product": product.tolist(), "name": name.tolist()}, schema=SCHEMA)
+    source_id = _source_id(path)
+    with bank.transaction() as tx:
+        replaced = _resolve_conflicts(tx, bank, "product_names", set(), replace, path)
+        tx.write_table("product_names", source_id, table)
+        entry = _record(tx, source_id=source_id, table="product_names", path=path, sha=sha, format="names",
+                        rows=len(table), years=set(), options=options, dropped={})
+    return IngestResult(entry, replaced=replaced)
