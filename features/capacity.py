@@ -21,7 +21,8 @@ def _first_available(cap: pd.DataFrame, names: tuple[str, ...], value_name: str)
         rows = cap[(cap["indicator"] == name) & (cap["sector"] == "TOTAL")]
         if not rows.empty:
             return rows[["year", "country", "value"]].rename(columns={"value": value_name})
-    return pd.DataFrame(columns=["year", "country", value_name])
+    # none reported (e.g. no Penn World Table in the bank): a typed empty table, so the merged column is float NaN
+    return pd.DataFrame({"year": pd.Series(dtype="int64"), "country": pd.Series(dtype="str"), value_name: pd.Series(dtype="float64")})
 
 
 def capacity_features(capacity: pd.DataFrame) -> pd.DataFrame:

@@ -26,7 +26,7 @@ from recommender.bank import DataBank
 from recommender.config import Config
 from recommender.errors import RecommenderError
 from recommender.output import atomic_output
-from recommender.pipeline import recommend
+from recommender.pipeline import member_and_year, recommend
 
 SECTIONS = ("summary", "import-substitution", "joint-projects", "charts", "scenario")
 
@@ -112,16 +112,9 @@ def _model_quality(cfg: Config) -> dict[str, dict]:
 def build_brief(cfg: Config, country: str, *, year: int | None = None, top: int = 8,
                 scenario_cut: str | None = None) -> Brief:
     """The brief for ``country`` (a bloc member) in ``year`` (default the bank's last)."""
-    country = countries.canonical(country)
-    if country not in cfg.bloc.members:
-        raise RecommenderError(f"--country {country} is not a member of {cfg.bloc.name} ({', '.join(cfg.bloc.members)})")
     bank = DataBank(cfg.bank_dir)
+    country, year = member_and_year(cfg, bank, country, year)
     years = bank.years("trade")
-    if not years:
-        raise RecommenderError(f"the data bank at {bank.root} has no trade; run `recommender demo` or ingest some")
-    year = int(year) if year is not None else years[-1]
-    if year not in years:
-        raise RecommenderError(f"year {year} is not in the data bank (years {years[0]}–{years[-1]})")
     members = set(cfg.bloc.members)
     span = [y for y in years if year - 9 <= y <= year]
     trade = bank.read("trade", years=span, columns=["year", "exporter", "importer", "product", "value_usd"])

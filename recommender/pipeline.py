@@ -21,6 +21,7 @@ from models.pooling import pooled_dataset, pseudo_blocs
 from models.tracking import RunRecord, log_training
 from models.train import Evaluation, Log, check_test_years, evaluate, load_params, refit
 from models.tuning import tune
+from recommender import countries
 from recommender.bank import DataBank
 from recommender.config import Bloc, Config
 from recommender.errors import RecommenderError
@@ -52,6 +53,20 @@ def load_inputs(bank: DataBank, *, product_level: int | None = None, until: int 
     geography = bank.read("geography") if bank.has("geography") else None
     level = int(trade["product"].str.len().max())
     return BankInputs(trade, capacity, geography, products, classification, level, bank.manifest_hash())
+
+
+def member_and_year(cfg: Config, bank: DataBank, country: str, year: int | None, *, option: str = "--country") -> tuple[str, int]:
+    """The canonical code of ``country`` (a member of the bloc) and ``year`` (default the bank's last trade year)."""
+    code = countries.canonical(country)
+    if code not in cfg.bloc.members:
+        raise RecommenderError(f"{option} {code} is not a member of {cfg.bloc.name} ({', '.join(cfg.bloc.members)})")
+    years = bank.years("trade")
+    if not years:
+        raise RecommenderError(f"the data bank at {bank.root} has no trade; run `recommender demo` or ingest some")
+    year = int(year) if year is not None else years[-1]
+    if year not in years:
+        raise RecommenderError(f"year {year} is not in the data bank (years {years[0]}–{years[-1]})")
+    return code, year
 
 
 def _check_bloc(trade: pd.DataFrame, bloc: Bloc, log: Log) -> None:

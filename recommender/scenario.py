@@ -29,7 +29,7 @@ from recommender.bank import DataBank
 from recommender.config import BLOCS, Config
 from recommender.errors import RecommenderError
 from recommender.explain import add_names, product_names
-from recommender.pipeline import score_candidates
+from recommender.pipeline import member_and_year, score_candidates
 
 #: Country groups accepted by ``--cut`` besides the blocs of :data:`recommender.config.BLOCS`.
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -112,19 +112,11 @@ class Scenario:
 def run_scenario(cfg: Config, importer: str, cut: str | Collection[str], *, share: float = 1.0,
                  year: int | None = None, top: int | None = None) -> Scenario:
     """The supply shock on the bank's trade of ``year`` (default the last), with model scores when a champion exists."""
-    importer = countries.canonical(importer)
-    if importer not in cfg.bloc.members:
-        raise RecommenderError(f"--importer {importer} is not a member of {cfg.bloc.name} ({', '.join(cfg.bloc.members)})")
+    bank = DataBank(cfg.bank_dir)
+    importer, year = member_and_year(cfg, bank, importer, year, option="--importer")
     cut_codes = resolve_cut(cut) if isinstance(cut, str) else sorted(set(cut))
     if importer in cut_codes:
         cut_codes.remove(importer)
-    bank = DataBank(cfg.bank_dir)
-    years = bank.years("trade")
-    if not years:
-        raise RecommenderError(f"the data bank at {bank.root} has no trade; run `recommender demo` or ingest some")
-    year = int(year) if year is not None else years[-1]
-    if year not in years:
-        raise RecommenderError(f"year {year} is not in the data bank (years {years[0]}–{years[-1]})")
     trade = bank.read("trade", years=[year], columns=["year", "exporter", "importer", "product", "value_usd"])
     gaps, fillers = supply_gap(trade, importer, cut_codes, cfg.bloc.members, share=share)
     if top:

@@ -266,3 +266,13 @@ def test_proximity_edge_list_matches_ecomplexity(tiny_world):
     merged = ours.merge(ref, on=["product_1", "product_2"])
     assert len(merged) == len(ours) > 0
     np.testing.assert_allclose(merged["proximity"], merged["ref"], rtol=1e-9)
+
+
+def test_capacity_without_pwt_gives_numeric_missing_columns():
+    from features.capacity import capacity_features
+
+    va_only = pd.DataFrame({"year": [2010, 2010], "country": ["KAZ", "KAZ"], "sector": ["D", "TOTAL"],
+                            "indicator": ["value_added", "gdp"], "value": [5.0, 50.0]})
+    out = capacity_features(va_only)
+    assert out["capital_stock"].isna().all() and out["employment"].isna().all()
+    assert out[["va_sector", "gdp", "va_share_gdp", "capital_stock", "employment"]].dtypes.map(lambda d: d.kind == "f").all()

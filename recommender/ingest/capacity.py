@@ -20,7 +20,6 @@ from recommender.ingest.common import (
     YEAR_RANGE,
     IngestResult,
     ProblemCollector,
-    file_sha256,
     reading_errors,
     resolve_columns,
 )
@@ -28,8 +27,8 @@ from recommender.ingest.publish import (
     _check_source,
     _record,
     _resolve_conflicts,
-    _same_file,
     _source_id,
+    already_ingested,
 )
 from recommender.tables import read_frame, read_header
 
@@ -111,10 +110,8 @@ def ingest_capacity(
     _check_source(path, format, CAPACITY_FORMATS)
     columns = dict(columns or {})
     options = {"format": format, "columns": columns}
-    sha = file_sha256(path)
-    same = _same_file(bank, "capacity", sha, options)
+    sha, same = already_ingested(bank, "capacity", path, options)
     if same is not None:
-        bank.tidy()
         return IngestResult(same, unchanged=True)
     dropped: dict[str, int] = {}
     frame = _read_capacity_frame(path, format, columns, dropped)

@@ -15,7 +15,6 @@ from recommender.ingest.common import (
     GEOGRAPHY_ALIASES,
     IngestResult,
     ProblemCollector,
-    file_sha256,
     reading_errors,
     resolve_columns,
 )
@@ -23,8 +22,8 @@ from recommender.ingest.publish import (
     _check_source,
     _record,
     _resolve_conflicts,
-    _same_file,
     _source_id,
+    already_ingested,
 )
 from recommender.tables import read_frame, read_header
 
@@ -37,10 +36,8 @@ def ingest_geography(bank: DataBank, path: str | Path, *, columns: dict[str, str
     _check_source(path, "geography", ("geography",))
     columns = dict(columns or {})
     options = {"columns": columns}
-    sha = file_sha256(path)
-    same = _same_file(bank, "geography", sha, options)
+    sha, same = already_ingested(bank, "geography", path, options)
     if same is not None:
-        bank.tidy()
         return IngestResult(same, unchanged=True)
     header = read_header(path)
     found = resolve_columns(header, GEOGRAPHY_ALIASES, columns, required=["exporter", "importer", "distance_km"], source=str(path))

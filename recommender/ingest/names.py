@@ -18,7 +18,6 @@ from recommender.errors import DataValidationError, Problem
 from recommender.ingest.common import (
     IngestResult,
     ProblemCollector,
-    file_sha256,
     reading_errors,
     resolve_columns,
 )
@@ -26,8 +25,8 @@ from recommender.ingest.publish import (
     _check_source,
     _record,
     _resolve_conflicts,
-    _same_file,
     _source_id,
+    already_ingested,
 )
 from recommender.tables import read_frame, read_header
 
@@ -46,10 +45,8 @@ def ingest_product_names(bank: DataBank, path: str | Path, *, columns: dict[str,
     _check_source(path, "names", ("names",))
     columns = dict(columns or {})
     options = {"columns": columns}
-    sha = file_sha256(path)
-    same = _same_file(bank, "product_names", sha, options)
+    sha, same = already_ingested(bank, "product_names", path, options)
     if same is not None:
-        bank.tidy()
         return IngestResult(same, unchanged=True)
     found = resolve_columns(read_header(path), NAME_ALIASES, columns, required=["product", "name"], source=str(path))
     raw = read_frame(path, list(dict.fromkeys(found.values())))

@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 
 from recommender.bank import DataBank, Transaction
 from recommender.errors import BankConflictError, Problem, RecommenderError
+from recommender.ingest.common import file_sha256
 
 WHOLE_TABLES = frozenset({"geography", "product_names"})
 """Tables without years: a new source replaces the whole table (with ``--replace``)."""
@@ -39,6 +40,19 @@ def _same_file(bank: DataBank, table: str, sha: str, options: dict[str, Any]) ->
     ingesting the file again, with ``--replace``, restores it)."""
     return next((s for s in bank.sources if s["table"] == table and s["sha256"] == sha and s.get("options") == options
                  and not s.get("partly_replaced")), None)
+
+
+def already_ingested(bank: DataBank, table: str, path: Path, options: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+    """``(sha256, source)``: the file's hash, computed first, and its whole source in the bank if it is there.
+
+    An unchanged file thus returns at once, without parsing under the lock; it still removes a
+    killed writer's debris (:meth:`DataBank.tidy`).
+    """
+    sha = file_sha256(path)
+    same = _same_file(bank, table, sha, options)
+    if same is not None:
+        bank.tidy()
+    return sha, same
 
 
 def _resolve_conflicts(tx: Transaction, bank: DataBank, table: str, years: set[int], replace: bool, path: Path,

@@ -15,7 +15,6 @@ from recommender.ingest.common import (
     TRADE_FORMATS,
     IngestResult,
     Progress,
-    file_sha256,
     reading_errors,
 )
 from recommender.ingest.comtrade import read_comtrade
@@ -24,9 +23,9 @@ from recommender.ingest.publish import (
     _check_source,
     _record,
     _resolve_conflicts,
-    _same_file,
     _source_id,
     _update_products,
+    already_ingested,
 )
 from recommender.ingest.tidy import _NonNumeric, read_long
 from recommender.ingest.validate import TradeValidator
@@ -71,10 +70,8 @@ def ingest_trade(
     options = {"format": format, "columns": columns, "classification": classification,
                "country_codes": str(country_codes) if country_codes else None}
     source_id = _source_id(path)
-    sha = file_sha256(path)  # first: an unchanged file returns at once, without parsing it under the lock
-    same = _same_file(bank, "trade", sha, options)
+    sha, same = already_ingested(bank, "trade", path, options)
     if same is not None:
-        bank.tidy()
         return IngestResult(same, unchanged=True)
     dropped: dict[str, int] = {}
     if format == "baci":
