@@ -47,7 +47,8 @@ def print_recommendations(table, task: str, title: str, limit: int = 60) -> None
     grid.add_column("score", justify="right", no_wrap=True)
     grid.add_column("why (strongest feature contributions)", ratio=3, min_width=30)
     for _, row in table.head(limit).iterrows():
-        grid.add_row(*(str(row[c]) for c, _ in cols), f"{row['score']:.3f}", row["reasons"])
+        cells = [f"{row[c]} ({row[c[:-5]]})" if c[:-5] in roles else str(row[c]) for c, _ in cols]  # names, codes beside
+        grid.add_row(*cells, f"{row['score']:.3f}", row["reasons"])
     console.print(grid)
     if len(table) > limit:
         console.print(f"... {len(table) - limit:,} more rows; use --output to write them all")
