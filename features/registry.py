@@ -153,14 +153,19 @@ def describe(columns: list[str]) -> list[dict[str, str]]:
     return rows
 
 
+def format_usd(value: float) -> str:
+    """``$1.2tn``, ``$5.6bn``, ``$374.9m``, ``$12.0k``, ``$950``."""
+    for scale, suffix in ((1e12, "tn"), (1e9, "bn"), (1e6, "m"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"${value / scale:.1f}{suffix}"
+    return f"${value:,.0f}"
+
+
 def format_value(value: float, unit: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     if unit == "usd":
-        for scale, suffix in ((1e12, "tn"), (1e9, "bn"), (1e6, "m"), (1e3, "k")):
-            if abs(value) >= scale:
-                return f"${value / scale:.1f}{suffix}"
-        return f"${value:,.0f}"
+        return format_usd(value)
     if unit == "share":
         return f"{100 * value:.0f}%" if abs(value) >= 0.1 else f"{100 * value:.1f}%"
     if unit == "pp":

@@ -191,6 +191,11 @@ class DataBank:
     def sources(self) -> list[dict[str, Any]]:
         return self.manifest["sources"]
 
+    @property
+    def classification(self) -> str:
+        """The product classification of the bank's trade (its latest source's; ``"hs"`` when empty)."""
+        return next((s["classification"] for s in reversed(self.sources) if s["table"] == "trade"), "hs")
+
     def has(self, table: str) -> bool:
         snap = self.current
         return snap is not None and (snap / table).is_dir() and any((snap / table).rglob("*.parquet"))

@@ -18,6 +18,7 @@ import pandas as pd
 from matplotlib import rc_context
 from matplotlib.figure import Figure
 
+from features.registry import format_usd
 from models.champion import current_champion, model_name
 from models.errors import ModelError
 from models.tasks import IMPORT_SUBSTITUTION, JOINT_PROJECTS
@@ -59,13 +60,6 @@ def _e(value) -> str:
     return html.escape(str(value))
 
 
-def _usd(value: float) -> str:
-    for unit, size in (("bn", 1e9), ("m", 1e6), ("k", 1e3)):
-        if abs(value) >= size:
-            return f"${value / size:,.1f}{unit}"
-    return f"${value:,.0f}"
-
-
 def _named(code: str) -> str:
     return f"{_e(countries.country_name(code))} <span class='code'>{_e(code)}</span>"
 
@@ -81,6 +75,11 @@ def _svg(fig: Figure) -> str:
         fig.savefig(buffer, format="svg", bbox_inches="tight")
     text = buffer.getvalue()
     return text[text.index("<svg"):]  # drop the XML prolog and doctype: inline in HTML
+
+
+def _best_first(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows by calibrated probability (comparable across queries), or by score for a model without calibration."""
+    return frame.sort_values("probability" if frame["probability"].notna().any() else "score", ascending=False)
 
 
 def _table(headers: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
@@ -137,9 +136,8 @@ def build_brief(cfg: Config, country: str, *, year: int | None = None, top: int 
     parts: list[str] = []
 
     # --- summary ---------------------------------------------------------------------------------
-    sources = [s for s in bank.sources]
     source_rows = [[_e(s["table"]), _e(Path(s["path"]).name), _e(s.get("format", "")),
-                    _e(f"{min(s['years'])}–{max(s['years'])}" if s.get("years") else "—")] for s in sources]
+                    _e(f"{min(s['years'])}–{max(s['years'])}" if s.get("years") else "—")] for s in bank.sources]
     quality_rows = []
     for task, q in quality.items():
         lift = f"{q['lift']:+.1%} [{q['low']:+.1%}, {q['high']:+.1%}]" if q.get("lift") is not None else "—"
@@ -148,7 +146,7 @@ def build_brief(cfg: Config, country: str, *, year: int | None = None, top: int 
     parts.append(f"""<h2 id="summary">1. Summary</h2>
 <p><b>{_e(name)}</b> <span class='code'>{_e(country)}</span> in the {_e(cfg.bloc.name)} bloc
 ({', '.join(_e(countries.country_name(m)) for m in cfg.bloc.members if m != country)}), trade year {year}.
-Imports of {_usd(float(imports.sum()))}, of which {_usd(float(extra.sum()))} from outside the bloc.</p>
+Imports of {format_usd(float(imports.sum()))}, of which {format_usd(float(extra.sum()))} from outside the bloc.</p>
 <h3>Data sources</h3>{_table(["table", "file", "format", "years"], source_rows)}
 <h3>Models and their held-out quality</h3>
 {_table(["task", "model version", "NDCG@10", "best baseline", "lift (95% interval)"], quality_rows, {2, 3, 4})
@@ -164,18 +162,17 @@ the bloc does not make. Past trade is evidence of capability, not a forecast of 
     rows = []
     for product, value in extra.head(top).items():
         label = subst[subst["product"] == product] if subst is not None else pd.DataFrame()
-        best = label.sort_values("probability" if label["probability"].notna().any() else "score",
-                                 ascending=False).head(3) if len(label) else label
+        best = _best_first(label).head(3) if len(label) else label
         total = float(imports.get(product, 0.0))
         product_label = best["product_name"].iloc[0] if len(best) else product
         if best.empty:
-            rows.append([_product(product, product_label), _usd(value), "—", "", "", "", "no bloc supplier scored"])
+            rows.append([_product(product, product_label), format_usd(value), "—", "", "", "", "no bloc supplier scored"])
             continue
         for i, (_, r) in enumerate(best.iterrows()):
             share = float(into[(into["exporter"] == r["supplier"]) & (into["product"] == product)]["value_usd"].sum()) / total \
                 if total else 0.0
             prob = f"{r['probability']:.2f}" if pd.notna(r["probability"]) else "—"
-            rows.append([_product(product, product_label) if i == 0 else "", _usd(value) if i == 0 else "",
+            rows.append([_product(product, product_label) if i == 0 else "", format_usd(value) if i == 0 else "",
                          _named(r["supplier"]), f"{r['score']:.2f}", prob, f"{share:.1%}", _e(r["reasons"])])
     parts.append(f"""<h2 id="import-substitution">2. Import substitution</h2>
 <p>{_e(name)}'s largest import bills from outside the bloc in {year}, and the bloc members best placed to supply
@@ -187,8 +184,7 @@ strongest reasons).</p>
     # --- joint projects --------------------------------------------------------------------------
     jrows = []
     if joint is not None and len(joint):
-        order = "probability" if joint["probability"].notna().any() else "score"
-        for _, r in joint.sort_values(order, ascending=False).head(top + 2).iterrows():
+        for _, r in _best_first(joint).head(top + 2).iterrows():
             partner = r["partner_b"] if r["partner_a"] == country else r["partner_a"]
             prob = f"{r['probability']:.2f}" if pd.notna(r["probability"]) else "—"
             jrows.append([_named(partner), _product(r["product"], r["product_name"]), f"{r['score']:.2f}", prob, _e(r["reasons"])])
@@ -204,7 +200,7 @@ grow (the model's best partner × product candidates).</p>
         cand = subst.assign(extra=subst["product"].map(extra).fillna(0.0),
                             capacity=[float(world_exports.get((s, p), 0.0)) for s, p in zip(subst["supplier"], subst["product"], strict=True)])
         cand = cand[(cand["extra"] > 0) & (cand["capacity"] > 0)]
-        cand = cand.sort_values("probability" if cand["probability"].notna().any() else "score", ascending=False).head(80)
+        cand = _best_first(cand).head(80)
         fig = Figure(figsize=(8, 5), layout="constrained")
         ax = fig.subplots()
         weight = cand["probability"].fillna(0.05) if cand["probability"].notna().any() else (cand["score"] - cand["score"].min() + 0.1)
@@ -257,12 +253,12 @@ grow (the model's best partner × product candidates).</p>
             first = group.iloc[0]
             fillers = group.dropna(subset=["supplier"]).head(3)
             who = ", ".join(f"{_e(countries.country_name(s))} ({c:.0%})" for s, c in zip(fillers["supplier"], fillers["covers_share"], strict=True))
-            srows.append([_product(product, first["product_name"]), _usd(first["lost_usd"]), _usd(first["coverable_usd"]),
+            srows.append([_product(product, first["product_name"]), format_usd(first["lost_usd"]), format_usd(first["coverable_usd"]),
                           who or "no bloc supplier"])
         t = sc.totals
         parts.append(f"""<h2 id="scenario">5. Scenario: imports from {_e(', '.join(sc.cut[:10]))}{' …' if len(sc.cut) > 10 else ''} stop</h2>
-<p>Gap {_usd(t['gap_usd'])} over {t['products']} products; coverable by the bloc at current export levels
-{_usd(t['coverable_usd'])}; uncovered {_usd(t['uncovered_usd'])}.</p>
+<p>Gap {format_usd(t['gap_usd'])} over {t['products']} products; coverable by the bloc at current export levels
+{format_usd(t['coverable_usd'])}; uncovered {format_usd(t['uncovered_usd'])}.</p>
 {_table(["product", "lost imports", "coverable", "who could fill it (share of the gap)"], srows, {1, 2})}""")
         brief.sections.append("scenario")
 

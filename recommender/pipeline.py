@@ -47,7 +47,7 @@ def load_inputs(bank: DataBank, *, product_level: int | None = None, until: int 
                                + "; ingest some (recommender ingest trade PATH) or run `recommender demo`")
     trade = bank.read("trade", years=years, columns=["year", "exporter", "importer", "product", "value_usd"])
     trade = aggregate_products(trade, product_level)
-    classification = next((s["classification"] for s in reversed(bank.sources) if s["table"] == "trade"), "hs")
+    classification = bank.classification
     products = product_sectors(trade["product"].unique(), classification)  # the one product → sector mapping
     capacity = bank.read("capacity", years=years) if bank.has("capacity") else None
     geography = bank.read("geography") if bank.has("geography") else None
@@ -55,18 +55,23 @@ def load_inputs(bank: DataBank, *, product_level: int | None = None, until: int 
     return BankInputs(trade, capacity, geography, products, classification, level, bank.manifest_hash())
 
 
-def member_and_year(cfg: Config, bank: DataBank, country: str, year: int | None, *, option: str = "--country") -> tuple[str, int]:
-    """The canonical code of ``country`` (a member of the bloc) and ``year`` (default the bank's last trade year)."""
-    code = countries.canonical(country)
-    if code not in cfg.bloc.members:
-        raise RecommenderError(f"{option} {code} is not a member of {cfg.bloc.name} ({', '.join(cfg.bloc.members)})")
+def trade_year(bank: DataBank, year: int | None) -> int:
+    """``year`` if the bank has trade for it, else a clear error; by default the bank's last trade year."""
     years = bank.years("trade")
     if not years:
         raise RecommenderError(f"the data bank at {bank.root} has no trade; run `recommender demo` or ingest some")
     year = int(year) if year is not None else years[-1]
     if year not in years:
         raise RecommenderError(f"year {year} is not in the data bank (years {years[0]}–{years[-1]})")
-    return code, year
+    return year
+
+
+def member_and_year(cfg: Config, bank: DataBank, country: str, year: int | None, *, option: str = "--country") -> tuple[str, int]:
+    """The canonical code of ``country`` (a member of the bloc) and :func:`trade_year` of ``year``."""
+    code = countries.canonical(country)
+    if code not in cfg.bloc.members:
+        raise RecommenderError(f"{option} {code} is not a member of {cfg.bloc.name} ({', '.join(cfg.bloc.members)})")
+    return code, trade_year(bank, year)
 
 
 def _check_bloc(trade: pd.DataFrame, bloc: Bloc, log: Log) -> None:
@@ -196,11 +201,7 @@ def score_candidates(cfg: Config, task: str, keys: pd.DataFrame | None = None, *
     spec = tasks.get_task(task)
     model, version, run_params, calibration = loaded or load_model(cfg, task, model_uri)
     bank = DataBank(cfg.bank_dir)
-    years = bank.years("trade")
-    year = int(year) if year is not None else (years[-1] if years else 0)
-    if year not in years:
-        raise RecommenderError(f"year {year} is not in the data bank (years {years[0]}–{years[-1]})" if years
-                               else f"the data bank at {bank.root} is empty")
+    year = trade_year(bank, year)
     level = int(run_params["product_level"]) if run_params.get("product_level") else None
     inputs = load_inputs(bank, product_level=level, until=year)
     base = build_base(inputs.trade, cfg.bloc.members, capacity=inputs.capacity, geography=inputs.geography,

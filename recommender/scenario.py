@@ -137,8 +137,7 @@ def run_scenario(cfg: Config, importer: str, cut: str | Collection[str], *, shar
             version = scored.version
         except ModelError:
             version = None  # no champion: the arithmetic stands on its own
-    classification = next((s["classification"] for s in reversed(bank.sources) if s["table"] == "trade"), "hs")
-    table = add_names(table, get_task("import-substitution"), classification, product_names(bank))
+    table = add_names(table, get_task("import-substitution"), bank.classification, product_names(bank))
     columns = ["product", "product_name", "lost_usd", "coverable_usd", "uncovered_usd", "supplier", "supplier_name",
                "exports_usd", "sold_to_importer_usd", "available_usd", "covers_share", "score", "probability"]
     totals = {"gap_usd": float(gaps["lost_usd"].sum()), "coverable_usd": float(gaps["coverable_usd"].sum()),

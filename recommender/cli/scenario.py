@@ -8,15 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from features.registry import format_usd
 from recommender.cli._common import BlocOption, config, console
 from recommender.output import write_table
-
-
-def _usd(value: float) -> str:
-    for unit, size in (("bn", 1e9), ("m", 1e6), ("k", 1e3)):
-        if abs(value) >= size:
-            return f"${value / size:,.1f}{unit}"
-    return f"${value:,.0f}"
 
 
 def scenario(
@@ -37,9 +31,9 @@ def scenario(
     t = result.totals
     console.print(f"[bold]{result.importer}[/], {result.year}: imports from {', '.join(result.cut[:12])}"
                   f"{' …' if len(result.cut) > 12 else ''} fall by {result.share:.0%}")
-    console.print(f"gap {_usd(t['gap_usd'])} over {t['products']:,} products; coverable by {cfg.bloc.name} at current "
-                  f"export levels {_usd(t['coverable_usd'])} ({t['coverable_usd'] / t['gap_usd']:.0%}); "
-                  f"uncovered {_usd(t['uncovered_usd'])}" if t["gap_usd"] else "no imports from those suppliers: no gap")
+    console.print(f"gap {format_usd(t['gap_usd'])} over {t['products']:,} products; coverable by {cfg.bloc.name} at current "
+                  f"export levels {format_usd(t['coverable_usd'])} ({t['coverable_usd'] / t['gap_usd']:.0%}); "
+                  f"uncovered {format_usd(t['uncovered_usd'])}" if t["gap_usd"] else "no imports from those suppliers: no gap")
     if output is not None:
         write_table(result.table, output)
         console.print(f"wrote {len(result.table):,} rows to {output}")
@@ -51,8 +45,8 @@ def scenario(
         rows = shown[shown["product"] == product]
         for i, (_, row) in enumerate(rows.iterrows()):
             has = isinstance(row["supplier"], str)
-            grid.add_row(row["product_name"] if i == 0 else "", _usd(row["lost_usd"]) if i == 0 else "",
-                         _usd(row["coverable_usd"]) if i == 0 else "",
+            grid.add_row(row["product_name"] if i == 0 else "", format_usd(row["lost_usd"]) if i == 0 else "",
+                         format_usd(row["coverable_usd"]) if i == 0 else "",
                          f"{row['supplier_name']} ({row['supplier']})" if has else "no bloc supplier",
                          (f"{row['covers_share']:.0%}" if row["covers_share"] >= 0.005 else "<1%") if has else "", f"{row['probability']:.2f}" if row["probability"] == row["probability"] else "-")
     console.print(grid)
