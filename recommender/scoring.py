@@ -34,7 +34,6 @@ from recommender.output import atomic_output, check_output, neutralise_formulas
 from recommender.pipeline import Scored, load_model, score_candidates
 from recommender.tables import is_parquet, read_frames
 
-KEY_COLUMNS = frozenset({"importer", "supplier", "partner_a", "partner_b", "product"})
 OUTPUT_COLUMNS = ["score", "probability", "rank", "rank_in_query", "percentile", "reasons", "model_version"]
 """What ``score`` adds, documented in the README: ``score`` the model's raw score (comparable only within a
 query), ``probability`` the calibrated probability that the candidate turns out relevant, ``rank`` the
@@ -43,12 +42,12 @@ file's rows of the same query (importer; or partner pair), ``percentile`` of the
 candidate of that year, ``reasons``, ``model_version``."""
 
 
-def read_chunks(path: Path, chunk_rows: int = 250_000) -> Iterator[pd.DataFrame]:
+def read_chunks(path: Path, task: Task, chunk_rows: int = 250_000) -> Iterator[pd.DataFrame]:
     """Chunks of the projects file (:func:`recommender.tables.read_frames`): key columns as text,
     pass-through columns as they are (all text in a CSV; Parquet keeps its types)."""
     if not (is_parquet(path) or path.suffix.lower() in {".csv", ".txt"}):
         raise RecommenderError(f"{path}: projects must be a .csv or .parquet file")
-    yield from read_frames(path, text=KEY_COLUMNS, chunk_rows=chunk_rows)
+    yield from read_frames(path, text=set(task.input_columns), chunk_rows=chunk_rows)
 
 
 def _keys(frame: pd.DataFrame, task: Task) -> pd.DataFrame:
@@ -81,7 +80,7 @@ def validate(path: Path, task: Task, cfg: Config, products: list[str]) -> Valida
     product_index = pd.Index(products)
     parts: list[np.ndarray] = []
     offset = 0
-    for chunk in read_chunks(path):
+    for chunk in read_chunks(path, task):
         if offset == 0:
             missing = [c for c in cols if c not in chunk.columns]
             if missing:
@@ -177,7 +176,7 @@ def score_file(cfg: Config, task: str, path: str | Path, output: str | Path, *, 
     with atomic_output(output) as tmp:
         try:
             start = 0
-            for chunk in read_chunks(path):
+            for chunk in read_chunks(path, task_):
                 stop = start + len(chunk)
                 out = chunk.rename(columns={c: f"input_{c}" for c in OUTPUT_COLUMNS if c in chunk.columns})
                 codes = check.codes[start:stop]
