@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements/dev.lock pyproject.toml Makefile | cksum | cut -d' ' -f1)
 UV_VERSION := 0.13.9
 
-.PHONY: install browser demo test lint format bench lock ui clean
+.PHONY: install browser postgres demo test lint format bench lock ui clean
 
 $(STAMP): requirements/dev.lock pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,15 @@ browser: ## headless Chromium and pdftotext (Debian packages) for the brief's re
 	      || echo "could not install chromium: the brief's rendering test will say so and skip"; \
 	  else echo "chromium is not installed and apt-get is not available as root: the brief's rendering test will skip"; fi; }
 
-test: $(STAMP) browser ## lint, the layer contracts and the test suite
+postgres: ## a PostgreSQL server (Debian package) for the team-mode tests, which start their own on 127.0.0.1
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing postgresql (Debian package) for the team-mode tests"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null) \
+	      || echo "could not install postgresql: the team-mode tests will say so and skip"; \
+	  else echo "PostgreSQL is not installed and apt-get is not available as root: the team-mode tests will skip"; fi; }
+
+test: $(STAMP) browser postgres ## lint, the layer contracts and the test suite
 	$(BIN)/ruff check recommender features models tests benchmarks
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q

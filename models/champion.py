@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,26 +38,103 @@ def current_champion(client: MlflowClient, name: str):
         return None
 
 
-def decide_champion(client: MlflowClient, name: str, version: str, score: float, params: dict, manifest_hash: str,
-                    force: bool) -> tuple[bool, str]:
-    """Move ``champion`` to ``version`` only if it beats the champion on a comparable evaluation."""
-    current = current_champion(client, name)
-    if current is None or force:
-        client.set_registered_model_alias(name, CHAMPION, version)
-        why = "forced" if force and current is not None else "no champion yet"
-        return True, f"version {version} is now champion of {name} ({why}; test NDCG@10 {score:.4f})"
-    old_run = client.get_run(current.run_id)
-    differs = [k for k in COMPARABLE if k in params and old_run.data.params.get(k) != as_param(params[k])]
-    if old_run.data.tags.get("bank_manifest_hash") != manifest_hash:
+PROMOTE_TAG = "promote"
+"""Model-version tag set to ``forced`` by ``train --promote``: the replay makes such a version champion."""
+SETTLE_ATTEMPTS = 50
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    version: str
+    score: float
+    params: dict
+    bank: str | None
+    forced: bool
+
+
+def _candidate(client: MlflowClient, mv) -> _Candidate | None:
+    """A registered version as the rule sees it; None if its run failed, was deleted or has no test score."""
+    try:
+        run = client.get_run(mv.run_id)
+    except MlflowException:
+        return None
+    score = run.data.metrics.get("test_ndcg_at_10")
+    if run.info.lifecycle_stage == "deleted" or run.info.status in ("FAILED", "KILLED") or score is None:
+        return None
+    return _Candidate(str(mv.version), score, run.data.params, run.data.tags.get("bank_manifest_hash"),
+                      (mv.tags or {}).get(PROMOTE_TAG) == "forced")
+
+
+def _challenge(champion: _Candidate | None, new: _Candidate) -> tuple[bool, str]:
+    """The rule for one challenger: (does ``new`` take the alias from ``champion``, and why)."""
+    if champion is None:
+        return True, "no champion yet"
+    if new.forced:
+        return True, "forced"
+    differs = [k for k in COMPARABLE if k in new.params and champion.params.get(k) != new.params[k]]
+    if champion.bank != new.bank:
         differs.append("data bank")
-    old = old_run.data.metrics.get("test_ndcg_at_10", float("nan"))
     if differs:
-        return False, (f"champion stays version {current.version} of {name}: its {', '.join(differs)} differ, so NDCG@10 "
-                       f"{old:.4f} is not comparable with {score:.4f}; use --promote to replace it")
-    if score > old:
-        client.set_registered_model_alias(name, CHAMPION, version)
-        return True, f"version {version} is now champion of {name}: NDCG@10 {score:.4f} beats version {current.version}'s {old:.4f} on the same test years"
-    return False, f"champion stays version {current.version} of {name}: NDCG@10 {old:.4f} ≥ new version {version}'s {score:.4f}"
+        return False, (f"its {', '.join(differs)} differ from champion version {champion.version}'s, so NDCG@10 "
+                       f"{champion.score:.4f} is not comparable with {new.score:.4f}; use --promote to replace it")
+    if new.score > champion.score:
+        return True, f"NDCG@10 {new.score:.4f} beats version {champion.version}'s {champion.score:.4f} on the same test years"
+    return False, f"NDCG@10 {champion.score:.4f} of champion version {champion.version} ≥ version {new.version}'s {new.score:.4f}"
+
+
+def _versions(client: MlflowClient, name: str) -> list:
+    return sorted(client.search_model_versions(f"name='{name}'", max_results=10_000), key=lambda mv: int(mv.version))
+
+
+def settle_champion(client: MlflowClient, name: str) -> tuple[str | None, dict[str, tuple[bool, str]]]:
+    """Apply the champion rule to every version registered after the current champion, in version order.
+
+    Lock-free and safe when several analysts finish ``train`` at once against one tracking server:
+    each process replays the rule from the current champion over the newer versions, sets the
+    alias to the result, then reads the registry again and repeats until the alias and the set of
+    versions are what it decided from. The last write is then always followed by a check that saw
+    every version, so the registry ends with exactly one champion: the one the rule gives when the
+    trainings are taken one after the other in version order (tested with concurrent processes).
+    Returns the champion and, per replayed version, (took the alias, why).
+    """
+    for _ in range(SETTLE_ATTEMPTS):
+        current = current_champion(client, name)
+        versions = _versions(client, name)
+        start = int(current.version) if current is not None else 0
+        champion = _candidate(client, current) if current is not None else None
+        verdicts: dict[str, tuple[bool, str]] = {}
+        for mv in versions:
+            if int(mv.version) <= start or (new := _candidate(client, mv)) is None:
+                continue
+            verdicts[new.version] = _challenge(champion, new)
+            if verdicts[new.version][0]:
+                champion = new
+        target = champion.version if champion is not None else None
+        if target is not None and (current is None or str(current.version) != target):
+            client.set_registered_model_alias(name, CHAMPION, target)
+        after = current_champion(client, name)
+        if ([mv.version for mv in _versions(client, name)] == [mv.version for mv in versions]
+                and (str(after.version) if after else None) == target):
+            return target, verdicts
+    raise ModelError(f"the champion of {name} did not settle after {SETTLE_ATTEMPTS} attempts: "
+                     "too many trainings finishing at once; run `recommender models` to check it")
+
+
+def decide_champion(client: MlflowClient, name: str, version: str, force: bool) -> tuple[bool, str]:
+    """Register ``version``'s claim and settle the champion (:func:`settle_champion`); (promoted, why)."""
+    if force:
+        client.set_model_version_tag(name, version, PROMOTE_TAG, "forced")
+    champion, verdicts = settle_champion(client, name)
+    if version not in verdicts:  # a training finishing at the same moment already judged this version
+        own, best = (_candidate(client, client.get_model_version(name, v)) for v in (version, champion))
+        verdicts[version] = _challenge(best, own) if own and best else (False, "its run has no test score")
+    took, why = verdicts[version]
+    if champion == version:
+        return True, f"version {version} is now champion of {name} ({why})"
+    if took:
+        return False, (f"version {version} of {name} won against the champion it saw ({why}), but version "
+                       f"{champion} finished after it and beat it: version {champion} is champion")
+    return False, f"champion stays version {champion} of {name}: {why}"
 
 
 def load_calibration(client: MlflowClient, run_id: str | None) -> dict | None:

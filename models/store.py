@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import mlflow
 from mlflow import MlflowClient
+
+from models.errors import ModelError
 
 TRAINING_KIND = "custom_model_development"  # makes the MLflow 3 UI open experiments on their runs
 
@@ -29,6 +33,8 @@ class Store:
     def client(self) -> MlflowClient:
         if self.artifact_root is not None and self.tracking_uri.startswith("sqlite:"):
             self.artifact_root.parent.mkdir(parents=True, exist_ok=True)
+        if is_server(self.tracking_uri):
+            check_server(self.tracking_uri)
         quiet_mlflow()
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
@@ -52,6 +58,56 @@ class Store:
             yield client
         finally:
             mlflow.set_tracking_uri(previous)  # None unsets it (and MLFLOW_TRACKING_URI) again
+
+
+USERNAME_ENV, PASSWORD_ENV = "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"
+_REACHED: set[str] = set()
+
+
+def is_server(uri: str) -> bool:
+    """A tracking server (team mode) rather than a local store."""
+    return uri.startswith(("http://", "https://"))
+
+
+def check_server(uri: str, timeout: float = 30) -> None:
+    """Once per process: the tracking server at ``uri`` answers, and no credential sits in the URI.
+
+    Credentials come from ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD`` only: a URI is
+    printed, logged and stored in places where a password must never be.
+    """
+    if uri in _REACHED:
+        return
+    parts = urlsplit(uri)
+    if parts.username or parts.password:
+        raise ModelError(f"the tracking URI holds a user name or password; give http://{parts.hostname}"
+                         f"{f':{parts.port}' if parts.port else ''}{parts.path} and put the credentials in "
+                         f"{USERNAME_ENV} and {PASSWORD_ENV}")
+    import requests
+
+    try:
+        requests.get(uri.rstrip("/") + "/health", timeout=timeout).raise_for_status()
+    except requests.RequestException as exc:
+        reason = type(exc).__name__ if not isinstance(exc, requests.HTTPError) else str(exc)
+        raise ModelError(f"cannot reach the MLflow tracking server at {uri} ({reason}): is it running "
+                         "(`recommender server ...` on that machine) and is the address right (--tracking-uri or "
+                         "MLFLOW_TRACKING_URI)?") from None
+    _REACHED.add(uri)
+
+
+def refusal(exc: BaseException) -> str | None:
+    """One clear sentence for a tracking server's 401/403, or None if ``exc`` is something else."""
+    code = getattr(exc, "error_code", None)
+    user = os.environ.get(USERNAME_ENV)
+    where = f"the tracking server {next(iter(_REACHED))}" if len(_REACHED) == 1 else "the tracking server"
+    if code == "UNAUTHENTICATED":
+        if not user or not os.environ.get(PASSWORD_ENV):
+            return (f"{where} asks who you are: set {USERNAME_ENV} and {PASSWORD_ENV} (an admin creates "
+                    "accounts with `recommender users add`)")
+        return f"{where} refused the user name {user!r} or its password ({USERNAME_ENV} / {PASSWORD_ENV})"
+    if code == "PERMISSION_DENIED":
+        return (f"{where} refused: user {user!r} lacks the permission for this; an admin can grant it with "
+                "`recommender users grant`")
+    return None
 
 
 def as_param(value) -> str:

@@ -29,7 +29,8 @@ from mlflow.models import infer_signature
 from features.registry import describe
 from models import charts
 from models.champion import CALIBRATION_FILE, decide_champion, model_name
-from models.store import Store, as_param
+from models.errors import ModelError
+from models.store import USERNAME_ENV, Store, as_param
 from models.train import MODEL_SCORERS, Evaluation
 
 PACKAGE = "industrial-cooperation-recommender"
@@ -145,16 +146,37 @@ def log_training(
                 pip_requirements=mlflow.lightgbm.get_default_pip_requirements(),
                 metadata={"task": task, "bloc": bloc, "features": evaluation.features})
             version = register(client, name, info, run_id)
-            promoted, decision = decide_champion(client, name, version, model_score, params, manifest_hash, force_promote)
+            promoted, decision = decide_champion(client, name, version, force_promote)
             mlflow.set_tag("champion_decision", decision)
-    except BaseException:
+    except BaseException as exc:
         client = store.client()
         if version is not None:
             _quietly(lambda: client.delete_model_version(name, version))
+        removed = run_id is None
         if run_id is not None:
-            _quietly(lambda: client.delete_run(run_id))
+            try:
+                client.delete_run(run_id)
+                removed = True
+            except Exception:  # e.g. a team server lets only an experiment's managers delete runs
+                pass  # the run was closed as FAILED when its block exited
+        if getattr(exc, "error_code", None) == "PERMISSION_DENIED":
+            raise _denied(store, experiment or task, name, run_id, removed) from None
         raise
     return RunRecord(run_id, exp_id, name, version, promoted, decision)
+
+
+def _denied(store: Store, experiment: str, name: str, run_id: str | None, removed: bool) -> ModelError:
+    """The one sentence for a 403 from the tracking server while logging or registering."""
+    user = os.environ.get(USERNAME_ENV) or "(no user)"
+    if run_id is None:
+        return ModelError(f"user {user!r} may not log runs in the experiment {experiment!r} on {store.tracking_uri} "
+                          f"(READ at most); an admin can grant EDIT: `recommender users grant {user} --experiment "
+                          f"{experiment} --permission EDIT`")
+    return ModelError(f"user {user!r} may not add versions to the model {name!r} or move its champion on "
+                      f"{store.tracking_uri} (READ at most), so the registry is unchanged and the run was "
+                      f"{'removed' if removed else 'closed as FAILED'}; "
+                      f"its owner or an admin can grant EDIT: `recommender users grant {user} --model {name} "
+                      "--permission EDIT`")
 
 
 def dataset(frame: pd.DataFrame, name: str, source: str = "") -> mlflow.data.pandas_dataset.PandasDataset:

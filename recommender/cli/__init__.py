@@ -16,8 +16,10 @@ from recommender.cli import models as models_cmd
 from recommender.cli import recommend as recommend_cmd
 from recommender.cli import scenario as scenario_cmd
 from recommender.cli import score as score_cmd
+from recommender.cli import server as server_cmd
 from recommender.cli import train as train_cmd
 from recommender.cli import ui as ui_cmd
+from recommender.cli import users as users_cmd
 from recommender.cli._common import console_err, root_callback
 from recommender.errors import USER_ERRORS
 
@@ -39,6 +41,8 @@ app.command("scenario")(scenario_cmd.scenario)
 app.command("brief")(brief_cmd.brief)
 app.command("models")(models_cmd.models)
 app.command("ui")(ui_cmd.ui)
+app.command("server")(server_cmd.server)
+app.add_typer(users_cmd.app, name="users")
 
 
 def _interrupt(signum, frame) -> None:
@@ -49,6 +53,7 @@ def main() -> None:
     """Console-script entry point: usage and library errors become one message and exit code 2."""
     signal.signal(signal.SIGTERM, _interrupt)  # a terminated command cleans up like Ctrl-C: no half-logged run
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # a bloc's data bank sends no usage data anywhere
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # the CLI says which run it wrote
     try:
         app(standalone_mode=False)
     except USER_ERRORS as exc:
@@ -65,3 +70,11 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
+    except Exception as exc:  # a tracking server's 401/403 is the user's to fix, not a crash
+        from models.store import refusal
+
+        message = refusal(exc)
+        if message is None:
+            raise
+        console_err.print(f"[bold red]error:[/] {message}", highlight=False)
+        sys.exit(2)

@@ -57,4 +57,7 @@ def demo(
     path = cfg.home / f"brief-{DEMO_COUNTRY}.html"
     result = write_brief(cfg, DEMO_COUNTRY, path, scenario_cut="ASEAN")
     console.print(f"\n[bold]Brief[/] on {DEMO_COUNTRY} ({result.year}, with a scenario: imports from ASEAN stop): {path}")
-    console.print("\nReview the experiments in the MLflow UI:  [bold]recommender ui[/]  (or `make ui`), then open http://127.0.0.1:5000")
+    if cfg.store.artifact_root is None:  # a team tracking server serves its own UI
+        console.print(f"\nReview the experiments in the MLflow UI of the team server: open {cfg.mlflow_uri}")
+    else:
+        console.print("\nReview the experiments in the MLflow UI:  [bold]recommender ui[/]  (or `make ui`), then open http://127.0.0.1:5000")

@@ -1,0 +1,306 @@
+"""Team mode against real servers: PostgreSQL started here on 127.0.0.1, ``recommender server --auth`` on it.
+
+One server for the module (train → recommend → score → brief, accounts, 401/403, concurrent
+champions, UI over HTTP), then a stop and a restart that must lose nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import requests
+from mlflow import MlflowClient
+
+from recommender.config import Config
+from recommender.demo import build_demo_bank
+from recommender.synthetic import WorldSpec
+from tests import postgres
+from tests.postgres import free_port
+
+ADMIN, ADMIN_PASSWORD = "admin", "admin-pw-5c2e9"
+BOB, BOB_PASSWORD = "bob", "bob-pw-93af1"
+SECRETS = (ADMIN_PASSWORD, BOB_PASSWORD, postgres.Postgres.password)
+FAST = ("--horizon", "2", "--seeds", "1", "--param", "n_estimators=40")
+STARTUP = 600  # seconds; the first start creates the schema, and the machine may be loaded
+
+
+def _env(user: str | None = ADMIN, password: str | None = None, **extra) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RECOMMENDER_NEW"))}
+    if user:
+        env["MLFLOW_TRACKING_USERNAME"] = user
+        env["MLFLOW_TRACKING_PASSWORD"] = password or {ADMIN: ADMIN_PASSWORD, BOB: BOB_PASSWORD}[user]
+    return {"COLUMNS": "160", **env, **extra}
+
+
+class Team:
+    """The PostgreSQL server, the tracking server process, a home with the tiny world's bank, and the CLI."""
+
+    def __init__(self, root: Path, pg: postgres.Postgres):
+        self.root, self.pg = root, pg
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.home = root / "analyst"
+        self.artifacts = root / "artifacts"
+        self.server_home = root / "server-home"
+        self.outputs: list[str] = []  # everything any command printed, checked for secrets
+        self.process: subprocess.Popen | None = None
+
+    def cli(self, *args, user: str | None = ADMIN, check: bool = True, stdin: str | None = None, **extra):
+        proc = subprocess.run([sys.executable, "-m", "recommender", "--home", str(self.home), "--tracking-uri", self.url,
+                               *map(str, args)], capture_output=True, text=True, timeout=1800, input=stdin,
+                              env=_env(user, **extra))
+        self.outputs += [proc.stdout, proc.stderr]
+        if check:
+            assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
+        return proc
+
+    def start(self, admin_password: str | None = ADMIN_PASSWORD) -> None:
+        env = _env(None, **({"MLFLOW_AUTH_ADMIN_PASSWORD": admin_password} if admin_password else {}))
+        log = open(self.root / "server.log", "a")  # kept open for the server's life
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "recommender", "--home", str(self.server_home), "server", "--backend-store-uri",
+             self.pg.uri(), "--artifacts-destination", str(self.artifacts), "--port", str(self.port), "--auth"],
+            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        deadline = time.monotonic() + STARTUP
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, (self.root / "server.log").read_text()[-3000:]
+            try:
+                if requests.get(self.url + "/health", timeout=10).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(1)
+        raise AssertionError(f"the tracking server did not answer within {STARTUP} s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=300)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+    def client(self, user: str = ADMIN) -> MlflowClient:
+        os.environ["MLFLOW_TRACKING_USERNAME"] = user
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = {ADMIN: ADMIN_PASSWORD, BOB: BOB_PASSWORD}[user]
+        return MlflowClient(self.url)
+
+    def api(self, path: str, user: str | None = ADMIN, method: str = "GET", **kwargs) -> requests.Response:
+        auth = (user, {ADMIN: ADMIN_PASSWORD, BOB: BOB_PASSWORD}[user]) if user else None
+        return requests.request(method, self.url + path, auth=auth, timeout=120, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def team(tmp_path_factory):
+    if postgres.find_bin("initdb") is None:
+        pytest.skip("PostgreSQL is not installed: `make postgres` (part of `make test`) installs Debian's postgresql")
+    pg = postgres.start_postgres()
+    team = Team(tmp_path_factory.mktemp("team"), pg)
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
+    try:
+        list(build_demo_bank(Config(home=team.home), spec=WorldSpec.tiny(seed=7)))
+        team.start()
+        team.cli("train", "--task", "import-substitution", *FAST)
+        team.cli("train", "--task", "joint-projects", *FAST)
+        yield team
+    finally:
+        team.stop()
+        for key, value in saved.items():
+            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+        pg.stop()
+        shutil.rmtree(pg.folder, ignore_errors=True)
+
+
+def _bob(team: Team) -> None:
+    """The analyst bob: may log runs in joint-projects, READ (the default) on everything else."""
+    if BOB not in {u["username"] for u in _users(team)}:
+        team.cli("users", "add", BOB, RECOMMENDER_NEW_PASSWORD=BOB_PASSWORD)
+        team.cli("users", "grant", BOB, "--experiment", "joint-projects", "--permission", "EDIT")
+
+
+def _users(team: Team) -> list[dict]:
+    import json
+
+    return json.loads(team.cli("users", "list", "--json").stdout)
+
+
+def test_train_recommend_score_and_brief_against_the_server(team, tmp_path):
+    client = team.client()
+    for name in ("import-substitution-SCO", "joint-projects-SCO"):
+        assert client.get_model_version_by_alias(name, "champion") is not None
+    out = tmp_path / "recs.csv"
+    team.cli("recommend", "--task", "import-substitution", "--top", "5", "--output", out)
+    recs = pd.read_csv(out, dtype=str)
+    assert len(recs) > 0
+    projects = tmp_path / "projects.csv"
+    recs[["importer", "supplier", "product"]].head(4).to_csv(projects, index=False)
+    scored_path = tmp_path / "scored.csv"
+    team.cli("score", projects, "--task", "import-substitution", "--output", scored_path)
+    scored = pd.read_csv(scored_path, dtype=str)
+    assert scored["model_version"].str.startswith("import-substitution-SCO/").all()
+    brief = team.cli("brief", "--country", "KAZ", "--output", tmp_path / "brief.html")
+    assert (tmp_path / "brief.html").stat().st_size > 10_000, brief.stdout
+    # artifacts went through the server into its destination: clients never wrote there themselves
+    assert any(p.name == "model.lgb" for p in team.artifacts.rglob("*"))
+
+
+def test_requests_without_valid_credentials_are_refused(team):
+    assert team.api("/api/2.0/mlflow/experiments/search?max_results=5", user=None).status_code == 401
+    assert team.api("/api/2.0/mlflow/experiments/search?max_results=5").status_code == 200
+    anonymous = team.cli("models", user=None, check=False)
+    assert anonymous.returncode == 2 and "asks who you are: set MLFLOW_TRACKING_USERNAME" in anonymous.stderr
+    wrong = team.cli("models", user=ADMIN, password="not-the-password", check=False)
+    assert wrong.returncode == 2 and "refused the user name 'admin' or its password" in wrong.stderr
+    assert "Traceback" not in anonymous.stderr + wrong.stderr
+
+
+def test_credentials_in_the_uri_are_refused(team):
+    url = team.url.replace("http://", f"http://{ADMIN}:{ADMIN_PASSWORD}@")
+    proc = subprocess.run([sys.executable, "-m", "recommender", "--home", str(team.home), "--tracking-uri", url, "models"],
+                          capture_output=True, text=True, timeout=600, env=_env(None))
+    assert proc.returncode == 2 and "MLFLOW_TRACKING_USERNAME" in proc.stderr
+    assert ADMIN_PASSWORD not in proc.stderr + proc.stdout
+
+
+def test_users_add_grant_and_list(team):
+    _bob(team)
+    users = {u["username"]: u for u in _users(team)}
+    assert users[ADMIN]["admin"] and not users[BOB]["admin"]
+    assert {"resource": "experiment", "name": "joint-projects", "permission": "EDIT"} in users[BOB]["grants"]
+    again = team.cli("users", "add", BOB, check=False, RECOMMENDER_NEW_PASSWORD=BOB_PASSWORD)
+    assert again.returncode == 2 and "cannot add user 'bob'" in again.stderr
+    # only an admin creates accounts
+    denied = team.cli("users", "add", "carol", user=BOB, check=False, RECOMMENDER_NEW_PASSWORD="carol-pw-1234")
+    assert denied.returncode == 2 and "refused: user 'bob' lacks the permission" in denied.stderr
+    assert "carol" not in {u["username"] for u in _users(team)}
+
+
+def test_a_reader_cannot_move_the_champion(team):
+    _bob(team)
+    client = team.client()
+    name = "joint-projects-SCO"
+    experiment = client.get_experiment_by_name("joint-projects").experiment_id
+    before = (client.get_model_version_by_alias(name, "champion").version,
+              sorted(mv.version for mv in client.search_model_versions(f"name='{name}'")),
+              {r.info.run_id for r in client.search_runs([experiment], "attributes.status = 'FINISHED'")})
+    # the REST call itself: 403
+    denied = team.api("/api/2.0/mlflow/registered-models/alias", user=BOB, method="POST",
+                      json={"name": name, "alias": "champion", "version": before[1][0]})
+    assert denied.status_code == 403
+    # through the CLI: one clear sentence, nothing left behind
+    proc = team.cli("train", "--task", "joint-projects", *FAST, "--promote", user=BOB, check=False)
+    assert proc.returncode == 2, proc.stdout[-2000:]
+    message = proc.stderr.strip()
+    assert "user 'bob' may not add versions to the model 'joint-projects-SCO' or move its champion" in message
+    assert "Traceback" not in message and f"recommender users grant bob --model {name} --permission EDIT" in message
+    after = (client.get_model_version_by_alias(name, "champion").version,
+             sorted(mv.version for mv in client.search_model_versions(f"name='{name}'")),
+             {r.info.run_id for r in client.search_runs([experiment], "attributes.status = 'FINISHED'")})
+    assert after == before  # same champion, same versions, no new finished run
+    # bob may EDIT the experiment but not delete runs (MANAGE): his run stays, closed as FAILED, and says so
+    assert "the run was closed as FAILED" in message
+
+
+# The race: each process registers its version, then waits for the other at the champion step.
+RACER = """
+import sys, time
+from pathlib import Path
+import models.champion as champion
+barrier, me = Path(sys.argv[1]), sys.argv[2]
+settle = champion.settle_champion
+def at_the_same_moment(client, name):
+    (barrier / me).touch()
+    deadline = time.monotonic() + 900
+    while len(list(barrier.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return settle(client, name)
+champion.settle_champion = at_the_same_moment
+sys.argv = ["recommender", *sys.argv[3:]]
+from recommender.cli import main
+main()
+"""
+
+
+def test_concurrent_trainings_leave_exactly_one_champion_the_better_one(team, tmp_path):
+    _bob(team)
+    name = "joint-projects-SCO"
+    team.cli("users", "grant", BOB, "--model", name, "--permission", "EDIT")
+    client = team.client()
+    champion_before = client.get_model_version_by_alias(name, "champion")
+    versions_before = {mv.version for mv in client.search_model_versions(f"name='{name}'")}
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    racers = []
+    for user, seed in ((ADMIN, "11"), (BOB, "12")):
+        args = ["--home", str(team.home), "--tracking-uri", team.url, "train", "--task", "joint-projects", *FAST,
+                "--seed", seed]
+        racers.append(subprocess.Popen([sys.executable, "-c", RACER, str(barrier), user, *args], stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True, env=_env(user)))
+    outputs = [r.communicate(timeout=1800) for r in racers]
+    team.outputs += [text for pair in outputs for text in pair]
+    assert [r.returncode for r in racers] == [0, 0], outputs
+    new = sorted(({mv.version for mv in client.search_model_versions(f"name='{name}'")} - versions_before), key=int)
+    assert len(new) == 2  # both versions registered
+    score = {v: client.get_run(client.get_model_version(name, v).run_id).data.metrics["test_ndcg_at_10"]
+             for v in [champion_before.version, *new]}
+    expected = champion_before.version  # the documented rule, applied in version order
+    for v in new:
+        if score[v] > score[expected]:
+            expected = v
+    aliases = client.get_registered_model(name).aliases
+    assert list(aliases) == ["champion"] and str(aliases["champion"]) == str(expected), (score, aliases, outputs)
+    said = [out for out, _ in outputs if "is now champion" in out]
+    assert len(said) == (0 if expected == champion_before.version else 1)
+
+
+def test_the_servers_ui_lists_both_experiments(team):
+    page = team.api("/")
+    assert page.status_code == 200 and "<title>MLflow</title>" in page.text
+    listed = team.api("/ajax-api/2.0/mlflow/experiments/search", method="POST", json={"max_results": 100})
+    assert listed.status_code == 200
+    assert {"import-substitution", "joint-projects"} <= {e["name"] for e in listed.json()["experiments"]}
+    assert team.api("/", user=None).status_code == 401
+    ui = team.cli("ui")
+    assert f"open {team.url}" in ui.stdout
+
+
+def test_no_credential_is_ever_printed_logged_or_stored(team):
+    text = "\n".join(team.outputs) + (team.root / "server.log").read_text()
+    client = team.client()
+    for exp in client.search_experiments():
+        for run in client.search_runs([exp.experiment_id]):
+            text += repr(run.data.params) + repr(run.data.tags)
+    for path in team.artifacts.rglob("*"):
+        if path.is_file():
+            text += path.read_bytes().decode("utf-8", "replace")
+    for secret in SECRETS:
+        assert secret not in text
+
+
+def test_stopping_and_restarting_the_server_loses_nothing(team, tmp_path):
+    def snapshot():
+        client = team.client()
+        exps = sorted((e.experiment_id, e.name) for e in client.search_experiments())
+        runs = sorted((r.info.run_id, r.info.status, tuple(sorted(r.data.metrics.items())))
+                      for e in exps for r in client.search_runs([e[0]]))
+        models = sorted((m.name, tuple(sorted(m.aliases.items())),
+                         tuple(sorted(mv.version for mv in client.search_model_versions(f"name='{m.name}'"))))
+                        for m in client.search_registered_models())
+        return exps, runs, models, sorted((u["username"], u["admin"]) for u in _users(team))
+
+    before = snapshot()
+    team.stop()
+    team.start(admin_password=None)  # the admin exists now: no password needed to start
+    assert snapshot() == before
+    out = tmp_path / "recs.csv"
+    team.cli("recommend", "--task", "joint-projects", "--top", "5", "--output", out)  # model artifacts still served
+    assert len(pd.read_csv(out)) > 0
