@@ -30,7 +30,6 @@ The eigenproblem is solved on the symmetric matrix
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -41,6 +40,7 @@ import scipy.sparse.linalg
 from threadpoolctl import threadpool_limits
 
 from features.columns import check_columns
+from features.resources import parallel_workers
 
 COMPLEXITY_COLUMNS = ["export_value", "world_share", "rca", "mcp", "diversity", "ubiquity", "eci", "pci",
                       "density", "distance", "coi", "cog"]
@@ -180,8 +180,10 @@ def compute_complexity(exports: pd.DataFrame) -> pd.DataFrame:
         exp_col[start:stop] = np.repeat(rows, len(cols))
         prod_col[start:stop] = np.tile(cols, len(rows))
 
-    # one BLAS thread per worker and one worker per core: years in parallel beat threads inside a year
-    with threadpool_limits(1), ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    # one BLAS thread per worker and one worker per usable core (fewer if memory is short: each holds
+    # its year's grid and ~8 dense country × product matrices): years in parallel beat threads in a year
+    largest = max((x.size for _, x, _, _ in grids), default=0)
+    with threadpool_limits(1), ThreadPoolExecutor(max_workers=parallel_workers(largest * 8 * 8)) as pool:
         list(pool.map(fill, range(len(grids))))
     out = pd.DataFrame(block.T, columns=COMPLEXITY_COLUMNS, copy=False)
     out.insert(0, "product", products.take(prod_col))

@@ -10,7 +10,6 @@ rounds chosen by early stopping across the folds.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from features.resources import usable_cpus
 from models.errors import ModelError
 from models.metrics import ndcg_at_k, ranking_report
 from models.tasks import Task
@@ -86,11 +86,8 @@ def _train_groups(table: pd.DataFrame, spec: Task, seed: int) -> tuple[pd.DataFr
 
 
 def _threads() -> int:
-    """CPUs this process may use (affinity, so containers and ``taskset`` are respected)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    """CPUs this process may use: affinity and the cgroup's quota (:func:`features.resources.usable_cpus`)."""
+    return usable_cpus()
 
 
 def _dataset(table: pd.DataFrame, features: list[str], spec: Task, seed: int, reference: lgb.Dataset | None = None) -> lgb.Dataset:

@@ -95,7 +95,7 @@ class ServerPlan:
 
 def plan_server(home: Path, backend_store_uri: str, artifacts_destination: str, *, host: str = "127.0.0.1",
                 port: int = DEFAULT_PORT, auth: bool = False, admin_username: str = "admin",
-                default_permission: str = "READ", workers: int = 2) -> ServerPlan:
+                default_permission: str = "READ", workers: int = 2, allowed_hosts: str | None = None) -> ServerPlan:
     """Check the database and write the server's private settings under ``home/server``; nothing is started.
 
     ``default_permission`` is what a signed-in user may do on experiments and models nobody granted
@@ -113,6 +113,8 @@ def plan_server(home: Path, backend_store_uri: str, artifacts_destination: str, 
         artifacts_destination = str(Path(artifacts_destination).absolute())
     argv = [sys.executable, "-m", "mlflow", "server", "--artifacts-destination", artifacts_destination,
             "--serve-artifacts", "--host", host, "--port", str(port), "--workers", str(workers)]
+    if allowed_hosts:
+        argv += ["--allowed-hosts", allowed_hosts]
     notes = []
     if auth:
         ini = folder / "basic_auth.ini"

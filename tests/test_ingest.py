@@ -376,3 +376,69 @@ def test_product_names_label_outputs_and_replace_whole(bank, tmp_path):
     assert bank_state(bank) == before
     ingest_product_names(bank, other, replace=True)
     assert product_names(bank) == {"0601": "Bulbs"}  # replaced whole
+
+
+def _snapshots(bank: DataBank) -> int:
+    return len([p for p in (bank.root / "snapshots").iterdir() if p.is_dir()]) if (bank.root / "snapshots").exists() else 0
+
+
+def test_a_baci_release_folder_glob_or_zip_is_one_transaction(bank, tiny_world, tmp_path):
+    import zipfile
+
+    from recommender.ingest import ingest_trade_files
+
+    paths = write_baci(tiny_world, tmp_path / "release")
+    folder = bank.root.parent
+    results = ingest_trade_files(bank, [tmp_path / "release"], format="baci")
+    assert len(results) == len(paths) and not any(r.unchanged for r in results)
+    back = bank.read("trade")
+    assert len(back) == len(tiny_world.trade)
+    assert sorted(s["years"][0] for s in bank.sources) == sorted(paths)  # one source per yearly file
+    # again, as a glob: every file unchanged, no new snapshot
+    state = bank_state(bank)
+    again = ingest_trade_files(bank, [str(tmp_path / "release" / "*.csv")], format="baci")
+    assert all(r.unchanged for r in again) and bank_state(bank) == state
+    # a zip of the same CSVs into a fresh bank: the same rows; members extracted one at a time, then removed
+    archive = tmp_path / "BACI_release.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for path in paths.values():
+            z.write(path, arcname=f"BACI/{path.name}")
+    fresh = DataBank(folder / "zipped")
+    from_zip = ingest_trade_files(fresh, [archive], format="baci")
+    assert len(from_zip) == len(paths) and from_zip[0].source["path"].endswith(f"BACI_release.zip!BACI/{sorted(p.name for p in paths.values())[0]}")
+    pd.testing.assert_frame_equal(fresh.read("trade").sort_values(["year", "exporter", "importer", "product"]).reset_index(drop=True),
+                                  back.sort_values(["year", "exporter", "importer", "product"]).reset_index(drop=True))
+    assert not list(folder.glob(".unzip-*"))
+
+
+def test_one_bad_file_in_a_release_writes_nothing(bank, tiny_world, tmp_path):
+    from recommender.ingest import ingest_trade_files
+
+    paths = write_baci(tiny_world, tmp_path / "release")
+    ingest_trade(bank, next(iter(paths.values())), format="baci")  # the first year is already there
+    state = bank_state(bank)
+    last = sorted(paths.values())[-1]
+    last.write_text(last.read_text() + f"{max(paths)},398,156,10121,-5,1\n")  # a negative value in the last file
+    with pytest.raises(DataValidationError, match=f"(?s){last.name}.*negative value_usd"):
+        ingest_trade_files(bank, sorted(paths.values()), format="baci")
+    assert bank_state(bank) == state  # the good files before it were not published either
+    twice = tmp_path / "copy.csv"
+    twice.write_text(sorted(paths.values())[1].read_text())
+    with pytest.raises(DataValidationError, match="also in"):
+        ingest_trade_files(bank, [sorted(paths.values())[1], twice], format="baci")
+    assert bank_state(bank) == state
+    with pytest.raises(RecommenderError, match="no trade files"):
+        ingest_trade_files(bank, [str(tmp_path / "nothing-*.csv")], format="baci")
+
+
+def test_cli_ingests_a_release_folder_with_a_summary(tiny_world, tmp_path, monkeypatch, capsys):
+    import sys
+
+    from recommender.cli import main
+
+    paths = write_baci(tiny_world, tmp_path / "release")
+    monkeypatch.setattr(sys, "argv", ["recommender", "--home", str(tmp_path / "home"), "ingest", "trade",
+                                      str(tmp_path / "release"), "--format", "baci"])
+    main()
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"{len(paths)} file(s): {len(paths)} ingested ({len(tiny_world.trade):,} rows) in one transaction" in out

@@ -21,6 +21,8 @@ from mlflow import MlflowClient
 
 from recommender.config import Config
 from recommender.demo import build_demo_bank
+from recommender.errors import RecommenderError
+from recommender.server import plan_server
 from recommender.synthetic import WorldSpec
 from tests import postgres
 from tests.postgres import free_port
@@ -100,10 +102,41 @@ class Team:
 
 
 @pytest.fixture(scope="module")
-def team(tmp_path_factory):
+def pg():
     if postgres.find_bin("initdb") is None:
         pytest.skip("PostgreSQL is not installed: `make postgres` (part of `make test`) installs Debian's postgresql")
-    pg = postgres.start_postgres()
+    server = postgres.start_postgres()
+    yield server
+    server.stop()
+    shutil.rmtree(server.folder, ignore_errors=True)
+
+
+def test_server_checks_the_database_first_and_keeps_secrets_off_the_command_line(pg, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
+    plan = plan_server(tmp_path, pg.uri(), str(tmp_path / "artifacts"), host="0.0.0.0", port=free_port(), auth=True)
+    assert pg.password not in " ".join(plan.argv) and ADMIN_PASSWORD not in " ".join(plan.argv)
+    assert plan.env["MLFLOW_BACKEND_STORE_URI"] == pg.uri() and "--serve-artifacts" in plan.argv
+    assert any("TLS" in w for w in plan.warnings)  # beyond loopback: plain HTTP is called out
+    assert not plan_server(tmp_path, pg.uri(), str(tmp_path / "a"), port=free_port()).warnings  # loopback: quiet
+    for private in ("basic_auth.ini", "secret_key"):
+        assert (tmp_path / "server" / private).stat().st_mode & 0o077 == 0
+    wrong = pg.uri().replace(pg.password, "not-the-password")
+    with pytest.raises(RecommenderError, match="password authentication failed") as info:
+        plan_server(tmp_path, wrong, str(tmp_path / "artifacts"))
+    assert "not-the-password" not in str(info.value) and "recommender:***@" in str(info.value)
+    with pytest.raises(RecommenderError, match="does not exist.*createdb"):
+        plan_server(tmp_path, pg.uri("nosuchdb"), str(tmp_path / "artifacts"))
+    with pytest.raises(RecommenderError, match="PostgreSQL"):
+        plan_server(tmp_path, f"sqlite:///{tmp_path}/x.db", str(tmp_path / "artifacts"))
+    proc = subprocess.run([sys.executable, "-m", "recommender", "server", "--backend-store-uri", wrong,
+                           "--artifacts-destination", str(tmp_path / "artifacts")], capture_output=True, text=True,
+                          timeout=600, env=_env(None))
+    assert proc.returncode == 2 and "cannot reach the PostgreSQL database" in proc.stderr and "Traceback" not in proc.stderr
+    assert "not-the-password" not in proc.stderr + proc.stdout
+
+
+@pytest.fixture(scope="module")
+def team(pg, tmp_path_factory):
     team = Team(tmp_path_factory.mktemp("team"), pg)
     saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
     try:
@@ -116,8 +149,6 @@ def team(tmp_path_factory):
         team.stop()
         for key, value in saved.items():
             os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
-        pg.stop()
-        shutil.rmtree(pg.folder, ignore_errors=True)
 
 
 def _bob(team: Team) -> None:
@@ -295,7 +326,8 @@ def test_stopping_and_restarting_the_server_loses_nothing(team, tmp_path):
         models = sorted((m.name, tuple(sorted(m.aliases.items())),
                          tuple(sorted(mv.version for mv in client.search_model_versions(f"name='{m.name}'"))))
                         for m in client.search_registered_models())
-        return exps, runs, models, sorted((u["username"], u["admin"]) for u in _users(team))
+        users = team.api("/api/2.0/mlflow/users/list").json()["users"]
+        return exps, runs, models, sorted((u["username"], u["is_admin"], repr(u["roles"])) for u in users)
 
     before = snapshot()
     team.stop()

@@ -9,7 +9,7 @@ import typer
 
 from recommender import ingest as lib
 from recommender.bank import DataBank
-from recommender.cli._common import choices, config, console, progress, value
+from recommender.cli._common import choices, config, console, console_err, value
 
 app = typer.Typer(help="Validate files and add them to the data bank (atomically: all or nothing).", no_args_is_help=True)
 
@@ -37,7 +37,7 @@ def _report(result: lib.IngestResult) -> None:
 @app.command("trade")
 def trade(
     ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(help="CSV or Parquet file", exists=True, dir_okay=False)],
+    paths: Annotated[list[str], typer.Argument(help="Files, folders, globs ('BACI_HS17_Y*.csv') or zips of CSVs: ingested together as one transaction")],
     format: Annotated[TradeFormat, typer.Option("--format", help="Source layout")] = "long",
     column: ColumnOption = None,
     product_column: Annotated[str | None, typer.Option("--product-column", help="Column holding product codes (e.g. section_code)")] = None,
@@ -45,13 +45,35 @@ def trade(
     classification: Annotated[Classification | None, typer.Option("--classification", help="Product classification (default hs)")] = None,
     replace: ReplaceOption = False,
 ) -> None:
-    """Ingest bilateral trade: BACI (t,i,j,k,v,q), UN Comtrade exports, or a tidy long table."""
+    """Ingest bilateral trade: BACI (t,i,j,k,v,q), UN Comtrade exports, or a tidy long table; all files or none."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     bank = DataBank(config(ctx).bank_dir)
-    with progress(f"reading {path.name}") as advance:
-        result = lib.ingest_trade(bank, path, format=value(format), columns=lib.parse_column_map(column),
-                                  product_column=product_column, country_codes=country_codes,
-                                  classification=value(classification), replace=replace, progress=advance)
-    _report(result)
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rows]:,} rows"), TimeElapsedColumn()]
+    with Progress(*columns, console=console_err, transient=True) as bar:
+        task = bar.add_task("reading", total=None, rows=0)
+
+        def on_file(i: int, n: int, name: str) -> None:
+            bar.update(task, total=n, completed=i, description=f"reading {name}")
+
+        results = lib.ingest_trade_files(
+            bank, paths, format=value(format), columns=lib.parse_column_map(column), product_column=product_column,
+            country_codes=country_codes, classification=value(classification), replace=replace, on_file=on_file,
+            progress=lambda rows: bar.update(task, rows=bar.tasks[0].fields["rows"] + rows))
+    for result in results:
+        _report(result)
+    if len(results) > 1:
+        new = [r for r in results if not r.unchanged]
+        console.print(f"{len(results)} file(s): {len(new)} ingested ({sum(r.source['rows'] for r in new):,} rows) in one "
+                      f"transaction, {len(results) - len(new)} unchanged")
 
 
 @app.command("capacity")

@@ -33,8 +33,8 @@ from recommender.ingest.common import (
 )
 from recommender.ingest.geography import ingest_geography
 from recommender.ingest.names import ingest_product_names
-from recommender.ingest.trade import ingest_trade
+from recommender.ingest.trade import ingest_trade, ingest_trade_files, trade_files
 from recommender.ingest.validate import TradeValidator
 
 __all__ = ["ingest_product_names", "CAPACITY_FORMATS", "TRADE_FORMATS", "IngestResult", "ProblemCollector", "Progress", "TradeValidator",
-           "file_sha256", "ingest_capacity", "ingest_geography", "ingest_trade", "normalise_indicator", "parse_column_map"]
+           "file_sha256", "ingest_capacity", "ingest_geography", "ingest_trade", "ingest_trade_files", "trade_files", "normalise_indicator", "parse_column_map"]

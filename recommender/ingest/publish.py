@@ -20,9 +20,9 @@ WHOLE_TABLES = frozenset({"geography", "product_names"})
 """Tables without years: a new source replaces the whole table (with ``--replace``)."""
 
 
-def _overlapping(bank: DataBank, table: str, years: set[int], indicators: set[str] | None = None) -> list[dict[str, Any]]:
+def _overlapping(sources: list[dict[str, Any]], table: str, years: set[int], indicators: set[str] | None = None) -> list[dict[str, Any]]:
     out = []
-    for src in bank.sources:
+    for src in sources:
         if src["table"] != table:
             continue
         if table in WHOLE_TABLES or (years & set(src["years"]) and (indicators is None or indicators & set(src.get("indicators", [])))):
@@ -57,7 +57,8 @@ def already_ingested(bank: DataBank, table: str, path: Path, options: dict[str, 
 
 def _resolve_conflicts(tx: Transaction, bank: DataBank, table: str, years: set[int], replace: bool, path: Path,
                        indicators: set[str] | None = None) -> list[str]:
-    clash = _overlapping(bank, table, years, indicators)
+    # the transaction's own view: sources an earlier file of the same ingest already trimmed stay trimmed
+    clash = [dict(s) for s in _overlapping(tx.manifest["sources"], table, years, indicators)]
     if clash and not replace:
         names = ", ".join(f"{s['path']} (years {min(s['years'])}–{max(s['years'])})" if s.get("years") else s["path"] for s in clash)
         raise BankConflictError(

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import glob
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recommender.bank import TRADE_SCHEMA, DataBank
-from recommender.errors import DataValidationError, Problem
+from recommender.bank import TRADE_SCHEMA, DataBank, Transaction
+from recommender.errors import DataValidationError, Problem, RecommenderError
 from recommender.ingest.baci import read_baci
 from recommender.ingest.common import (
     TRADE_FORMATS,
     IngestResult,
     Progress,
+    file_sha256,
     reading_errors,
 )
 from recommender.ingest.comtrade import read_comtrade
@@ -29,6 +36,7 @@ from recommender.ingest.publish import (
 )
 from recommender.ingest.tidy import _NonNumeric, read_long
 from recommender.ingest.validate import TradeValidator
+from recommender.tables import UNREADABLE, unreadable
 
 
 @reading_errors
@@ -55,13 +63,53 @@ def ingest_trade(
     classification : product classification; default ``"hs"``, or ``"hs-section"`` when the
         product column is ``section_code``.
 
-    The file's sha256 is computed in a background thread while it is parsed; a file already in
-    the bank (same hash and options) rolls the work back and reports ``unchanged``. Parsing,
-    validation and Parquet writing overlap (a writer thread), so a BACI year streams through
-    in bounded memory.
+    The file's sha256 is computed first; a file already in the bank (same hash and options)
+    reports ``unchanged`` without parsing. Parsing, validation and Parquet writing overlap (a
+    writer thread), so a BACI year streams through in bounded memory.
     """
-    path = Path(path)
-    _check_source(path, format, TRADE_FORMATS)
+    return ingest_trade_files(bank, [Path(path)], format=format, columns=columns, product_column=product_column,
+                              country_codes=country_codes, classification=classification, replace=replace,
+                              progress=progress)[0]
+
+
+def trade_files(specs: list[str | Path]) -> list[Path]:
+    """Expand what a user names into files: a file, a folder (its CSV, Parquet and zip files), a glob."""
+    out: list[Path] = []
+    for spec in map(str, specs):
+        if any(ch in spec for ch in "*?["):
+            found = sorted(Path(p) for p in glob.glob(spec) if Path(p).is_file())
+        elif Path(spec).is_dir():
+            found = sorted(p for p in Path(spec).iterdir() if p.is_file() and p.suffix.lower() in TRADE_SUFFIXES)
+        else:
+            found = [Path(spec)]
+        if not found:
+            raise RecommenderError(f"{spec}: no trade files there (CSV, Parquet or zip of CSVs)")
+        out += found
+    if len(set(out)) != len(out):
+        raise RecommenderError("the same file is named twice: " + ", ".join(sorted({str(p) for p in out if out.count(p) > 1})))
+    return out
+
+
+def ingest_trade_files(
+    bank: DataBank,
+    paths: list[str | Path],
+    *,
+    format: str = "long",
+    columns: dict[str, str] | None = None,
+    product_column: str | None = None,
+    country_codes: str | Path | None = None,
+    classification: str | None = None,
+    replace: bool = False,
+    progress: Progress | None = None,
+    on_file: Callable[[int, int, str], None] | None = None,
+) -> list[IngestResult]:
+    """Ingest several trade files, e.g. a BACI release (one CSV per year, or a zip of them), as **one**
+    bank transaction: every file is validated and published together, or nothing is written.
+
+    Each file (or zip member) is its own source in the manifest. Files already in the bank are
+    reported ``unchanged``; two files of one call may not hold the same year. ``on_file(i, n, name)``
+    is called before each file is read (for a progress display); ``progress(rows)`` as rows stream.
+    """
     columns = dict(columns or {})
     if product_column:
         columns["product"] = product_column
@@ -69,10 +117,76 @@ def ingest_trade(
         classification = "hs-section" if columns.get("product") == "section_code" else "hs"
     options = {"format": format, "columns": columns, "classification": classification,
                "country_codes": str(country_codes) if country_codes else None}
-    source_id = _source_id(path)
-    sha, same = already_ingested(bank, "trade", path, options)
-    if same is not None:
-        return IngestResult(same, unchanged=True)
+    files = trade_files(paths)
+    for path in files:
+        _check_source(path, format, TRADE_FORMATS)
+    members = [(path, name) for path in files for name in (_zip_members(path) if _is_zip(path) else [None])]
+    results: list[IngestResult | None] = [None] * len(members)
+    seen_years: dict[int, str] = {}
+    with tempfile.TemporaryDirectory(prefix=".unzip-", dir=bank.root.parent if bank.root.parent.exists() else None) as tmp, \
+            ExitStack() as stack:
+        tx = None
+        for i, (path, member) in enumerate(members):
+            label = f"{path}!{member}" if member else str(path)
+            if on_file:
+                on_file(i, len(members), Path(member).name if member else path.name)
+            local = _extract(path, member, Path(tmp)) if member else path
+            try:
+                sha, same = already_ingested(bank, "trade", local, options) if tx is None else (file_sha256(local), None)
+                same = same or _same_in(bank, sha, options)
+                if same is not None:
+                    results[i] = IngestResult(same, unchanged=True)
+                    continue
+                if tx is None:
+                    tx = stack.enter_context(bank.transaction())
+                results[i] = _ingest_one(tx, bank, local, label, sha, format=format, columns=columns,
+                                         country_codes=country_codes, classification=classification, options=options,
+                                         replace=replace, progress=progress, seen_years=seen_years)
+            except UNREADABLE as exc:
+                raise unreadable(Path(label), exc) from exc
+            finally:
+                if member:
+                    local.unlink(missing_ok=True)
+    return results
+
+
+TRADE_SUFFIXES = (".csv", ".parquet", ".zip", ".gz")
+
+
+def _is_zip(path: Path) -> bool:
+    return path.suffix.lower() == ".zip"
+
+
+def _zip_members(path: Path) -> list[str]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = sorted(n for n in archive.namelist() if n.lower().endswith(".csv") and not n.startswith("__MACOSX"))
+    except zipfile.BadZipFile as exc:
+        raise DataValidationError(str(path), [Problem(f"not a readable zip archive: {exc}", count=0)]) from None
+    if not names:
+        raise DataValidationError(str(path), [Problem("the zip archive holds no CSV file", count=0)])
+    return names
+
+
+def _extract(path: Path, member: str, folder: Path) -> Path:
+    """One zip member to ``folder`` (one at a time: disk use is one year's CSV, not the release's)."""
+    target = folder / Path(member).name
+    with zipfile.ZipFile(path) as archive, archive.open(member) as src, open(target, "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 22)
+    return target
+
+
+def _same_in(bank: DataBank, sha: str, options: dict) -> dict | None:
+    from recommender.ingest.publish import _same_file
+
+    return _same_file(bank, "trade", sha, options)
+
+
+def _ingest_one(tx: Transaction, bank: DataBank, path: Path, label: str, sha: str, *, format: str, columns: dict,
+                country_codes: str | Path | None, classification: str, options: dict, replace: bool,
+                progress: Progress | None, seen_years: dict[int, str]) -> IngestResult:
+    """Read, validate and write one file into the open transaction ``tx``; its manifest entry is added."""
+    source_id = _source_id(Path(label.rsplit("!", 1)[-1]))
     dropped: dict[str, int] = {}
     if format == "baci":
         batches = read_baci(path, country_codes=Path(country_codes) if country_codes else None, dropped=dropped)
@@ -85,46 +199,50 @@ def ingest_trade(
     rows = 0
     years: set[int] = set()
     with ThreadPoolExecutor(max_workers=1) as writer:
-        with bank.transaction() as tx:
-            pending: list[Future] = []
-            offset = 0
-            try:
-                for raw in batches:
-                    n = raw.num_rows
-                    table = validator.check(raw, offset)
-                    offset += n
-                    if not validator.problems:
-                        year_values = pc.unique(table.column("year")).to_pylist()
-                        for year in year_values:
-                            part = table if len(year_values) == 1 else table.filter(pc.equal(table.column("year"), year))
-                            sink = tx.open_writer("trade", year, source_id, TRADE_SCHEMA)
-                            pending.append(writer.submit(sink.write_table, part))
-                            years.add(int(year))
-                        rows += table.num_rows
-                        while len(pending) > 1:  # bound memory: one batch written while the next is parsed
-                            pending.pop(0).result()
-                    if progress:
-                        progress(n)
-            except _NonNumeric as exc:
-                validator.problems.add("year is not a whole number", exc.year_rows, offset)
-                validator.problems.add("value_usd is not a number", exc.value_rows, offset)
-            except (pa.ArrowInvalid, ValueError) as exc:
-                raise DataValidationError(str(path), [Problem(f"could not parse: {exc}")],
-                                          hint="check the column types (years and values numeric, codes text)") from exc
-            finally:
-                for f in pending:
-                    f.result()
-            problems = validator.finish() + _bank_compatibility(bank, classification, sorted(validator.length_counts))
-            if problems:
-                raise DataValidationError(str(path), problems)
-            if rows == 0:
-                raise DataValidationError(str(path), [Problem("no trade rows left after dropping aggregates and self-flows", count=0)])
-            if validator.self_flows:
-                dropped["self-flows (exporter = importer)"] = validator.self_flows
-            replaced = _resolve_conflicts(tx, bank, "trade", years, replace, path)
-            _update_products(tx, bank, list(validator.products), classification)
-            lengths = sorted(validator.length_counts)
-            entry = _record(tx, source_id=source_id, table="trade", path=path, sha=sha, format=format, rows=rows,
-                            years=years, options=options, dropped=dropped, classification=classification,
-                            product_level=lengths[0] if lengths else None)
+        pending: list[Future] = []
+        offset = 0
+        try:
+            for raw in batches:
+                n = raw.num_rows
+                table = validator.check(raw, offset)
+                offset += n
+                if not validator.problems:
+                    year_values = pc.unique(table.column("year")).to_pylist()
+                    for year in year_values:
+                        part = table if len(year_values) == 1 else table.filter(pc.equal(table.column("year"), year))
+                        sink = tx.open_writer("trade", year, source_id, TRADE_SCHEMA)
+                        pending.append(writer.submit(sink.write_table, part))
+                        years.add(int(year))
+                    rows += table.num_rows
+                    while len(pending) > 1:  # bound memory: one batch written while the next is parsed
+                        pending.pop(0).result()
+                if progress:
+                    progress(n)
+        except _NonNumeric as exc:
+            validator.problems.add("year is not a whole number", exc.year_rows, offset)
+            validator.problems.add("value_usd is not a number", exc.value_rows, offset)
+        except (pa.ArrowInvalid, ValueError) as exc:
+            raise DataValidationError(label, [Problem(f"could not parse: {exc}")],
+                                      hint="check the column types (years and values numeric, codes text)") from exc
+        finally:
+            for f in pending:
+                f.result()
+    problems = validator.finish() + _bank_compatibility(bank, classification, sorted(validator.length_counts))
+    twice = sorted(y for y in years if y in seen_years)
+    if twice:
+        problems.append(Problem(f"year(s) {twice} also in {seen_years[twice[0]]} of this ingest; give each year once",
+                                count=0))
+    if problems:
+        raise DataValidationError(label, problems)
+    if rows == 0:
+        raise DataValidationError(label, [Problem("no trade rows left after dropping aggregates and self-flows", count=0)])
+    seen_years.update({y: Path(label).name for y in years})
+    if validator.self_flows:
+        dropped["self-flows (exporter = importer)"] = validator.self_flows
+    replaced = _resolve_conflicts(tx, bank, "trade", years, replace, Path(label))
+    _update_products(tx, bank, list(validator.products), classification)
+    lengths = sorted(validator.length_counts)
+    entry = _record(tx, source_id=source_id, table="trade", path=Path(label), sha=sha, format=format, rows=rows,
+                    years=years, options=options, dropped=dropped, classification=classification,
+                    product_level=lengths[0] if lengths else None)
     return IngestResult(entry, dropped=dropped, replaced=replaced)

@@ -1,0 +1,41 @@
+"""CPUs and memory as the container sees them, from fake cgroup trees."""
+
+from __future__ import annotations
+
+import os
+
+from features.resources import available_memory, cgroup_cpu_quota, parallel_workers, usable_cpus
+
+
+def test_cpu_quota_v2_v1_and_unlimited(tmp_path):
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert cgroup_cpu_quota(tmp_path) == 1.5
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_quota(tmp_path) is None
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("100000")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000")
+    assert cgroup_cpu_quota(v1) == 1.0
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("-1")
+    assert cgroup_cpu_quota(v1) is None
+    assert cgroup_cpu_quota(tmp_path / "nothing") is None
+
+
+def test_usable_cpus_take_the_smaller_of_affinity_and_quota(tmp_path):
+    affinity = len(os.sched_getaffinity(0))
+    assert usable_cpus(tmp_path) == affinity  # no quota files: the affinity mask
+    (tmp_path / "cpu.max").write_text("50000 100000\n")  # half a CPU rounds up to one
+    assert usable_cpus(tmp_path) == 1
+    (tmp_path / "cpu.max").write_text(f"{(affinity + 8) * 100000} 100000\n")  # a quota above the mask
+    assert usable_cpus(tmp_path) == affinity
+
+
+def test_memory_limit_bounds_the_workers(tmp_path):
+    (tmp_path / "memory.max").write_text(str(4 << 30))
+    (tmp_path / "memory.current").write_text(str(3 << 30))
+    assert available_memory(tmp_path) <= 1 << 30
+    (tmp_path / "cpu.max").write_text("400000 100000\n")
+    # 1 GiB free, half of it usable, 200 MiB a worker: 2 workers (at most the CPUs)
+    assert parallel_workers(200 << 20, root=tmp_path) == min(2, usable_cpus(tmp_path))
+    assert parallel_workers(10 << 30, root=tmp_path) == 1  # never zero
