@@ -108,6 +108,8 @@ def plan_server(home: Path, backend_store_uri: str, artifacts_destination: str, 
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": backend_store_uri, SECRET_KEY_ENV: secret_key(folder)}
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # MLflow's job runner (GenAI evaluation jobs, trace roll-ups) is two more processes this project never uses
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     if "://" not in artifacts_destination:
         Path(artifacts_destination).mkdir(parents=True, exist_ok=True)
         artifacts_destination = str(Path(artifacts_destination).absolute())
