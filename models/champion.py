@@ -126,7 +126,8 @@ def decide_champion(client: MlflowClient, name: str, version: str, force: bool) 
         client.set_model_version_tag(name, version, PROMOTE_TAG, "forced")
     champion, verdicts = settle_champion(client, name)
     if version not in verdicts:  # a training finishing at the same moment already judged this version
-        own, best = (_candidate(client, client.get_model_version(name, v)) for v in (version, champion))
+        own = _candidate(client, client.get_model_version(name, version))
+        best = _candidate(client, client.get_model_version(name, champion)) if champion is not None else None
         verdicts[version] = _challenge(best, own) if own and best else (False, "its run has no test score")
     took, why = verdicts[version]
     if champion == version:

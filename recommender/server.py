@@ -57,8 +57,8 @@ def check_postgres(uri: str, timeout: int = 10) -> None:
             "give postgresql://USER[:PASSWORD]@HOST:PORT/DATABASE (the embedded SQLite store needs no server)")
     import sqlalchemy
 
-    url = sqlalchemy.engine.make_url(uri).set(drivername="postgresql+psycopg")
-    engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": timeout}, poolclass=sqlalchemy.NullPool)
+    engine = _engine(uri, connect_args={"connect_timeout": timeout})
+    url = engine.url
     try:
         with engine.connect() as conn:
             conn.execute(sqlalchemy.text("select 1"))
@@ -163,8 +163,7 @@ def write_private(path: Path, text: str) -> None:
 def _has_users(uri: str) -> bool:
     import sqlalchemy
 
-    url = sqlalchemy.engine.make_url(uri).set(drivername="postgresql+psycopg")
-    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.NullPool)
+    engine = _engine(uri)
     try:
         with engine.connect() as conn:
             return bool(conn.execute(sqlalchemy.text("select exists (select 1 from users)")).scalar())
@@ -172,3 +171,11 @@ def _has_users(uri: str) -> bool:
         return False
     finally:
         engine.dispose()
+
+
+def _engine(uri: str, **kwargs):
+    """A one-connection SQLAlchemy engine on ``uri`` through psycopg 3 (the driver this project installs)."""
+    import sqlalchemy
+
+    url = sqlalchemy.engine.make_url(uri).set(drivername="postgresql+psycopg")
+    return sqlalchemy.create_engine(url, poolclass=sqlalchemy.NullPool, **kwargs)

@@ -30,6 +30,7 @@ from recommender.ingest.publish import (
     _check_source,
     _record,
     _resolve_conflicts,
+    _same_file,
     _source_id,
     _update_products,
     already_ingested,
@@ -132,8 +133,11 @@ def ingest_trade_files(
                 on_file(i, len(members), Path(member).name if member else path.name)
             local = _extract(path, member, Path(tmp)) if member else path
             try:
-                sha, same = already_ingested(bank, "trade", local, options) if tx is None else (file_sha256(local), None)
-                same = same or _same_in(bank, sha, options)
+                if tx is None:  # before the transaction: an unchanged file may also tidy a killed writer's debris
+                    sha, same = already_ingested(bank, "trade", local, options)
+                else:
+                    sha = file_sha256(local)
+                    same = _same_file(bank, "trade", sha, options)
                 if same is not None:
                     results[i] = IngestResult(same, unchanged=True)
                     continue
@@ -174,12 +178,6 @@ def _extract(path: Path, member: str, folder: Path) -> Path:
     with zipfile.ZipFile(path) as archive, archive.open(member) as src, open(target, "wb") as dst:
         shutil.copyfileobj(src, dst, 1 << 22)
     return target
-
-
-def _same_in(bank: DataBank, sha: str, options: dict) -> dict | None:
-    from recommender.ingest.publish import _same_file
-
-    return _same_file(bank, "trade", sha, options)
 
 
 def _ingest_one(tx: Transaction, bank: DataBank, path: Path, label: str, sha: str, *, format: str, columns: dict,
