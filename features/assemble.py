@@ -17,8 +17,9 @@ from features.bilateral import flow_features, geography_features, pair_features
 from features.capacity import capacity_features
 from features.columns import check_columns
 from features.complexity import add_dynamics, compute_complexity
+from features.errors import FeatureError
 from features.importer import importer_features
-from features.trade import TRADE_COLUMNS, grubel_lloyd, matched_trade, world_exports
+from features.trade import TradeView, grubel_lloyd, matched_trade
 
 EXPORTER_PRODUCT = ["export_value", "world_share", "rca", "mcp", "diversity", "eci", "density", "distance", "coi", "cog",
                     "export_growth_3y", "export_growth_5y", "rca_change_3y"]
@@ -52,7 +53,7 @@ FEATURE_LAGS = (0, 3, 5)
 
 
 def build_base(
-    trade: pd.DataFrame,
+    trade: TradeView | pd.DataFrame,
     bloc: Collection[str],
     *,
     until: int | None = None,
@@ -64,28 +65,32 @@ def build_base(
 ) -> BaseTables:
     """Compute every feature family from trade (and optional capacity, geography, products).
 
-    ``until`` drops all trade and capacity after that year first: features for year t then use
-    data from years ≤ t only. ``years`` limits every table to the years features are wanted for
-    and their lags (:data:`FEATURE_LAGS`), which is what scoring one year needs; such a base has
-    no later years, so it cannot label outcomes. Default: every year. ``complexity``: the world
-    complexity table of an earlier :func:`build_base` on the same trade (it does not depend on the
-    bloc), to build bases for many country sets at the cost of one.
+    ``trade``: a :class:`~features.trade.TradeView` whose flows cover the bloc (what a bank
+    answers out of core), or a whole flow table. ``until`` drops all trade and capacity after that
+    year first: features for year t then use data from years ≤ t only. ``years`` limits every table
+    to the years features are wanted for and their lags (:data:`FEATURE_LAGS`), which is what
+    scoring one year needs; such a base has no later years, so it cannot label outcomes. Default:
+    every year. ``complexity``: the world complexity table (with dynamics) of those years from an
+    earlier computation on the same trade (it does not depend on the bloc), to build bases for
+    many country sets, or many years, at the cost of one.
     """
-    check_columns(trade, TRADE_COLUMNS, "trade")
     members = tuple(sorted(set(bloc)))
+    view = trade if isinstance(trade, TradeView) else TradeView.from_trade(trade, members)
+    if not view.covers(members):
+        raise FeatureError(f"the trade view holds the flows of {list(view.countries)}, not of every country of {list(members)}")
     if until is not None:
-        trade = trade[trade["year"] <= until]
+        view = view.restrict(lambda y: y <= until)
         if capacity is not None:
             capacity = capacity[capacity["year"] <= until]
     if years is not None:  # features of these years read only them and their 3- and 5-year lags
-        needed = {int(y) - lag for y in years for lag in FEATURE_LAGS}
-        trade = trade[trade["year"].isin(needed)]
+        needed = lag_years(years)
+        view = view.restrict(lambda y: y.isin(needed))
         if capacity is not None:
             capacity = capacity[capacity["year"].isin(needed)]
     if complexity is None:
-        complexity = add_dynamics(compute_complexity(world_exports(trade)))
-    touched = trade[trade["importer"].isin(members) | trade["exporter"].isin(members)]
-    to_bloc = trade[trade["importer"].isin(members)]
+        complexity = add_dynamics(compute_complexity(view.exports))
+    flows = view.flows
+    touched = flows[flows["importer"].isin(members) | flows["exporter"].isin(members)] if view.countries != members else flows
     sector = None
     if products is not None and "sector" in products:
         # INDSTAT-style capacity is by ISIC division ("24"); national accounts by aggregate ("D")
@@ -96,14 +101,19 @@ def build_base(
     return BaseTables(
         trade=touched.reset_index(drop=True),
         complexity=complexity,
-        importer=importer_features(to_bloc, members),
-        pairs=pair_features(trade, members),
+        importer=importer_features(touched[touched["importer"].isin(members)], members),
+        pairs=pair_features(view, members),
         capacity=capacity_features(capacity) if capacity is not None and not capacity.empty else None,
         geography=geography,
         product_sector=sector,
         bloc=members,
         pair_products=pair_product_table(touched, members),
     )
+
+
+def lag_years(years: Collection[int]) -> set[int]:
+    """The years the features of ``years`` read: each year and its lags (:data:`FEATURE_LAGS`)."""
+    return {int(y) - lag for y in years for lag in FEATURE_LAGS}
 
 
 def _merge_prefixed(out: pd.DataFrame, table: pd.DataFrame, keys: dict[str, str], columns: list[str], prefix: str) -> pd.DataFrame:

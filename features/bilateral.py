@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from features.columns import check_columns
-from features.trade import TRADE_COLUMNS, grubel_lloyd, matched_trade, supplier_shares
+from features.trade import TRADE_COLUMNS, TradeView, grubel_lloyd, matched_trade, supplier_shares
 
 
 def flow_features(trade: pd.DataFrame, candidates: pd.DataFrame) -> pd.DataFrame:
@@ -38,7 +38,7 @@ def flow_features(trade: pd.DataFrame, candidates: pd.DataFrame) -> pd.DataFrame
     return out
 
 
-def pair_features(trade: pd.DataFrame, countries: Collection[str]) -> pd.DataFrame:
+def pair_features(trade: TradeView | pd.DataFrame, countries: Collection[str]) -> pd.DataFrame:
     """Exporter × importer features for ordered pairs of ``countries``, every year.
 
     * ``bilateral_exports`` :math:`x_{ij} = \\sum_p X_{i \\to j,p}`; ``bilateral_trade``
@@ -49,20 +49,27 @@ def pair_features(trade: pd.DataFrame, countries: Collection[str]) -> pd.DataFra
     * ``complementarity`` (Michaely 1996)
       :math:`TCI_{ij} = 1 - \\tfrac12 \\sum_p |m_{jp} - x_{ip}|` with :math:`m_{jp}` the share of p in
       j's imports and :math:`x_{ip}` the share of p in i's exports (1 = perfect match).
+
+    ``trade``: a :class:`~features.trade.TradeView` covering ``countries`` (world exports and
+    imports give :math:`X_i, M_j, M_w` and the shares; its flows give :math:`x_{ij}`), or a flow table.
     """
-    check_columns(trade, TRADE_COLUMNS, "trade")
     members = sorted(set(countries))
+    view = trade if isinstance(trade, TradeView) else TradeView.from_trade(trade, members)
+    flows = view.flows[view.flows["exporter"].isin(members) & view.flows["importer"].isin(members)]
+    by_year = {name: dict(iter(t.groupby("year", sort=True))) for name, t in
+               (("exports", view.exports), ("imports", view.imports), ("flows", flows))}
     frames = []
-    for year, t in trade.groupby("year", sort=True):
-        world = t["value_usd"].sum()
-        exports = t.groupby("exporter", observed=True)["value_usd"].sum()
-        imports = t.groupby("importer", observed=True)["value_usd"].sum()
-        products = pd.Index(np.sort(t["product"].unique()))
-        exp_share = _shares(t, "exporter", members, products)
-        imp_share = _shares(t, "importer", members, products)
+    for year, ex in by_year["exports"].items():
+        im = by_year["imports"].get(year, view.imports.iloc[:0])
+        fl = by_year["flows"].get(year, flows.iloc[:0])
+        world = ex["value"].sum()
+        exports = ex.groupby("exporter", observed=True)["value"].sum()
+        imports = im.groupby("importer", observed=True)["imports"].sum()
+        products = pd.Index(np.sort(ex["product"].unique()))
+        exp_share = _shares(ex, "exporter", "value", members, products)
+        imp_share = _shares(im, "importer", "imports", members, products)
         tci = 1 - 0.5 * np.abs(exp_share[:, None, :] - imp_share[None, :, :]).sum(axis=2)
-        bil = t[t["exporter"].isin(members) & t["importer"].isin(members)].groupby(
-            ["exporter", "importer"], observed=True)["value_usd"].sum()
+        bil = fl.groupby(["exporter", "importer"], observed=True)["value_usd"].sum()
         i, j = np.meshgrid(np.arange(len(members)), np.arange(len(members)), indexing="ij")
         i, j = i.ravel(), j.ravel()
         keep = i != j
@@ -81,9 +88,9 @@ def pair_features(trade: pd.DataFrame, countries: Collection[str]) -> pd.DataFra
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _shares(t: pd.DataFrame, side: str, members: list[str], products: pd.Index) -> np.ndarray:
+def _shares(t: pd.DataFrame, side: str, value: str, members: list[str], products: pd.Index) -> np.ndarray:
     """members × products matrix of each member's product shares of its exports (or imports)."""
-    sums = t[t[side].isin(members)].groupby([side, "product"], observed=True)["value_usd"].sum()
+    sums = t[t[side].isin(members)].groupby([side, "product"], observed=True)[value].sum()
     mat = sums.unstack("product").reindex(index=members, columns=products).fillna(0.0).to_numpy()
     totals = mat.sum(axis=1, keepdims=True)
     return np.divide(mat, totals, out=np.zeros_like(mat), where=totals > 0)

@@ -1,6 +1,10 @@
-"""Aggregations of bilateral flows: product level, world exports, imports by importer."""
+"""Aggregations of bilateral flows: product level, world exports, imports by importer, and the
+:class:`TradeView` every feature reads instead of the whole panel."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -41,6 +45,63 @@ def imports(trade: pd.DataFrame) -> pd.DataFrame:
     check_columns(trade, TRADE_COLUMNS, "trade")
     out = trade.groupby(["year", "importer", "product"], as_index=False, observed=True)["value_usd"].sum()
     return out.rename(columns={"value_usd": "imports"})
+
+
+@dataclass(frozen=True)
+class TradeView:
+    """What the features and labels read from bilateral trade, without the whole flow table.
+
+    * ``exports`` — ``year, exporter, product, value``: world exports
+      :math:`X_{cp,t} = \\sum_j X_{c \\to j,p,t}` of every country (:func:`world_exports`);
+    * ``imports`` — ``year, importer, product, imports``: world imports
+      :math:`M_{jp,t} = \\sum_i X_{i \\to j,p,t}` of every country (:func:`imports`);
+    * ``flows`` — ``year, exporter, importer, product, value_usd``: every flow whose exporter or
+      importer is in ``countries`` (for a bloc, about 2·|B|/N of the world's flows).
+
+    Complexity reads ``exports``, pair features all three, and everything bilateral (flow
+    features, importer features, two-way trade, labels) ``flows``. A bank answers these three
+    queries out of core (:meth:`recommender.bank.DataBank.trade_view`); :meth:`from_trade` builds
+    the same view from an in-memory flow table.
+    """
+
+    exports: pd.DataFrame
+    imports: pd.DataFrame
+    flows: pd.DataFrame
+    countries: tuple[str, ...]
+
+    @classmethod
+    def from_trade(cls, trade: pd.DataFrame, countries: Collection[str]) -> TradeView:
+        """The view of an in-memory ``trade`` table (columns :data:`TRADE_COLUMNS`) for ``countries``."""
+        check_columns(trade, TRADE_COLUMNS, "trade")
+        members = tuple(sorted(set(countries)))
+        flows = trade[trade["exporter"].isin(members) | trade["importer"].isin(members)][TRADE_COLUMNS]
+        return cls(world_exports(trade), imports(trade), flows.reset_index(drop=True), members)
+
+    @classmethod
+    def concat(cls, views: Iterable[TradeView]) -> TradeView:
+        """One view of several (e.g. one per year) that share ``countries``."""
+        views = list(views)
+        if not views or len({v.countries for v in views}) != 1:
+            raise FeatureError("TradeView.concat needs one or more views of the same countries")
+
+        def cat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+            return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+        return cls(cat([v.exports for v in views]), cat([v.imports for v in views]), cat([v.flows for v in views]),
+                   views[0].countries)
+
+    @property
+    def years(self) -> list[int]:
+        return sorted(int(y) for y in self.exports["year"].unique())
+
+    def covers(self, countries: Collection[str]) -> bool:
+        """Whether ``flows`` holds every flow of ``countries``."""
+        return set(countries) <= set(self.countries)
+
+    def restrict(self, keep: Callable[[pd.Series], pd.Series]) -> TradeView:
+        """The view of the years for which ``keep(year column)`` is true."""
+        return TradeView(*(t[keep(t["year"])].reset_index(drop=True) for t in (self.exports, self.imports, self.flows)),
+                         self.countries)
 
 
 def supplier_shares(trade: pd.DataFrame, keys: pd.DataFrame, *, offset: int = 0) -> pd.DataFrame:

@@ -17,18 +17,21 @@ import numpy as np
 import pandas as pd
 
 from features.assemble import BaseTables, build_base
+from features.trade import TradeView
 from models.tasks import Task
 from models.train import POOL
 
 
-def pseudo_blocs(trade: pd.DataFrame, bloc: Collection[str], *, n_sets: int, seed: int = 0,
+def pseudo_blocs(trade: TradeView | pd.DataFrame, bloc: Collection[str], *, n_sets: int, seed: int = 0,
                  candidates: int = 120) -> list[tuple[str, ...]]:
-    """``n_sets`` random country sets of the bloc's size from the ``candidates`` largest traders.
+    """``n_sets`` random country sets of the bloc's size from the ``candidates`` largest traders
+    (exports plus imports, from a :class:`~features.trade.TradeView` or a flow table).
 
     Deterministic for a seed. The bloc itself is never drawn; its members may appear in sets.
     """
-    totals = (trade.groupby("exporter", observed=True)["value_usd"].sum()
-              .add(trade.groupby("importer", observed=True)["value_usd"].sum(), fill_value=0).sort_values(ascending=False))
+    view = trade if isinstance(trade, TradeView) else TradeView.from_trade(trade, bloc)
+    totals = (view.exports.groupby("exporter", observed=True)["value"].sum()
+              .add(view.imports.groupby("importer", observed=True)["imports"].sum(), fill_value=0).sort_values(ascending=False))
     pool = np.asarray(sorted(totals.index[:candidates]), dtype=object)
     size = min(len(set(bloc)), len(pool))
     rng = np.random.default_rng(seed)
@@ -41,7 +44,7 @@ def pseudo_blocs(trade: pd.DataFrame, bloc: Collection[str], *, n_sets: int, see
     return sets
 
 
-def pooled_dataset(task: Task, base: BaseTables, trade: pd.DataFrame, sets: list[tuple[str, ...]], years: Collection[int], *,
+def pooled_dataset(task: Task, base: BaseTables, trade: TradeView | pd.DataFrame, sets: list[tuple[str, ...]], years: Collection[int], *,
                    capacity: pd.DataFrame | None = None, geography: pd.DataFrame | None = None,
                    products: pd.DataFrame | None = None, log: Callable[[str], None] = lambda _m: None) -> pd.DataFrame:
     """Labelled candidates of every set in ``sets``, built like the bloc's (``base`` lends its world tables)."""

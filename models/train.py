@@ -96,15 +96,21 @@ def _dataset(table: pd.DataFrame, features: list[str], spec: Task, seed: int, re
                        free_raw_data=True, params={"verbose": -1})
 
 
+def booster_params(params: dict, *, seed: int, threads: int) -> dict:
+    """LightGBM parameters from a model spec: its booster settings, the seed, determinism and threads."""
+    p = {k: v for k, v in params.items() if k not in {"spec_version", "task", "early_stopping_rounds", "eval_at", "tuning_note",
+                                                      "n_estimators"}}
+    p.update(seed=seed, deterministic=True, force_row_wise=True, num_threads=threads, verbose=-1, metric="ndcg")
+    return p
+
+
 def fit_ranker(train: pd.DataFrame, valid: pd.DataFrame | None, features: list[str], spec: Task, params: dict,
                *, seed: int = 0, n_estimators: int | None = None) -> lgb.Booster:
     """Fit a LambdaRank booster with LightGBM's functional API; with ``valid``, early stopping on NDCG@``eval_at``."""
     if train.empty:
         raise ModelError("no training candidates: need more labelled years before the test year")
-    p = {k: v for k, v in params.items() if k not in {"spec_version", "task", "early_stopping_rounds", "eval_at", "tuning_note",
-                                                      "n_estimators"}}
-    p.update(seed=seed, deterministic=True, force_row_wise=True, num_threads=min(_threads(), 2), verbose=-1,
-             metric="ndcg", eval_at=[params["eval_at"]])
+    p = booster_params(params, seed=seed, threads=min(_threads(), 2))
+    p["eval_at"] = [params["eval_at"]]
     rounds = int(n_estimators if n_estimators is not None else params["n_estimators"])
     data = _dataset(train, features, spec, seed)
     kwargs: dict = {}
@@ -199,19 +205,22 @@ def fold_split(dataset: pd.DataFrame, pool: pd.DataFrame | None, year: int, spec
 
 def evaluate(dataset: pd.DataFrame, spec: Task, params: dict, *, test_years: list[int] | None = None,
              seed: int = 0, seeds: int = 1, pool: pd.DataFrame | None = None, ablation: bool = True,
-             n_resamples: int = 1000, log: Log | None = None) -> Evaluation:
+             n_resamples: int = 1000, engine=None, log: Log | None = None) -> Evaluation:
     """Rolling-origin evaluation of the model, its ablation and every baseline on the same test candidates.
 
     ``pool``: extra labelled candidates (other country sets, same features) added to every fold's
     training years, never to validation or test. ``seeds`` > 1 refits each fold with seeds
     ``seed + 1 …`` to report the spread; the reported model is the one of ``seed``. The model's
     lift over the best baseline gets a bootstrap interval over queries (``n_resamples``), and the
-    out-of-fold scores fit the probability calibration (:mod:`models.calibration`).
+    out-of-fold scores fit the probability calibration (:mod:`models.calibration`). ``engine``
+    fits and scores the models (:mod:`models.engine`; default this process).
     """
     from models.calibration import cross_fitted_reliability, fit_calibration
+    from models.engine import LocalEngine
     from models.uncertainty import interval_table
 
     log = log or (lambda _msg: None)
+    engine = engine or LocalEngine()
     test_years = check_test_years(dataset, spec, test_years)
     dataset, pool = with_pool(dataset, pool)
     features = spec.feature_columns(dataset)
@@ -224,14 +233,14 @@ def evaluate(dataset: pd.DataFrame, spec: Task, params: dict, *, test_years: lis
         log(f"test year {year}: fit on {fit['year'].min()}–{fit['year'].max()} ({len(fit):,} candidates"
             f"{f', {int(fit[POOL].ne(BLOC_POOL).sum()):,} pooled' if POOL in fit else ''}), "
             f"early stopping on {year - spec.horizon} ({len(valid):,}), test {len(test):,}")
-        model = fit_ranker(fit, valid, features, spec, params, seed=seed)
-        test["score_model"] = model.predict(test[features])
+        model = engine.fit(fit, valid, features, spec, params, seed=seed)
+        test["score_model"] = engine.predict(model, test, features)
         if ABLATION in names:
-            small = fit_ranker(fit, valid, inputs, spec, params, seed=seed)
-            test[f"score_{ABLATION}"] = small.predict(test[inputs])
+            small = engine.fit(fit, valid, inputs, spec, params, seed=seed)
+            test[f"score_{ABLATION}"] = engine.predict(small, test, inputs)
         for other in seed_scores:
-            extra = fit_ranker(fit, valid, features, spec, params, seed=other)
-            seed_scores[other].append(extra.predict(test[features]))
+            extra = engine.fit(fit, valid, features, spec, params, seed=other)
+            seed_scores[other].append(engine.predict(extra, test, features))
         for name, scorer in scorers.items():
             test[f"score_{name}"] = scorer(test)
         groups = _group_ids(test, spec)
@@ -265,9 +274,11 @@ def evaluate(dataset: pd.DataFrame, spec: Task, params: dict, *, test_years: lis
 
 
 def refit(dataset: pd.DataFrame, evaluation: Evaluation, spec: Task, *, seed: int = 0,
-          pool: pd.DataFrame | None = None) -> lgb.Booster:
+          pool: pd.DataFrame | None = None, engine=None) -> lgb.Booster:
     """The model for use: every labelled year (and the pool's), the number of rounds chosen on validation."""
+    from models.engine import LocalEngine
+
     dataset, pool = with_pool(dataset, pool)
     labelled = pd.concat([p[p["relevance"].notna()] for p in ([dataset] if pool is None else [dataset, pool])], ignore_index=True)
-    return fit_ranker(labelled, None, evaluation.features, spec, evaluation.params, seed=seed,
-                      n_estimators=evaluation.best_iteration)
+    return (engine or LocalEngine()).fit(labelled, None, evaluation.features, spec, evaluation.params, seed=seed,
+                                         n_estimators=evaluation.best_iteration)

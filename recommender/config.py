@@ -91,6 +91,11 @@ class Config:
         return self.home / "bank"
 
     @property
+    def feature_dir(self) -> Path:
+        """The feature store (:mod:`recommender.datasets`): task tables keyed by bank, bloc, task and level."""
+        return self.home / "features"
+
+    @property
     def mlflow_uri(self) -> str:
         """The tracking URI: explicit, else a SQLite file under the home."""
         return self.tracking_uri or f"sqlite:///{(self.home / 'mlflow.db').as_posix()}"

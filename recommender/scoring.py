@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from models.engine import Engine
 from models.tasks import Task, get_task
 from recommender import countries
 from recommender.bank import DataBank
@@ -139,7 +140,7 @@ class ScoreResult:
 
 def score_file(cfg: Config, task: str, path: str | Path, output: str | Path, *, year: int | None = None,
                model_uri: str | None = None, reasons: bool = True, progress: Progress | None = None,
-               track: bool = True) -> ScoreResult:
+               track: bool = True, engine: Engine | None = None) -> ScoreResult:
     """Validate, score and write a projects file. See the module docstring for the passes."""
     path, output = Path(path), Path(output)
     task_ = get_task(task)  # unknown task → the standard error
@@ -154,7 +155,7 @@ def score_file(cfg: Config, task: str, path: str | Path, output: str | Path, *, 
     check = validate(path, task_, cfg, products)
 
     # distinct keys → features, scores and reasons, computed once
-    scored: Scored = score_candidates(cfg, task, check.keys, year=year, loaded=loaded)
+    scored: Scored = score_candidates(cfg, task, check.keys, year=year, loaded=loaded, engine=engine)
     table = scored.rows  # same order as check.keys
     key_scores = table["score"].to_numpy()
     key_reasons = np.asarray(explain(scored.model, table, scored.features, task_, scored.sectors), dtype=object) \

@@ -53,6 +53,20 @@ def progress(description: str, total: float | None = None) -> Iterator[callable]
 
 BlocOption = Annotated[str | None, typer.Option("--bloc", help="SCO (default), EAEU, ASEAN, BRICS or a comma-separated ISO3 list")]
 
+EngineName = Enum("EngineName", {"local": "local", "dask": "dask"}, type=str)
+EngineOption = Annotated[EngineName, typer.Option("--engine", help="Where features and models are computed: this process, or a Dask cluster")]
+SchedulerOption = Annotated[str | None, typer.Option(
+    "--scheduler", help="Dask scheduler tcp://HOST:PORT for --engine dask (default: a local cluster of 2 workers). Env: RECOMMENDER_SCHEDULER",
+    envvar="RECOMMENDER_SCHEDULER")]
+
+
+def engine(name: EngineName | str, scheduler: str | None):
+    """The engine for a command (:func:`models.engine.open_engine`), its start reported on stderr."""
+    from models.engine import open_engine
+
+    return open_engine(value(name), scheduler=scheduler, log=lambda msg: console_err.print(msg))
+
+
 TaskName = Enum("TaskName", {name.replace("-", "_"): name for name in TASKS}, type=str)
 """The tasks as a real choice: Typer lists them in --help and refuses anything else with exit 2."""
 TaskOption = Annotated[TaskName, typer.Option("--task", help="The ranking task")]

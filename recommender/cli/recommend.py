@@ -9,7 +9,17 @@ import typer
 from rich.table import Table
 
 from models.tasks import get_task
-from recommender.cli._common import BlocOption, TaskOption, config, console, task_name
+from recommender.cli._common import (
+    BlocOption,
+    EngineName,
+    EngineOption,
+    SchedulerOption,
+    TaskOption,
+    config,
+    console,
+    engine,
+    task_name,
+)
 from recommender.output import write_table
 
 
@@ -22,12 +32,15 @@ def recommend(
     top: Annotated[int | None, typer.Option(help="Keep the best N of each query group (default: all)")] = None,
     output: Annotated[Path | None, typer.Option(help="Write CSV or Parquet (by extension)")] = None,
     model_uri: Annotated[str | None, typer.Option("--model-uri", help="Score with this MLflow model instead of the champion")] = None,
+    engine_name: EngineOption = EngineName.local,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Rank candidates with the champion model: a readable table, or every candidate to --output."""
     from recommender.pipeline import recommend as run
 
     cfg, task = config(ctx, bloc), task_name(task)
-    table, version = run(cfg, task, year=year, countries=country, top=top, model_uri=model_uri)
+    with engine(engine_name, scheduler) as runner:
+        table, version = run(cfg, task, year=year, countries=country, top=top, model_uri=model_uri, engine=runner)
     if output is not None:
         write_table(table, output)
         console.print(f"wrote {len(table):,} rows to {output} (model {version})")

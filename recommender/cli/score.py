@@ -10,10 +10,14 @@ import typer
 
 from recommender.cli._common import (
     BlocOption,
+    EngineName,
+    EngineOption,
+    SchedulerOption,
     TaskOption,
     config,
     console,
     console_err,
+    engine,
     progress,
     task_name,
 )
@@ -28,6 +32,8 @@ def score(
     model_uri: Annotated[str | None, typer.Option("--model-uri", help="MLflow model URI (default: the champion of the task and bloc)")] = None,
     output: Annotated[Path | None, typer.Option(help="Output .csv or .parquet (default: <input>.scored.csv)")] = None,
     no_reasons: Annotated[bool, typer.Option("--no-reasons", help="Skip the reasons column (faster)")] = False,
+    engine_name: EngineOption = EngineName.local,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Validate and score a list of candidate projects: score, rank, percentile, reasons, model version."""
     from recommender.scoring import score_file
@@ -38,8 +44,9 @@ def score(
     if projects.suffix.lower() == ".csv" and projects.is_file() and os.path.getsize(projects) < 2 * 1024**3:
         with open(projects, "rb") as f:
             total = max(sum(1 for _ in f) - 1, 0)
-    with progress(f"scoring {projects.name}", total=total) as advance:
-        result = score_file(cfg, task, projects, output, year=year, model_uri=model_uri, reasons=not no_reasons, progress=advance)
+    with engine(engine_name, scheduler) as runner, progress(f"scoring {projects.name}", total=total) as advance:
+        result = score_file(cfg, task, projects, output, year=year, model_uri=model_uri, reasons=not no_reasons,
+                            progress=advance, engine=runner)
     for warning in result.warnings:
         console_err.print(f"[yellow]warning:[/] {warning}")
     console.print(f"scored {result.rows:,} projects with {result.model_version} (features of {result.year}) → {result.output}")

@@ -9,11 +9,15 @@ from rich.table import Table
 
 from recommender.cli._common import (
     BlocOption,
+    EngineName,
+    EngineOption,
+    SchedulerOption,
     TaskOption,
     choices,
     config,
     console,
     console_err,
+    engine,
     task_name,
     value,
 )
@@ -122,6 +126,8 @@ def train(
     seeds: Annotated[int, typer.Option(min=1, help="Seeds per fold, to report the spread of the test metric (the model kept uses --seed)")] = 3,
     pool: Annotated[int, typer.Option(min=0, help="Pseudo-blocs whose candidates join training (0 = the bloc's own only)")] = DEFAULT_POOL,
     tune: Annotated[int, typer.Option(min=0, help="Nested random search over N settings on years before the test years (0 = spec values)")] = 0,
+    engine_name: EngineOption = EngineName.local,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Train and evaluate a ranker (rolling origin, vs baselines), log it to MLflow, decide the champion."""
     from recommender.pipeline import train_task
@@ -129,10 +135,10 @@ def train(
     cfg, task = config(ctx, bloc), task_name(task)
     years = parse_years(test_years)
     console.print(f"[bold]train[/] {task} for {cfg.bloc.name}: {', '.join(cfg.bloc.members)}")
-    with console_err.status("training...") as status:
+    with engine(engine_name, scheduler) as runner, console_err.status("training...") as status:
         outcome = train_task(cfg, task, horizon=horizon, thresholds=parse_thresholds(thresholds), min_value=min_value, test_years=years, seed=seed, product_level=int(value(product_level)) if product_level else None,
                              overrides=parse_overrides(param), experiment=experiment, promote=promote,
-                             seeds=seeds, pool_sets=pool, tune_trials=tune,
+                             seeds=seeds, pool_sets=pool, tune_trials=tune, engine=runner,
                              log=lambda msg: (status.update(msg), console.print(f"  {msg}")))
     ev = outcome.evaluation
     by_year = {f.test_year: {k: v["ndcg_at_10"] for k, v in f.metrics.items()} for f in ev.folds}

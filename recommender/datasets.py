@@ -1,0 +1,230 @@
+"""Feature tables from the bank, one year at a time, kept in an on-disk feature store.
+
+A task's table for candidate year t needs trade of t, its lags t−3 and t−5
+(:data:`features.assemble.FEATURE_LAGS`) and, for the labels, t + h; nothing else. So
+:class:`YearBuilder` asks the bank for just those years (:meth:`DataBank.trade_view`, out of core:
+world exports, world imports and the bloc's flows) and builds year t's candidates, features and
+labels; peak memory is a few years' world grids plus one year's candidates, not the panel. The
+local engine walks the years in order and keeps a sliding window of per-year views and
+complexity tables; the Dask engine runs each year as its own task (:func:`build_year`).
+
+The finished table is stored as one Parquet file per year under
+``<home>/features/<key>/`` where the key hashes what determines it (:class:`DatasetKey`): the
+bank's manifest hash, the bloc, the task's candidate and label options, the product level and
+:data:`FEATURE_VERSION`. A second ``train`` or ``recommend`` on the same bank reads it back
+instead of recomputing. A store entry is written in a temporary folder and renamed into place, so
+a killed build never leaves a half table that a later run would trust.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from features.assemble import BaseTables, build_base, lag_years
+from features.complexity import add_dynamics, compute_complexity
+from features.sectors import product_sectors
+from features.trade import TradeView
+from models.tasks import Task
+from recommender.bank import DataBank
+from recommender.errors import RecommenderError
+
+FEATURE_VERSION = "2026.11-1"
+"""Bump when any feature or label definition changes: every stored table is then rebuilt."""
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DatasetKey:
+    """What determines a task's feature table: change any field and the table is another one."""
+
+    manifest_hash: str
+    bloc: tuple[str, ...]
+    task: dict  # Task.params(): name, horizon, candidate threshold, relevance thresholds
+    product_level: int
+    feature_version: str = FEATURE_VERSION
+
+    @property
+    def digest(self) -> str:
+        blob = json.dumps({"manifest": self.manifest_hash, "bloc": list(self.bloc), "task": self.task,
+                           "level": self.product_level, "features": self.feature_version}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def dataset_key(bank: DataBank, task: Task, bloc: Collection[str], product_level: int) -> DatasetKey:
+    return DatasetKey(bank.manifest_hash(), tuple(sorted(set(bloc))), task.params(), int(product_level))
+
+
+class FeatureStore:
+    """Feature tables under ``root`` (``<home>/features``), one folder per :class:`DatasetKey`."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def path(self, key: DatasetKey) -> Path:
+        return self.root / key.digest
+
+    def has(self, key: DatasetKey) -> bool:
+        return (self.path(key) / "key.json").exists()
+
+    def years(self, key: DatasetKey) -> list[int]:
+        return sorted(int(p.stem.split("=")[1]) for p in self.path(key).glob("year=*.parquet")) if self.has(key) else []
+
+    def read(self, key: DatasetKey, years: Collection[int] | None = None) -> pd.DataFrame:
+        """The stored table (optionally some years), sorted as :meth:`Task.build_dataset` sorts."""
+        wanted = self.years(key) if years is None else [y for y in self.years(key) if y in set(years)]
+        frames = [pd.read_parquet(self.path(key) / f"year={y}.parquet") for y in wanted]
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else (frames[0] if frames else pd.DataFrame())
+
+    def staging(self, key: DatasetKey) -> Path:
+        """A fresh folder to write ``key``'s year files into before :meth:`publish`."""
+        folder = self.root / f".staging-{key.digest}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        folder.mkdir(parents=True)
+        return folder
+
+    def publish(self, key: DatasetKey, staging: Path) -> None:
+        """Move a finished staging folder into place (a concurrent builder's equal table wins)."""
+        (staging / "key.json").write_text(json.dumps({**key.__dict__, "digest": key.digest}, indent=2, sort_keys=True))
+        try:
+            os.replace(staging, self.path(key))
+        except OSError:  # another process published the same key first: its table is the same
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def discard(self, staging: Path) -> None:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+class YearBuilder:
+    """Builds a task's table year by year from the bank, reading only the years each one needs.
+
+    Keeps the per-year trade views and complexity tables of a sliding window, so walking the
+    years in order reads each year's trade once.
+    """
+
+    def __init__(self, bank: DataBank, task: Task, bloc: Collection[str], *, product_level: int | None = None):
+        self.bank, self.task, self.bloc = bank, task, tuple(sorted(set(bloc)))
+        self.bank_years = bank.years("trade")
+        self.level = product_level
+        self.capacity = bank.read("capacity") if bank.has("capacity") else None
+        self.geography = bank.read("geography") if bank.has("geography") else None
+        # the one product → sector mapping, for every code of the bank at this level
+        self.products = product_sectors(bank.product_codes(product_level), bank.classification)
+        self._views: dict[int, TradeView] = {}
+        self._complexity: dict[int, pd.DataFrame] = {}
+
+    def _view(self, years: Collection[int]) -> TradeView:
+        missing = sorted(set(years) - set(self._views))
+        if missing:
+            fetched = self.bank.trade_view(self.bloc, years=missing, product_level=self.level)
+            for y in missing:
+                self._views[y] = fetched.restrict(lambda col, y=y: col == y)
+        return TradeView.concat(self._views[y] for y in sorted(years))
+
+    def _complexity_of(self, years: Collection[int]) -> pd.DataFrame:
+        for y in sorted(set(years) - set(self._complexity)):
+            self._complexity[y] = compute_complexity(self._views[y].exports)
+        return add_dynamics(pd.concat([self._complexity[y] for y in sorted(years)], ignore_index=True))
+
+    def base(self, years: Collection[int], *, labels: bool = True) -> tuple[BaseTables, pd.DataFrame]:
+        """The feature families of ``years`` (each from years ≤ its own) and the bloc's flows for their labels.
+
+        The flows hold years up to the last of ``years`` plus, with ``labels``, each year + h.
+        """
+        years = sorted(int(y) for y in years)
+        inputs = sorted(lag_years(years) & set(self.bank_years))
+        later = sorted({y + self.task.horizon for y in years} & set(self.bank_years)) if labels else []
+        view = self._view(sorted(set(inputs) | set(later)))
+        now = view.restrict(lambda col: col <= years[-1])
+        capacity = None if self.capacity is None else self.capacity[self.capacity["year"].isin(inputs)]
+        base = build_base(now, self.bloc, capacity=capacity, geography=self.geography, products=self.products,
+                          years=years, complexity=self._complexity_of(inputs))
+        self._forget(before=min(lag_years([years[-1] + 1])))  # what the next years will not read again
+        return base, view.flows
+
+    def table(self, years: Collection[int], *, labels: bool = True) -> pd.DataFrame:
+        """Candidates of ``years`` with features and, with ``labels``, relevance (NaN where year + h is missing)."""
+        base, flows = self.base(years, labels=labels)
+        return self.task.build_dataset(base, years, trade=flows)
+
+    def _forget(self, *, before: int) -> None:
+        for cache in (self._views, self._complexity):
+            for y in [y for y in cache if y < before]:
+                del cache[y]
+
+
+CHUNK_ROWS = 5_000_000
+"""Trade rows (as stored) of the candidate years built together: small banks in one pass, BACI HS6 a year at a time."""
+
+
+def year_chunks(bank: DataBank, years: list[int], *, rows: int | None = None) -> list[list[int]]:
+    """``years`` in consecutive runs whose stored trade rows stay within ``rows`` (at least one year each)."""
+    rows = CHUNK_ROWS if rows is None else rows
+    sizes = bank.rows_by_year("trade")
+    chunks: list[list[int]] = [[]]
+    total = 0
+    for year in years:
+        if chunks[-1] and total + sizes.get(year, 0) > rows:
+            chunks.append([])
+            total = 0
+        chunks[-1].append(year)
+        total += sizes.get(year, 0)
+    return chunks
+
+
+def build_year(bank_root: str, snapshot: str, task: Task, bloc: tuple[str, ...], product_level: int | None,
+               year: int, folder: str) -> int:
+    """One year of a table as a task of its own (the Dask engine): build it, write ``folder/year=Y.parquet``.
+
+    Reads the bank's snapshot ``snapshot`` (fixed when the build started, so every year sees the
+    same data even if someone ingests meanwhile). Returns the number of rows.
+    """
+    builder = YearBuilder(DataBank(bank_root, snapshot=snapshot), task, bloc, product_level=product_level)
+    table = builder.table([year])
+    table.to_parquet(Path(folder) / f"year={year}.parquet", index=False)
+    return len(table)
+
+
+@dataclass
+class StoredTable:
+    table: pd.DataFrame
+    key: DatasetKey
+    reused: bool
+
+
+def task_table(bank: DataBank, store: FeatureStore, task: Task, bloc: Collection[str], *, product_level: int,
+               engine=None, log: Log = lambda _m: None) -> StoredTable:
+    """The task's whole table (every year with candidates), from the store or built year by year and stored."""
+    key = dataset_key(bank, task, bloc, product_level)
+    if store.has(key):
+        log(f"features: reusing the stored table {key.digest} ({len(store.years(key))} years)")
+        return StoredTable(store.read(key), key, True)
+    years = bank.years("trade")
+    if not years:
+        raise RecommenderError(f"the data bank at {bank.root} has no trade; ingest some or run `recommender demo`")
+    staging = store.staging(key)
+    try:
+        if engine is not None and engine.distributed:
+            snapshot = bank.current.name
+            rows = engine.map(lambda y: build_year(str(bank.root), snapshot, task, key.bloc, product_level, y, str(staging)), years)
+            log(f"features: {len(years)} years as {engine.name} tasks, {sum(rows):,} candidates")
+        else:
+            builder = YearBuilder(bank, task, key.bloc, product_level=product_level)
+            for chunk in year_chunks(bank, years):
+                table = builder.table(chunk)
+                for year in chunk:
+                    table[table["year"] == year].to_parquet(staging / f"year={year}.parquet", index=False)
+                log(f"features: years {chunk[0]}–{chunk[-1]} of {years[0]}–{years[-1]}: {len(table):,} candidates")
+        store.publish(key, staging)
+    except BaseException:
+        store.discard(staging)
+        raise
+    return StoredTable(store.read(key), key, False)
