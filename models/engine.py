@@ -116,6 +116,7 @@ class DaskEngine:
         if train.empty:
             raise ModelError("no training candidates: need more labelled years before the test year")
         p = booster_params(params, seed=seed, threads=1)
+        p.pop("num_threads")  # each worker's threads are its own (dask worker --nthreads)
         rounds = int(n_estimators if n_estimators is not None else params["n_estimators"])
         x, y, group = self._partitions(train, features, spec, seed)
         kwargs: dict = {}

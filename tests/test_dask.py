@@ -1,0 +1,130 @@
+"""The Dask engine: on a LocalCluster of two workers, and on real ``dask scheduler`` / ``dask worker`` processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from models import tasks
+from models.engine import LocalEngine, open_engine
+from recommender.bank import DataBank
+from recommender.config import Config
+from recommender.datasets import FeatureStore, task_table
+from recommender.demo import build_demo_bank
+from recommender.synthetic import WorldSpec
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Config:
+    cfg = Config(home=tmp_path_factory.mktemp("dask") / "home")
+    list(build_demo_bank(cfg, spec=WorldSpec.tiny(seed=7)))
+    return cfg
+
+
+def _params(run_id: str, cfg: Config) -> dict:
+    mlflow.set_tracking_uri(cfg.mlflow_uri)
+    return mlflow.get_run(run_id).data.params
+
+
+def test_local_cluster_same_features_and_ndcg_within_001(home: Config, tmp_path: Path):
+    from recommender.pipeline import train_task
+
+    cfg = home
+    bank = DataBank(cfg.bank_dir)
+    spec = tasks.get_task(tasks.JOINT_PROJECTS).with_options(horizon=2)
+    options = {"horizon": 2, "seeds": 1, "n_resamples": 50, "overrides": {"n_estimators": "80"}}
+    local = train_task(cfg, tasks.JOINT_PROJECTS, **options)
+    local_table = task_table(bank, FeatureStore(cfg.feature_dir), spec, cfg.bloc.members, product_level=6).table
+    with open_engine("dask", workers=2) as engine:
+        assert engine.workers == 2
+        # features: every year a Dask task on the workers, into a store of its own
+        built = task_table(bank, FeatureStore(tmp_path / "features"), spec, cfg.bloc.members, product_level=6, engine=engine)
+        assert not built.reused
+        pd.testing.assert_frame_equal(built.table, local_table)
+        distributed = train_task(cfg, tasks.JOINT_PROJECTS, engine=engine, **options)
+    a, b = local.evaluation.overall["model"]["ndcg_at_10"], distributed.evaluation.overall["model"]["ndcg_at_10"]
+    assert abs(a - b) <= 0.01, (a, b)
+    params = _params(distributed.record.run_id, cfg)
+    assert params["engine"] == "dask" and params["engine_workers"] == "2"
+    assert params["feature_store"].startswith("reused ")  # the local run built the same table
+    assert _params(local.record.run_id, cfg)["feature_store"].startswith("built ")
+    assert _params(local.record.run_id, cfg)["engine"] == "local"
+
+
+def test_map_partitions_scores_equal_local_scores(home: Config):
+    import lightgbm as lgb
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(rng.normal(size=(5000, 4)), columns=list("abcd"))
+    booster = lgb.train({"objective": "regression", "verbose": -1}, lgb.Dataset(table, rng.normal(size=5000)), 20)
+    with open_engine("dask", workers=2) as engine:
+        got = engine.predict(booster, table, list("abcd"))
+    np.testing.assert_array_equal(got, LocalEngine().predict(booster, table, list("abcd")))
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, what: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"{what} exited with {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not ready after {timeout} s")
+        time.sleep(0.5)
+
+
+def test_train_and_recommend_through_a_real_scheduler_and_two_workers(home: Config, tmp_path: Path):
+    from distributed import Client
+
+    file = tmp_path / "scheduler.json"
+    logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("scheduler", "worker0", "worker1")}
+    procs = [subprocess.Popen([BIN / "dask", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                               "--scheduler-file", file], stdout=logs["scheduler"], stderr=subprocess.STDOUT)]
+    try:
+        _wait_for(file, procs[0], "dask scheduler")
+        for i in range(2):
+            procs.append(subprocess.Popen([BIN / "dask", "worker", "--scheduler-file", file, "--nworkers", "1",
+                                           "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"],
+                                          stdout=logs[f"worker{i}"], stderr=subprocess.STDOUT))
+        address = json.loads(file.read_text())["address"]
+        with Client(address, timeout="120s") as client:
+            client.wait_for_workers(2, timeout=300)
+        env = {**os.environ, "RECOMMENDER_HOME": str(home.home)}
+        env.pop("MLFLOW_TRACKING_URI", None)
+
+        def cli(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run([BIN / "recommender", *args], env=env, capture_output=True, text=True, timeout=1800)
+
+        train = cli("train", "--task", "import-substitution", "--horizon", "2", "--seeds", "1", "--param", "n_estimators=60",
+                    "--engine", "dask", "--scheduler", address)
+        assert train.returncode == 0, train.stdout + train.stderr
+        assert f"dask (2 worker(s) at {address})" in train.stdout + train.stderr
+        out_dask, out_local = tmp_path / "dask.csv", tmp_path / "local.csv"
+        rec = cli("recommend", "--task", "import-substitution", "--output", str(out_dask), "--engine", "dask", "--scheduler", address)
+        assert rec.returncode == 0, rec.stdout + rec.stderr
+        assert cli("recommend", "--task", "import-substitution", "--output", str(out_local)).returncode == 0
+        dask_rows, local_rows = pd.read_csv(out_dask), pd.read_csv(out_local)
+        assert len(dask_rows) == len(local_rows) > 0
+        pd.testing.assert_frame_equal(dask_rows, local_rows)
+        refused = cli("train", "--task", "import-substitution", "--engine", "dask", "--scheduler", "tcp://127.0.0.1:9")
+        assert refused.returncode != 0 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in refused.stdout + refused.stderr
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for log in logs.values():
+            log.close()

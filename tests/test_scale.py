@@ -1,0 +1,130 @@
+"""Out of core: the bank's DuckDB view, year-by-year features and the feature store."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import recommender.datasets as datasets
+from features.assemble import build_base
+from features.sectors import product_sectors
+from features.trade import TradeView, aggregate_products
+from models import tasks
+from recommender.bank import DataBank
+from recommender.config import Config
+from recommender.datasets import FeatureStore, dataset_key, task_table, year_chunks
+from recommender.demo import build_demo_bank
+from recommender.errors import RecommenderError
+from recommender.synthetic import WorldSpec
+
+BLOC = ("CHN", "IND", "KAZ", "PAK", "RUS", "UZB")
+
+
+@pytest.fixture(scope="module")
+def demo_bank(tmp_path_factory) -> tuple[Config, DataBank]:
+    cfg = Config(home=tmp_path_factory.mktemp("scale") / "home")
+    list(build_demo_bank(cfg, spec=WorldSpec.tiny(seed=11)))
+    return cfg, DataBank(cfg.bank_dir)
+
+
+def _whole_trade(bank: DataBank, level: int | None) -> pd.DataFrame:
+    return aggregate_products(bank.read("trade", columns=["year", "exporter", "importer", "product", "value_usd"]), level)
+
+
+@pytest.mark.parametrize("level", [None, 4, 2])
+def test_trade_view_equals_the_in_memory_aggregation(demo_bank, level):
+    _, bank = demo_bank
+    view = bank.trade_view(BLOC, product_level=level)
+    reference = TradeView.from_trade(_whole_trade(bank, level), BLOC)
+    for name, keys in (("exports", ["year", "exporter", "product"]), ("imports", ["year", "importer", "product"]),
+                       ("flows", ["year", "exporter", "importer", "product"])):
+        got, want = getattr(view, name), getattr(reference, name).sort_values(keys).reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, want, check_dtype=False, obj=name)
+    assert set(view.flows["exporter"]).union(view.flows["importer"]) > set(BLOC)
+    assert (view.flows["exporter"].isin(BLOC) | view.flows["importer"].isin(BLOC)).all()
+
+
+def test_trade_view_of_some_years_reads_only_them(demo_bank):
+    _, bank = demo_bank
+    years = bank.years("trade")
+    view = bank.trade_view(BLOC, years=[years[0], years[-1]])
+    assert view.years == [years[0], years[-1]]
+    with pytest.raises(RecommenderError, match="finer than the bank's product codes"):
+        bank.trade_view(BLOC, product_level=8)
+
+
+@pytest.mark.parametrize("task", list(tasks.TASKS))
+def test_year_by_year_tables_equal_the_whole_panel(demo_bank, tmp_path, monkeypatch, task):
+    """One year at a time (the BACI-scale path) gives exactly the whole-panel table."""
+    _, bank = demo_bank
+    spec = tasks.get_task(task).with_options(horizon=3)
+    trade = _whole_trade(bank, None)
+    base = build_base(trade, BLOC, capacity=bank.read("capacity"), geography=bank.read("geography"),
+                      products=product_sectors(trade["product"].unique(), bank.classification))
+    want = spec.build_dataset(base, bank.years("trade"))
+    monkeypatch.setattr(datasets, "CHUNK_ROWS", 1)  # every year its own chunk
+    assert all(len(c) == 1 for c in year_chunks(bank, bank.years("trade")))
+    got = task_table(bank, FeatureStore(tmp_path / "features"), spec, BLOC, product_level=6).table
+    got = got.sort_values([*spec.group, *spec.keys]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want, check_dtype=False, check_exact=False, rtol=1e-9)
+    assert got["relevance"].notna().any() and got["relevance"].isna().any()  # labelled years and the last ones
+
+
+def test_year_chunks_follow_the_row_budget(demo_bank):
+    _, bank = demo_bank
+    years = bank.years("trade")
+    rows = bank.rows_by_year("trade")
+    assert sum(rows.values()) == len(bank.read("trade", columns=["year"]))
+    assert year_chunks(bank, years, rows=10**12) == [years]
+    two = year_chunks(bank, years, rows=rows[years[0]] + rows[years[1]])
+    assert two[0] == years[:2] and sum(two, []) == years
+
+
+def test_feature_store_reuses_and_keys_what_determines_a_table(demo_bank, tmp_path):
+    cfg, bank = demo_bank
+    store = FeatureStore(tmp_path / "features")
+    spec = tasks.get_task(tasks.JOINT_PROJECTS).with_options(horizon=3)
+    first = task_table(bank, store, spec, BLOC, product_level=6)
+    again = task_table(bank, store, spec, BLOC, product_level=6)
+    assert not first.reused and again.reused
+    pd.testing.assert_frame_equal(first.table, again.table)
+    keys = {dataset_key(bank, s, b, lv).digest for s, b, lv in [
+        (spec, BLOC, 6), (spec, BLOC[:-1], 6), (spec, BLOC, 4), (spec.with_options(min_value=1e6), BLOC, 6),
+        (spec.with_options(horizon=2), BLOC, 6)]}
+    assert len(keys) == 5
+    assert [p.name for p in store.root.iterdir()] == [first.key.digest]  # no staging debris
+
+
+def test_a_failed_build_leaves_nothing_in_the_store(demo_bank, tmp_path, monkeypatch):
+    _, bank = demo_bank
+    store = FeatureStore(tmp_path / "features")
+    spec = tasks.get_task(tasks.IMPORT_SUBSTITUTION).with_options(horizon=3)
+    calls = {"n": 0}
+    real = datasets.YearBuilder.table
+
+    def failing(self, years, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("killed mid-build")
+        return real(self, years, **kw)
+
+    monkeypatch.setattr(datasets, "CHUNK_ROWS", 1)
+    monkeypatch.setattr(datasets.YearBuilder, "table", failing)
+    with pytest.raises(RuntimeError, match="killed"):
+        task_table(bank, store, spec, BLOC, product_level=6)
+    assert not store.has(dataset_key(bank, spec, BLOC, 6))
+    assert list(store.root.iterdir()) == []
+
+
+def test_a_new_ingest_changes_the_key(tmp_path, tiny_world):
+    cfg = Config(home=tmp_path / "home")
+    list(build_demo_bank(cfg, spec=WorldSpec.tiny(seed=11)))
+    bank = DataBank(cfg.bank_dir)
+    spec = tasks.get_task(tasks.JOINT_PROJECTS)
+    before = dataset_key(bank, spec, BLOC, 6)
+    from recommender.ingest import ingest_geography
+
+    geo = tmp_path / "geo.csv"
+    tiny_world.geography().head(50).to_csv(geo, index=False)
+    ingest_geography(bank, geo, replace=True)
+    assert dataset_key(bank, spec, BLOC, 6).digest != before.digest
