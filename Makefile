@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements/dev.lock pyproject.toml Makefile | cksum | cut -d' ' -f1)
 UV_VERSION := 0.13.9
 
-.PHONY: install browser postgres demo test lint format bench lock ui clean
+.PHONY: install browser postgres demo test lint format bench bench-scale lock ui clean
 
 $(STAMP): requirements/dev.lock pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,9 @@ REAL_DATA := $(or $(RECOMMENDER_REAL_DATA),$(wildcard ../shared/data))
 
 bench: $(STAMP) ## benchmarks; results go to benchmarks/results/ (quality needs the real data)
 	RECOMMENDER_REAL_DATA=$(REAL_DATA) $(BIN)/python -m benchmarks.run
+
+bench-scale: $(STAMP) ## a whole BACI HS6 world (220 countries x 5,000 products x 25 years): ingest, train, recommend, on both engines (hours)
+	$(BIN)/python -m benchmarks.run scale
 
 ui: $(STAMP)
 	$(BIN)/recommender ui

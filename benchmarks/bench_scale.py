@@ -1,0 +1,188 @@
+"""A whole BACI HS6 world on one machine: ingest, train both tasks, recommend — and the same on Dask.
+
+``python -m benchmarks.run scale`` (``make bench-scale``) writes a synthetic BACI-format world of
+220 countries × 5,000 HS6 products × 25 years (one CSV per year, as CEPII ships it), then runs
+the CLI steps an analyst would, each in its own process tree whose wall time and peak RSS
+(the process and all its children, polled every 0.2 s) are recorded:
+
+1. ``ingest trade`` of the 25 yearly CSVs (one transaction), plus capacity and geography;
+2. ``train`` of both tasks at HS6 for SCO (``--seeds 1``);
+3. ``recommend`` of every candidate of the last year, both tasks;
+4. ``train --product-level 4`` (import substitution);
+5. with ``--dask``: ``train`` and ``recommend`` of both tasks again on a 2-worker LocalCluster,
+   in a second home on the same bank, whose candidate counts must equal the local ones.
+
+Targets (issue 11, on a 2-core, 24 GB machine): every step ≤ 8 GB peak RSS, ingest ≥ 3 M rows/s,
+each HS6 train ≤ 30 min, recommend ≤ 5 min. ``SCALE_SIZE=small`` runs the same pipeline on
+40 × 300 × 12 (what the test suite runs, for both engines).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import psutil
+
+from benchmarks._harness import WORK, record
+
+SIZES = {
+    "baci": {"countries": 220, "products": 5000, "years": 25, "horizon": 5},
+    "small": {"countries": 40, "products": 300, "years": 12, "horizon": 3},
+}
+TARGETS = {"peak_rss_gb": 8.0, "ingest_rows_per_s": 3e6, "train_minutes": 30.0, "recommend_minutes": 5.0}
+TASKS = ("import-substitution", "joint-projects")
+
+
+def tree_rss(proc: psutil.Process) -> int:
+    """Resident bytes of ``proc`` and all its descendants (0 for any that just ended)."""
+    total = 0
+    try:
+        family = [proc, *proc.children(recursive=True)]
+    except psutil.Error:  # the step just ended
+        return 0
+    for p in family:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def run_step(name: str, args: list[str], env: dict[str, str], log: Path) -> dict:
+    """Run ``recommender ARGS`` and measure wall time and the peak RSS of its whole process tree."""
+    start = time.perf_counter()
+    with open(log, "a") as out:
+        out.write(f"\n$ recommender {' '.join(args)}\n")
+        out.flush()
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "recommender"), *args], env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+        watched, peak, done = psutil.Process(proc.pid), 0, threading.Event()
+
+        def poll() -> None:
+            nonlocal peak
+            while not done.is_set():
+                peak = max(peak, tree_rss(watched))
+                done.wait(0.2)
+
+        thread = threading.Thread(target=poll, daemon=True)
+        thread.start()
+        code = proc.wait()
+        done.set()
+        thread.join()
+    seconds = time.perf_counter() - start
+    if code != 0:
+        raise RuntimeError(f"step {name} failed with exit {code}; see {log}")
+    result = {"seconds": round(seconds, 1), "peak_rss_gb": round(peak / 1024**3, 2)}
+    print(f"  {name}: {seconds / 60:.1f} min, peak RSS {result['peak_rss_gb']} GB", flush=True)
+    return result
+
+
+def write_world(size: str, folder: Path) -> tuple[dict, int]:
+    """The synthetic BACI world's yearly CSVs, capacity and geography (cached by size); its flow count."""
+    from recommender.synthetic import WorldSpec, generate_world, write_baci
+
+    dims = SIZES[size]
+    marker = folder / "DONE"
+    if not marker.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        spec = replace(WorldSpec.baci(n_years=dims["years"]), n_countries=dims["countries"], n_products=dims["products"],
+                       n_capabilities=min(120, max(16, dims["products"] // 6)))
+        world = generate_world(spec)
+        write_baci(world, folder / "baci")
+        world.capacity().to_csv(folder / "capacity.csv", index=False)
+        world.geography().to_csv(folder / "geography.csv", index=False)
+        marker.write_text("ok")
+    rows = 0
+    for csv in sorted((folder / "baci").glob("*.csv")):
+        with open(csv, "rb") as f:
+            rows += sum(1 for _ in f) - 1
+    return dims, rows
+
+
+def candidates(log: Path, step_start: int) -> int:
+    """The last "candidates: N" a train step printed."""
+    found = re.findall(r"candidates: ([\d,]+) \(", log.read_text()[step_start:])
+    return int(found[-1].replace(",", "")) if found else -1
+
+
+def pipeline(home: Path, data: Path, env: dict[str, str], log: Path, *, engine: str, ingest: bool,
+             level4: bool, horizon: int) -> dict:
+    env = {**env, "RECOMMENDER_HOME": str(home)}
+    steps: dict[str, dict] = {}
+    if ingest:
+        steps["ingest_trade"] = run_step("ingest trade", ["ingest", "trade", str(data / "baci"), "--format", "baci"], env, log)
+        steps["ingest_capacity"] = run_step("ingest capacity", ["ingest", "capacity", str(data / "capacity.csv")], env, log)
+        steps["ingest_geography"] = run_step("ingest geography", ["ingest", "geography", str(data / "geography.csv")], env, log)
+    for task in TASKS:
+        mark = len(log.read_text())
+        steps[f"train_{task}"] = run_step(f"train {task} ({engine})", ["train", "--task", task, "--seeds", "1",
+                                                                       "--horizon", str(horizon), "--engine", engine], env, log)
+        steps[f"train_{task}"]["candidates"] = candidates(log, mark)
+        out = home / f"recommend-{task}.parquet"
+        steps[f"recommend_{task}"] = run_step(f"recommend {task} ({engine})", ["recommend", "--task", task, "--output", str(out),
+                                                                               "--engine", engine], env, log)
+        import pyarrow.parquet as pq
+
+        steps[f"recommend_{task}"]["rows"] = pq.ParquetFile(out).metadata.num_rows
+    if level4:
+        mark = len(log.read_text())
+        steps["train_import-substitution_hs4"] = run_step("train import-substitution --product-level 4", [
+            "train", "--task", "import-substitution", "--seeds", "1", "--horizon", str(horizon), "--product-level", "4",
+            "--experiment", "hs4"], env, log)
+        steps["train_import-substitution_hs4"]["candidates"] = candidates(log, mark)
+    return steps
+
+
+def run(size: str | None = None, *, dask: bool | None = None, work: Path | None = None, save: bool = True) -> dict:
+    size = size or os.environ.get("SCALE_SIZE", "baci")
+    dask = (os.environ.get("SCALE_DASK", "1") == "1") if dask is None else dask
+    work = work or WORK / f"scale-{size}"
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"scale benchmark ({size}): writing the synthetic BACI world under {work}", flush=True)
+    t0 = time.perf_counter()
+    dims, flows = write_world(size, work / "data")
+    print(f"  world: {flows:,} flows in {len(list((work / 'data' / 'baci').glob('*.csv')))} yearly CSVs "
+          f"({time.perf_counter() - t0:.0f} s, cached for the next run)", flush=True)
+    log = work / "steps.log"
+    log.write_text("")
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    local_home = work / "home-local"
+    shutil.rmtree(local_home, ignore_errors=True)
+    local = pipeline(local_home, work / "data", env, log, engine="local", ingest=True, level4=True,
+                     horizon=dims["horizon"])
+    result: dict = {"size": size, **dims, "flows": flows, "targets": TARGETS, "local": local}
+    if dask:
+        dask_home = work / "home-dask"
+        shutil.rmtree(dask_home, ignore_errors=True)
+        dask_home.mkdir()
+        os.symlink(local_home / "bank", dask_home / "bank")  # the shared bank; its own store and MLflow
+        result["dask"] = pipeline(dask_home, work / "data", env, log, engine="dask", ingest=False, level4=False,
+                                  horizon=dims["horizon"])
+        result["same_candidate_counts"] = all(
+            result["dask"][f"train_{t}"]["candidates"] == local[f"train_{t}"]["candidates"]
+            and result["dask"][f"recommend_{t}"]["rows"] == local[f"recommend_{t}"]["rows"] for t in TASKS)
+    steps = [s for part in ("local", "dask") for s in result.get(part, {}).values()]
+    result["ingest_rows_per_s"] = round(flows / local["ingest_trade"]["seconds"])
+    result["max_peak_rss_gb"] = max(s["peak_rss_gb"] for s in steps)
+    result["meets"] = {
+        "peak_rss": result["max_peak_rss_gb"] <= TARGETS["peak_rss_gb"],
+        "ingest": result["ingest_rows_per_s"] >= TARGETS["ingest_rows_per_s"],
+        "train": all(local[f"train_{t}"]["seconds"] <= TARGETS["train_minutes"] * 60 for t in TASKS),
+        "recommend": all(local[f"recommend_{t}"]["seconds"] <= TARGETS["recommend_minutes"] * 60 for t in TASKS),
+    }
+    if save:
+        record(f"scale-{size}", result)
+    return result
+
+
+if __name__ == "__main__":
+    print(run(sys.argv[1] if len(sys.argv) > 1 else None))
