@@ -34,8 +34,9 @@ import psutil
 from benchmarks._harness import WORK, record
 
 SIZES = {
-    "baci": {"countries": 220, "products": 5000, "years": 25, "horizon": 5},
+    "baci": {"countries": 220, "products": 5000, "years": 25, "horizon": 5, "min_flow": 3000.0},  # ≥ 200 M flows
     "small": {"countries": 40, "products": 300, "years": 12, "horizon": 3},
+    "test": {"countries": 24, "products": 120, "years": 10, "horizon": 2, "rounds": 40},  # the test suite's run
 }
 TARGETS = {"peak_rss_gb": 8.0, "ingest_rows_per_s": 3e6, "train_minutes": 30.0, "recommend_minutes": 5.0}
 TASKS = ("import-substitution", "joint-projects")
@@ -95,7 +96,8 @@ def write_world(size: str, folder: Path) -> tuple[dict, int]:
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         spec = replace(WorldSpec.baci(n_years=dims["years"]), n_countries=dims["countries"], n_products=dims["products"],
-                       n_capabilities=min(120, max(16, dims["products"] // 6)))
+                       n_capabilities=min(120, max(16, dims["products"] // 6)),
+                       min_flow_usd=dims.get("min_flow", WorldSpec.baci().min_flow_usd))
         world = generate_world(spec)
         write_baci(world, folder / "baci")
         world.capacity().to_csv(folder / "capacity.csv", index=False)
@@ -115,8 +117,11 @@ def candidates(log: Path, step_start: int) -> int:
 
 
 def pipeline(home: Path, data: Path, env: dict[str, str], log: Path, *, engine: str, ingest: bool,
-             level4: bool, horizon: int) -> dict:
+             level4: bool, dims: dict, scheduler: str | None = None) -> dict:
     env = {**env, "RECOMMENDER_HOME": str(home)}
+    horizon = dims["horizon"]
+    options = ["--seeds", "1", "--horizon", str(horizon), *(["--param", f"n_estimators={dims['rounds']}"] if "rounds" in dims else [])]
+    where = ["--engine", engine, *(["--scheduler", scheduler] if scheduler else [])]
     steps: dict[str, dict] = {}
     if ingest:
         steps["ingest_trade"] = run_step("ingest trade", ["ingest", "trade", str(data / "baci"), "--format", "baci"], env, log)
@@ -124,25 +129,25 @@ def pipeline(home: Path, data: Path, env: dict[str, str], log: Path, *, engine: 
         steps["ingest_geography"] = run_step("ingest geography", ["ingest", "geography", str(data / "geography.csv")], env, log)
     for task in TASKS:
         mark = len(log.read_text())
-        steps[f"train_{task}"] = run_step(f"train {task} ({engine})", ["train", "--task", task, "--seeds", "1",
-                                                                       "--horizon", str(horizon), "--engine", engine], env, log)
+        steps[f"train_{task}"] = run_step(f"train {task} ({engine})", ["train", "--task", task, *options, *where], env, log)
         steps[f"train_{task}"]["candidates"] = candidates(log, mark)
         out = home / f"recommend-{task}.parquet"
-        steps[f"recommend_{task}"] = run_step(f"recommend {task} ({engine})", ["recommend", "--task", task, "--output", str(out),
-                                                                               "--engine", engine], env, log)
+        steps[f"recommend_{task}"] = run_step(f"recommend {task} ({engine})", ["recommend", "--task", task, "--output", str(out), *where], env, log)
         import pyarrow.parquet as pq
 
         steps[f"recommend_{task}"]["rows"] = pq.ParquetFile(out).metadata.num_rows
     if level4:
         mark = len(log.read_text())
         steps["train_import-substitution_hs4"] = run_step("train import-substitution --product-level 4", [
-            "train", "--task", "import-substitution", "--seeds", "1", "--horizon", str(horizon), "--product-level", "4",
-            "--experiment", "hs4"], env, log)
+            "train", "--task", "import-substitution", *options, "--product-level", "4", "--experiment", "hs4"], env, log)
         steps["train_import-substitution_hs4"]["candidates"] = candidates(log, mark)
     return steps
 
 
-def run(size: str | None = None, *, dask: bool | None = None, work: Path | None = None, save: bool = True) -> dict:
+def run(size: str | None = None, *, dask: bool | None = None, work: Path | None = None, save: bool = True,
+        scheduler: str | None = None) -> dict:
+    """The benchmark at ``size`` (:data:`SIZES`; env ``SCALE_SIZE``, default ``baci``); with ``dask`` (env
+    ``SCALE_DASK``, default on) again on a 2-worker LocalCluster, or on ``scheduler`` when given."""
     size = size or os.environ.get("SCALE_SIZE", "baci")
     dask = (os.environ.get("SCALE_DASK", "1") == "1") if dask is None else dask
     work = work or WORK / f"scale-{size}"
@@ -157,8 +162,7 @@ def run(size: str | None = None, *, dask: bool | None = None, work: Path | None 
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     local_home = work / "home-local"
     shutil.rmtree(local_home, ignore_errors=True)
-    local = pipeline(local_home, work / "data", env, log, engine="local", ingest=True, level4=True,
-                     horizon=dims["horizon"])
+    local = pipeline(local_home, work / "data", env, log, engine="local", ingest=True, level4=True, dims=dims)
     result: dict = {"size": size, **dims, "flows": flows, "targets": TARGETS, "local": local}
     if dask:
         dask_home = work / "home-dask"
@@ -166,7 +170,7 @@ def run(size: str | None = None, *, dask: bool | None = None, work: Path | None 
         dask_home.mkdir()
         os.symlink(local_home / "bank", dask_home / "bank")  # the shared bank; its own store and MLflow
         result["dask"] = pipeline(dask_home, work / "data", env, log, engine="dask", ingest=False, level4=False,
-                                  horizon=dims["horizon"])
+                                  dims=dims, scheduler=scheduler)
         result["same_candidate_counts"] = all(
             result["dask"][f"train_{t}"]["candidates"] == local[f"train_{t}"]["candidates"]
             and result["dask"][f"recommend_{t}"]["rows"] == local[f"recommend_{t}"]["rows"] for t in TASKS)

@@ -37,8 +37,9 @@ def _params(run_id: str, cfg: Config) -> dict:
     return mlflow.get_run(run_id).data.params
 
 
-def test_local_cluster_same_features_and_ndcg_within_001(home: Config, tmp_path: Path):
-    from recommender.pipeline import train_task
+def test_local_cluster_same_features_ndcg_within_001_and_scores(home: Config, tmp_path: Path):
+    """LocalCluster of 2 workers: features identical, NDCG@10 within 0.01, map_partitions scores exact."""
+    from recommender.pipeline import load_model, train_task
 
     cfg = home
     bank = DataBank(cfg.bank_dir)
@@ -53,6 +54,11 @@ def test_local_cluster_same_features_and_ndcg_within_001(home: Config, tmp_path:
         assert not built.reused
         pd.testing.assert_frame_equal(built.table, local_table)
         distributed = train_task(cfg, tasks.JOINT_PROJECTS, engine=engine, **options)
+        # scoring with map_partitions: the same booster gives the local scores exactly
+        features = local.evaluation.features
+        booster = load_model(cfg, tasks.JOINT_PROJECTS, f"models:/{local.record.model_name}/{local.record.version}")[0]
+        np.testing.assert_array_equal(engine.predict(booster, local_table, features),
+                                      LocalEngine().predict(booster, local_table, features))
     a, b = local.evaluation.overall["model"]["ndcg_at_10"], distributed.evaluation.overall["model"]["ndcg_at_10"]
     assert abs(a - b) <= 0.01, (a, b)
     params = _params(distributed.record.run_id, cfg)
@@ -60,17 +66,6 @@ def test_local_cluster_same_features_and_ndcg_within_001(home: Config, tmp_path:
     assert params["feature_store"].startswith("reused ")  # the local run built the same table
     assert _params(local.record.run_id, cfg)["feature_store"].startswith("built ")
     assert _params(local.record.run_id, cfg)["engine"] == "local"
-
-
-def test_map_partitions_scores_equal_local_scores(home: Config):
-    import lightgbm as lgb
-
-    rng = np.random.default_rng(0)
-    table = pd.DataFrame(rng.normal(size=(5000, 4)), columns=list("abcd"))
-    booster = lgb.train({"objective": "regression", "verbose": -1}, lgb.Dataset(table, rng.normal(size=5000)), 20)
-    with open_engine("dask", workers=2) as engine:
-        got = engine.predict(booster, table, list("abcd"))
-    np.testing.assert_array_equal(got, LocalEngine().predict(booster, table, list("abcd")))
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, what: str, timeout: float = 300) -> None:
@@ -83,8 +78,12 @@ def _wait_for(path: Path, proc: subprocess.Popen, what: str, timeout: float = 30
         time.sleep(0.5)
 
 
-def test_train_and_recommend_through_a_real_scheduler_and_two_workers(home: Config, tmp_path: Path):
+def test_small_scale_benchmark_on_both_engines_through_a_real_scheduler(tmp_path: Path):
+    """`dask scheduler` and two `dask worker` processes on 127.0.0.1; the scale benchmark's pipeline
+    (BACI CSVs per year, ingest, train and recommend both tasks, HS4) locally and through --scheduler."""
     from distributed import Client
+
+    from benchmarks import bench_scale
 
     file = tmp_path / "scheduler.json"
     logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("scheduler", "worker0", "worker1")}
@@ -99,25 +98,20 @@ def test_train_and_recommend_through_a_real_scheduler_and_two_workers(home: Conf
         address = json.loads(file.read_text())["address"]
         with Client(address, timeout="120s") as client:
             client.wait_for_workers(2, timeout=300)
-        env = {**os.environ, "RECOMMENDER_HOME": str(home.home)}
-        env.pop("MLFLOW_TRACKING_URI", None)
-
-        def cli(*args: str) -> subprocess.CompletedProcess:
-            return subprocess.run([BIN / "recommender", *args], env=env, capture_output=True, text=True, timeout=1800)
-
-        train = cli("train", "--task", "import-substitution", "--horizon", "2", "--seeds", "1", "--param", "n_estimators=60",
-                    "--engine", "dask", "--scheduler", address)
-        assert train.returncode == 0, train.stdout + train.stderr
-        assert f"dask (2 worker(s) at {address})" in train.stdout + train.stderr
-        out_dask, out_local = tmp_path / "dask.csv", tmp_path / "local.csv"
-        rec = cli("recommend", "--task", "import-substitution", "--output", str(out_dask), "--engine", "dask", "--scheduler", address)
-        assert rec.returncode == 0, rec.stdout + rec.stderr
-        assert cli("recommend", "--task", "import-substitution", "--output", str(out_local)).returncode == 0
-        dask_rows, local_rows = pd.read_csv(out_dask), pd.read_csv(out_local)
-        assert len(dask_rows) == len(local_rows) > 0
-        pd.testing.assert_frame_equal(dask_rows, local_rows)
-        refused = cli("train", "--task", "import-substitution", "--engine", "dask", "--scheduler", "tcp://127.0.0.1:9")
-        assert refused.returncode != 0 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in refused.stdout + refused.stderr
+        result = bench_scale.run("test", dask=True, scheduler=address, work=tmp_path / "bench", save=False)
+        log = (tmp_path / "bench" / "steps.log").read_text()
+        assert f"dask (2 worker(s) at {address})" in log
+        assert result["same_candidate_counts"], result
+        for engine in ("local", "dask"):
+            for step in result[engine].values():
+                assert step["seconds"] > 0 and step["peak_rss_gb"] > 0
+        assert result["local"]["train_import-substitution"]["candidates"] > result["local"]["train_import-substitution_hs4"]["candidates"] > 0
+        assert result["ingest_rows_per_s"] > 0 and result["flows"] > 50_000
+        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+        refused = subprocess.run([BIN / "recommender", "--home", str(tmp_path / "bench" / "home-dask"), "train", "--task",
+                                  "import-substitution", "--engine", "dask", "--scheduler", "tcp://127.0.0.1:9"],
+                                 env=env, capture_output=True, text=True, timeout=600)
+        assert refused.returncode == 2 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in refused.stderr
     finally:
         for proc in reversed(procs):
             proc.terminate()
