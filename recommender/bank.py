@@ -443,17 +443,21 @@ class DataBank:
         out: dict[str, Any] = {"bank": str(self.root), "snapshot": self.current.name if self.current else None,
                                "manifest_hash": self.manifest_hash() if self.current else None}
         if self.has("trade"):
-            t = self.dataset("trade").to_table(columns=["year", "exporter", "importer", "product", "value_usd"])
-            by_year = t.group_by("year").aggregate([("value_usd", "sum"), ("value_usd", "count")]).to_pandas()
-            by_year = by_year.sort_values("year")
+            with self.query() as con:  # one streaming pass: the trade table is never held in memory
+                files = {"f": [str(f) for f in self.files("trade")]}
+                by_year = con.execute("SELECT CAST(year AS INTEGER), sum(value_usd), count(*) FROM read_parquet($f) "
+                                      "GROUP BY 1 ORDER BY 1", files).fetchall()
+                exporters, importers, products = con.execute(
+                    "SELECT count(DISTINCT exporter), count(DISTINCT importer), count(DISTINCT product) FROM read_parquet($f)",
+                    files).fetchone()
             out["trade"] = {
-                "rows": t.num_rows,
-                "years": [int(y) for y in by_year["year"]],
-                "exporters": len(t.column("exporter").unique()),
-                "importers": len(t.column("importer").unique()),
-                "products": len(t.column("product").unique()),
-                "value_usd_by_year": {str(int(y)): float(v) for y, v in zip(by_year["year"], by_year["value_usd_sum"], strict=True)},
-                "rows_by_year": {str(int(y)): int(v) for y, v in zip(by_year["year"], by_year["value_usd_count"], strict=True)},
+                "rows": sum(int(n) for _, _, n in by_year),
+                "years": [int(y) for y, _, _ in by_year],
+                "exporters": int(exporters),
+                "importers": int(importers),
+                "products": int(products),
+                "value_usd_by_year": {str(int(y)): float(v) for y, v, _ in by_year},
+                "rows_by_year": {str(int(y)): int(n) for y, _, n in by_year},
             }
         else:
             out["trade"] = None
