@@ -41,7 +41,7 @@ postgres: ## a PostgreSQL server (Debian package) for the team-mode tests, which
 test: $(STAMP) browser postgres ## lint, the layer contracts and the test suite
 	$(BIN)/ruff check recommender features models tests benchmarks
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile  # two workers, one test module each at a time
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15  # two workers, one test module each at a time
 
 lint: $(STAMP)
 	$(BIN)/ruff check recommender features models tests benchmarks
