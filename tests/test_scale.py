@@ -128,3 +128,21 @@ def test_a_new_ingest_changes_the_key(tmp_path, tiny_world):
     tiny_world.geography().head(50).to_csv(geo, index=False)
     ingest_geography(bank, geo, replace=True)
     assert dataset_key(bank, spec, BLOC, 6).digest != before.digest
+
+
+def test_pooled_candidates_from_the_bank_equal_the_in_memory_path(demo_bank):
+    """``train --pool``: pseudo-blocs drawn from the bank's view and their tables as from the whole flow table."""
+    from models.pooling import pooled_dataset, pseudo_blocs
+    from recommender.pipeline import _pool
+
+    _, bank = demo_bank
+    spec = tasks.get_task(tasks.JOINT_PROJECTS).with_options(horizon=3)
+    got = _pool(bank, spec, BLOC, 6, 2, 0, lambda _m: None)
+    trade = _whole_trade(bank, None)
+    sets = pseudo_blocs(trade, BLOC, n_sets=2, seed=0)
+    assert sets == pseudo_blocs(bank.trade_view(BLOC), BLOC, n_sets=2, seed=0)
+    extra = {"capacity": bank.read("capacity"), "geography": bank.read("geography"),
+             "products": product_sectors(trade["product"].unique(), bank.classification)}
+    want = pooled_dataset(spec, build_base(trade, BLOC, **extra), trade, sets, bank.years("trade"), **extra)
+    assert len(got) > 0 and set(got["pool"]) == {"set000", "set001"}
+    pd.testing.assert_frame_equal(got, want, check_dtype=False, check_exact=False, rtol=1e-9)
