@@ -102,6 +102,15 @@ class FeatureStore:
     def discard(self, staging: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
+    def prune(self, manifest_hash: str) -> list[str]:
+        """Remove the tables of other bank states (the home has one bank: they can never be read again)."""
+        removed = []
+        for folder in self.root.glob("*/key.json"):
+            if json.loads(folder.read_text()).get("manifest_hash") != manifest_hash:
+                shutil.rmtree(folder.parent, ignore_errors=True)
+                removed.append(folder.parent.name)
+        return removed
+
 
 class YearBuilder:
     """Builds a task's table year by year from the bank, reading only the years each one needs.
@@ -227,4 +236,6 @@ def task_table(bank: DataBank, store: FeatureStore, task: Task, bloc: Collection
     except BaseException:
         store.discard(staging)
         raise
+    for old in store.prune(key.manifest_hash):
+        log(f"features: removed the stored table {old} of an earlier state of the bank")
     return StoredTable(store.read(key), key, False)

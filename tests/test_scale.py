@@ -116,18 +116,21 @@ def test_a_failed_build_leaves_nothing_in_the_store(demo_bank, tmp_path, monkeyp
     assert list(store.root.iterdir()) == []
 
 
-def test_a_new_ingest_changes_the_key(tmp_path, tiny_world):
+def test_a_new_ingest_changes_the_key_and_the_old_table_goes(tmp_path, tiny_world):
     cfg = Config(home=tmp_path / "home")
     list(build_demo_bank(cfg, spec=WorldSpec.tiny(seed=11)))
     bank = DataBank(cfg.bank_dir)
-    spec = tasks.get_task(tasks.JOINT_PROJECTS)
-    before = dataset_key(bank, spec, BLOC, 6)
+    store = FeatureStore(cfg.feature_dir)
+    spec = tasks.get_task(tasks.JOINT_PROJECTS).with_options(horizon=3)
+    before = task_table(bank, store, spec, BLOC, product_level=6).key
     from recommender.ingest import ingest_geography
 
     geo = tmp_path / "geo.csv"
     tiny_world.geography().head(50).to_csv(geo, index=False)
     ingest_geography(bank, geo, replace=True)
-    assert dataset_key(bank, spec, BLOC, 6).digest != before.digest
+    after = task_table(bank, store, spec, BLOC, product_level=6)
+    assert not after.reused and after.key.digest != before.digest
+    assert [p.name for p in store.root.iterdir()] == [after.key.digest]  # the old bank state's table is gone
 
 
 def test_pooled_candidates_from_the_bank_equal_the_in_memory_path(demo_bank):
