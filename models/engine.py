@@ -51,10 +51,7 @@ class LocalEngine:
 
     name = "local"
     distributed = False
-
-    @property
-    def workers(self) -> int:
-        return 1
+    workers = 1
 
     def describe(self) -> str:
         return f"local (this process, {usable_cpus()} CPU(s))"

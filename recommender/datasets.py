@@ -23,7 +23,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,14 +33,14 @@ from features.assemble import BaseTables, build_base, lag_years
 from features.complexity import add_dynamics, compute_complexity
 from features.sectors import product_sectors
 from features.trade import TradeView
+from models.engine import Engine
 from models.tasks import Task
+from models.train import Log
 from recommender.bank import DataBank
 from recommender.errors import RecommenderError
 
 FEATURE_VERSION = "2026.11-1"
 """Bump when any feature or label definition changes: every stored table is then rebuilt."""
-
-Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -210,7 +210,7 @@ class StoredTable:
 
 
 def task_table(bank: DataBank, store: FeatureStore, task: Task, bloc: Collection[str], *, product_level: int,
-               engine=None, log: Log = lambda _m: None) -> StoredTable:
+               engine: Engine | None = None, log: Log = lambda _m: None) -> StoredTable:
     """The task's whole table (every year with candidates), from the store or built year by year and stored."""
     key = dataset_key(bank, task, bloc, product_level)
     if store.has(key):
