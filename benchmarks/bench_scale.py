@@ -37,7 +37,7 @@ SIZES = {
     "baci": {"countries": 220, "products": 5000, "years": 25, "horizon": 5, "min_flow": 3000.0},  # ≥ 200 M flows
     "baci12": {"countries": 220, "products": 5000, "years": 12, "horizon": 4, "min_flow": 3000.0},  # the same world, 12 years
     "small": {"countries": 40, "products": 300, "years": 12, "horizon": 3},
-    "test": {"countries": 24, "products": 120, "years": 10, "horizon": 2, "rounds": 40},  # the test suite's run
+    "test": {"countries": 24, "products": 120, "years": 10, "horizon": 2, "rounds": 20},  # the test suite's run
 }
 TARGETS = {"peak_rss_gb": 8.0, "ingest_rows_per_s": 3e6, "train_minutes": 30.0, "recommend_minutes": 5.0}
 TASKS = ("import-substitution", "joint-projects")

@@ -2,6 +2,8 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+import features  # noqa: F401  (sets the OpenMP wait policy before LightGBM loads)
+
 try:
     __version__ = version("industrial-cooperation-recommender")  # pyproject.toml is the one source
 except PackageNotFoundError:  # pragma: no cover - running from a source tree that was never installed

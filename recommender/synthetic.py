@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import pycountry
 
 from features.sectors import chapter_table
@@ -215,11 +217,17 @@ def write_baci(world: World, folder: str | Path, *, max_rows: int | None = None)
     written = 0
     for df in world.trade_by_year():
         year = int(df["year"].iloc[0])
-        baci = pd.DataFrame({"t": df["year"], "i": df["exporter"].map(numeric), "j": df["importer"].map(numeric),
-                             "k": df["product"].astype(int), "v": (df["value_usd"] / 1000).round(3), "q": df["quantity"].round(3)})
-        baci = baci.sort_values(["i", "j", "k"], kind="stable")
+        i = df["exporter"].map(numeric).to_numpy(np.int32)
+        j = df["importer"].map(numeric).to_numpy(np.int32)
+        k = df["product"].astype(int).to_numpy(np.int32)
+        order = np.lexsort((k, j, i))
+        baci = pa.table({"t": np.full(len(df), year, np.int16), "i": i[order], "j": j[order], "k": k[order],
+                         "v": (df["value_usd"].to_numpy() / 1000).round(3)[order],
+                         "q": df["quantity"].to_numpy().round(3)[order]})
         path = folder / f"BACI_HS17_Y{year}_synthetic.csv"
-        baci.to_csv(path, index=False)
+        with open(path, "wb") as f:  # pyarrow's writer (10x pandas'); its header would be quoted, BACI's is not
+            f.write(b"t,i,j,k,v,q\n")
+            pacsv.write_csv(baci, f, pacsv.WriteOptions(include_header=False))
         out[year] = path
         written += len(baci)
         if max_rows is not None and written >= max_rows:

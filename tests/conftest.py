@@ -10,6 +10,16 @@ from recommender.bank import DataBank
 from recommender.config import Config, real_data_dir
 from recommender.synthetic import World, WorldSpec, generate_world
 
+#: The longest modules, started first: ``--dist loadfile`` hands modules out in collection order,
+#: so a long module collected last would run alone at the end while the other worker idles.
+SLOW_FIRST = ("test_dask.py", "test_team_mode.py", "test_cli_usage.py", "test_notebooks.py", "test_tasks.py",
+              "test_training_pipeline.py", "test_reliability.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order kept otherwise
+
 
 @pytest.fixture(scope="session")
 def tiny_world() -> World:

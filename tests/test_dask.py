@@ -49,7 +49,7 @@ def test_local_cluster_same_features_ndcg_within_001_and_scores(home: Config, tm
     cfg = home
     bank = DataBank(cfg.bank_dir)
     spec = tasks.get_task(tasks.JOINT_PROJECTS).with_options(horizon=2)
-    options = {"horizon": 2, "seeds": 1, "n_resamples": 50, "overrides": {"n_estimators": "80"}}
+    options = {"horizon": 2, "seeds": 1, "n_resamples": 50, "overrides": {"n_estimators": "40"}}
     local = train_task(cfg, tasks.JOINT_PROJECTS, **options)
     local_table = task_table(bank, FeatureStore(cfg.feature_dir), spec, cfg.bloc.members, product_level=6).table
     with open_engine("dask", workers=2) as engine:

@@ -6,6 +6,7 @@ import threading
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from recommender.bank import DataBank
@@ -79,6 +80,22 @@ def test_synthetic_baci_files_round_trip(bank, tiny_world, tmp_path):
     assert len(back) == len(src)
     assert back["value_usd"].sum() == pytest.approx(src["value_usd"].sum(), rel=1e-6)
     assert set(back["product"]) == set(src["product"])
+
+
+def test_baci_whole_file_and_streamed_reads_agree(tiny_world, tmp_path, monkeypatch):
+    """A year's CSV is parsed in one multi-threaded read, a larger file in streamed blocks: the same rows."""
+    from recommender.ingest import baci
+
+    path = next(iter(write_baci(tiny_world, tmp_path / "baci", max_rows=1).values()))
+    whole = pa.concat_tables(baci.read_baci(path, dropped={}))
+    monkeypatch.setattr(baci, "WHOLE_FILE_BYTES", 0)
+    streamed = pa.concat_tables(baci.read_baci(path, dropped={}, block_size=1 << 14))
+
+    def plain(t: pa.Table) -> pa.Table:  # each block has its own dictionaries: compare the values
+        return pa.table({n: c.cast(pa.string()) if pa.types.is_dictionary(c.type) else c for n, c in zip(t.column_names, t.columns, strict=True)})
+
+    assert streamed.num_rows == whole.num_rows > 0 and len(streamed.to_batches()) > len(whole.to_batches())
+    assert plain(streamed).equals(plain(whole))
 
 
 def test_comtrade_keeps_exports_and_drops_aggregates(bank, tmp_path):
@@ -394,10 +411,25 @@ def test_a_baci_release_folder_glob_or_zip_is_one_transaction(bank, tiny_world, 
     back = bank.read("trade")
     assert len(back) == len(tiny_world.trade)
     assert sorted(s["years"][0] for s in bank.sources) == sorted(paths)  # one source per yearly file
+    # hashed in the background while parsing: each source still records its file's own SHA-256 and size
+    from recommender.ingest.common import file_sha256
+
+    by_year = {s["years"][0]: s for s in bank.sources}
+    assert all(by_year[y]["sha256"] == file_sha256(p) and by_year[y]["bytes"] == p.stat().st_size for y, p in paths.items())
     # again, as a glob: every file unchanged, no new snapshot
     state = bank_state(bank)
     again = ingest_trade_files(bank, [str(tmp_path / "release" / "*.csv")], format="baci")
     assert all(r.unchanged for r in again) and bank_state(bank) == state
+    # a file of an ingested file's size but other content is not taken for it
+    first_year, first = min(paths.items())
+    text = first.read_text()
+    last = text.rstrip()[-1]
+    edited = text.rstrip()[:-1] + ("1" if last != "1" else "2") + "\n"  # the last quantity's last digit
+    assert len(edited) == len(text)
+    first.write_text(edited)
+    changed = ingest_trade_files(bank, [first], format="baci", replace=True)
+    assert not changed[0].unchanged and changed[0].source["sha256"] == file_sha256(first)
+    first.write_text(text)
     # a zip of the same CSVs into a fresh bank: the same rows; members extracted one at a time, then removed
     archive = tmp_path / "BACI_release.zip"
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as z:

@@ -39,3 +39,16 @@ def test_memory_limit_bounds_the_workers(tmp_path):
     # 1 GiB free, half of it usable, 200 MiB a worker: 2 workers (at most the CPUs)
     assert parallel_workers(200 << 20, root=tmp_path) == min(2, usable_cpus(tmp_path))
     assert parallel_workers(10 << 30, root=tmp_path) == 1  # never zero
+
+
+def test_openmp_threads_wait_passively_unless_the_user_chose():
+    """Spinning OpenMP threads made two concurrent trainings on two cores 4x slower (113 s vs 31 s)."""
+    import subprocess
+    import sys
+
+    code = "import os, models.train, lightgbm; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True).stdout.strip() == "PASSIVE"
+    assert subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, capture_output=True,
+                          text=True, check=True).stdout.strip() == "ACTIVE"

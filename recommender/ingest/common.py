@@ -161,11 +161,10 @@ def _dictionary(column: pa.ChunkedArray | pa.Array) -> pa.DictionaryArray:
     return column
 
 
-def _used(dictionary: pa.DictionaryArray) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (row-wise, -1 for null) and the dictionary entries that rows actually use."""
-    idx = np.asarray(pc.fill_null(dictionary.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
-    counts = np.bincount(idx[idx >= 0], minlength=len(dictionary.dictionary))
-    return idx, np.flatnonzero(counts)
+def _indices(dictionary: pa.DictionaryArray) -> np.ndarray:
+    """Row-wise dictionary indices, -1 for null (so ``table[idx]`` with a sentinel last entry needs no mask)."""
+    indices = dictionary.indices if not dictionary.indices.null_count else pc.fill_null(dictionary.indices, -1)
+    return indices.to_numpy(zero_copy_only=False)
 
 
 def reading_errors(ingest: Callable[..., IngestResult]) -> Callable[..., IngestResult]:

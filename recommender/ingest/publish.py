@@ -42,13 +42,14 @@ def _same_file(bank: DataBank, table: str, sha: str, options: dict[str, Any]) ->
                  and not s.get("partly_replaced")), None)
 
 
-def already_ingested(bank: DataBank, table: str, path: Path, options: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
-    """``(sha256, source)``: the file's hash, computed first, and its whole source in the bank if it is there.
+def already_ingested(bank: DataBank, table: str, path: Path, options: dict[str, Any],
+                     sha: str | None = None) -> tuple[str, dict[str, Any] | None]:
+    """``(sha256, source)``: the file's hash (``sha`` when already computed) and its whole source in the bank if it is there.
 
     An unchanged file thus returns at once, without parsing under the lock; it still removes a
     killed writer's debris (:meth:`DataBank.tidy`).
     """
-    sha = file_sha256(path)
+    sha = sha or file_sha256(path)
     same = _same_file(bank, table, sha, options)
     if same is not None:
         bank.tidy()

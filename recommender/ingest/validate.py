@@ -15,7 +15,7 @@ from recommender.ingest.common import (
     YEAR_RANGE,
     ProblemCollector,
     _dictionary,
-    _used,
+    _indices,
 )
 
 
@@ -30,6 +30,7 @@ class TradeValidator:
         self.problems = ProblemCollector()
         self.products: dict[str, int] = {}
         self._countries = {c: n for n, c in enumerate(sorted(countries.known_codes()))}
+        self._country_dictionaries: dict[tuple, tuple] = {}
         self._keys: list[np.ndarray] = []
         self._length_rows: dict[int, list[int]] = {}
         self.length_counts: dict[int, int] = {}
@@ -37,37 +38,62 @@ class TradeValidator:
 
     def _country_column(self, table: pa.Table, col: str, offset: int) -> tuple[pa.DictionaryArray, np.ndarray]:
         d = _dictionary(table.column(col))
-        values = countries.normalise(pd.Series(d.dictionary.to_pylist(), dtype=object)).tolist()
+        raw = tuple(d.dictionary.to_pylist())
+        if raw not in self._country_dictionaries:  # once per distinct dictionary: a BACI file has one
+            self._country_dictionaries[raw] = self._country_dictionary(raw)
+        values, dictionary, missing_entry, bad_entry, ids = self._country_dictionaries[raw]
+        d = pa.DictionaryArray.from_arrays(d.indices, dictionary)
+        idx = _indices(d)  # -1 (a null cell) reads each table's last entry: missing, not unknown
+        if d.indices.null_count or missing_entry[:-1].any():
+            self.problems.add_mask(f"missing {col}", missing_entry[idx], offset)
+        if bad_entry.any():
+            rows = np.flatnonzero(bad_entry[idx])
+            if rows.size:
+                names = sorted({values[u] for u in np.unique(idx[rows])})
+                shown = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
+                self.problems.add(f"unknown {col} code(s) {shown} (not ISO 3166 alpha-3; see recommender.countries.ALIASES)",
+                                  rows, offset)
+        return d, ids[idx]
+
+    def _country_dictionary(self, raw: tuple[str | None, ...]) -> tuple[list, pa.Array, np.ndarray, np.ndarray, np.ndarray]:
+        """A country dictionary's canonical codes; which entries are missing, which unknown; their ids.
+
+        The three arrays have one more entry than the dictionary, for null cells (index -1).
+        """
+        values = countries.normalise(pd.Series(raw, dtype=object)).tolist()
         values = [v if isinstance(v, str) else None for v in values]
-        d = pa.DictionaryArray.from_arrays(d.indices, pa.array(values, pa.string()))
-        idx, used = _used(d)
-        self.problems.add_mask(f"missing {col}", idx < 0, offset)
-        bad = [int(u) for u in used if values[u] not in self._countries]
-        if bad:
-            names = sorted(values[u] for u in bad)
-            shown = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
-            self.problems.add(f"unknown {col} code(s) {shown} (not ISO 3166 alpha-3; see recommender.countries.ALIASES)",
-                              np.flatnonzero(np.isin(idx, bad)), offset)
-        ids = np.array([self._countries.get(v, 0) for v in values] or [0], dtype=np.int64)
-        return d, ids[np.maximum(idx, 0)]
+        missing_entry = np.array([v is None for v in values] + [True])
+        bad_entry = np.array([v is not None and v not in self._countries for v in values] + [False])
+        ids = np.array([self._countries.get(v, 0) for v in values] + [0], dtype=np.int64)
+        return values, pa.array(values, pa.string()), missing_entry, bad_entry, ids
 
     def _product_column(self, table: pa.Table, offset: int) -> tuple[pa.DictionaryArray, np.ndarray]:
         d = _dictionary(table.column("product"))
         values = [v.strip() if v is not None else "" for v in d.dictionary.to_pylist()]
         d = pa.DictionaryArray.from_arrays(d.indices, pa.array(values, pa.string()))
-        idx, used = _used(d)
+        idx = _indices(d)
+        used = np.flatnonzero(np.bincount(idx + 1, minlength=len(values) + 1)[1:])
         empty = [int(u) for u in used if values[u] == ""]
-        self.problems.add_mask("missing product code", (idx < 0) | np.isin(idx, empty), offset)
-        lengths = np.array([len(v) for v in values] or [0])[np.maximum(idx, 0)]
-        for length in {len(values[u]) for u in used}:
-            rows = np.flatnonzero(lengths == length)
-            kept = self._length_rows.setdefault(length, [])
-            kept.extend(int(r) + offset for r in rows[: max(0, _MAX_ROWS_KEPT - len(kept))])
-            self.length_counts[length] = self.length_counts.get(length, 0) + int(rows.size)
+        if empty or d.indices.null_count:
+            self.problems.add_mask("missing product code", (idx < 0) | np.isin(idx, empty), offset)
+        used_lengths = {len(values[u]) for u in used}
+        if len(used_lengths) == 1:  # the usual case: one length, no per-row work
+            rows = np.arange(min(len(idx), _MAX_ROWS_KEPT))
+            self._count_length(used_lengths.pop(), rows, len(idx), offset)
+        else:
+            lengths = np.array([len(v) for v in values] + [0])[idx]
+            for length in used_lengths:
+                rows = np.flatnonzero(lengths == length)
+                self._count_length(length, rows, rows.size, offset)
         for u in used:
             self.products.setdefault(values[u], len(self.products))
-        ids = np.array([self.products.get(v, 0) for v in values] or [0], dtype=np.int64)
-        return d, ids[np.maximum(idx, 0)]
+        ids = np.array([self.products.get(v, 0) for v in values] + [0], dtype=np.int64)
+        return d, ids[idx]
+
+    def _count_length(self, length: int, rows: np.ndarray, count: int, offset: int) -> None:
+        kept = self._length_rows.setdefault(length, [])
+        kept.extend(int(r) + offset for r in rows[: max(0, _MAX_ROWS_KEPT - len(kept))])
+        self.length_counts[length] = self.length_counts.get(length, 0) + int(count)
 
     def check(self, table: pa.Table, offset: int) -> pa.Table:
         """Validate one batch (rows ``offset``…) and return it in the bank's schema, without self-flows."""
@@ -104,9 +130,10 @@ class TradeValidator:
                     self.problems.add(reason, rows, count=self.length_counts[length])
         if self._keys:
             keys = np.concatenate(self._keys)
-            if keys.size > 1 and not np.all(keys[1:] > keys[:-1]):  # sorted input (BACI) needs no sort
-                order = np.argsort(keys, kind="stable")
-                dup = keys[order][1:] == keys[order][:-1]
-                if dup.any():
+            if keys.size > 1 and not np.all(keys[1:] > keys[:-1]):  # sorted input needs no sort
+                ordered = np.sort(keys)  # a plain sort first: only a file with duplicates pays for argsort
+                if (ordered[1:] == ordered[:-1]).any():
+                    order = np.argsort(keys, kind="stable")
+                    dup = keys[order][1:] == keys[order][:-1]
                     self.problems.add("duplicate key (year, exporter, importer, product)", np.sort(order[1:][dup]))
         return self.problems.problems
