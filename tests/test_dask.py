@@ -85,7 +85,7 @@ def _wait_for(path: Path, proc: subprocess.Popen, what: str, timeout: float = 30
 
 def test_small_scale_benchmark_on_both_engines_through_a_real_scheduler(tmp_path: Path):
     """`dask scheduler` and two `dask worker` processes on 127.0.0.1; the scale benchmark's pipeline
-    (BACI CSVs per year, ingest, train and recommend both tasks) locally and through --scheduler."""
+    (BACI CSVs per year, ingest, train and recommend import substitution) locally and through --scheduler."""
     from distributed import Client
 
     from benchmarks import bench_scale
