@@ -112,13 +112,12 @@ class World:
         return 5.0 * size * demand / demand.shape[1] * self.productivity * np.exp(-spec.missing_penalty * self.missing(year_index))
 
     # ---- observable tables -------------------------------------------------------------
-    def trade_by_year(self) -> Iterator[pd.DataFrame]:
-        """Yield each year's flows: year, exporter, importer, product, value_usd, quantity."""
+    def flows_by_year(self) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+        """Yield ``(year, arrays)``: each year's flows as exporter, importer and product *indices* (into
+        :attr:`countries` and :attr:`products`), value_usd and quantity; no strings, for BACI-scale worlds."""
         spec = self.spec
         rng = np.random.default_rng([spec.seed, 1])
-        iso = self.countries["iso3"].to_numpy()
-        codes = self.products["product"].to_numpy()
-        n_c, n_p = len(iso), len(codes)
+        n_c, n_p = len(self.countries), len(self.products)
         resistance = self.distance_km ** (-spec.distance_elasticity) * np.exp(spec.contiguity_effect * self.contiguous)
         np.fill_diagonal(resistance, 0.0)
         taste = rng.lognormal(0.0, 0.5, size=(n_c, n_p))
@@ -127,7 +126,7 @@ class World:
         for t, year in enumerate(spec.years):
             supply = 0.6 * self.output(t)
             demand = (self.gdp[t] ** 0.9)[:, None] * taste  # importers × products
-            frames = []
+            parts: list[tuple[np.ndarray, ...]] = []
             for lo in range(0, n_p, chunk):
                 hi = min(n_p, lo + chunk)
                 # pull[i, j, p] = D_jp · R_ij ; normalised over j for each (i, p)
@@ -137,11 +136,17 @@ class World:
                 flows *= rng.lognormal(-spec.noise_sigma**2 / 2, spec.noise_sigma, size=flows.shape)
                 i, j, p = np.nonzero(flows >= spec.min_flow_usd)
                 value = np.round(flows[i, j, p], 0)
-                frames.append(pd.DataFrame({"exporter": iso[i], "importer": iso[j], "product": codes[lo + p],
-                                            "value_usd": value, "quantity": np.round(value / price[lo + p], 3)}))
-            df = pd.concat(frames, ignore_index=True)
-            df.insert(0, "year", year)
-            yield df
+                parts.append((i, j, lo + p, value, np.round(value / price[lo + p], 3)))
+            yield int(year), {name: np.concatenate([part[k] for part in parts])
+                              for k, name in enumerate(("exporter", "importer", "product", "value_usd", "quantity"))}
+
+    def trade_by_year(self) -> Iterator[pd.DataFrame]:
+        """Yield each year's flows: year, exporter, importer, product, value_usd, quantity."""
+        iso = self.countries["iso3"].to_numpy()
+        codes = self.products["product"].to_numpy()
+        for year, f in self.flows_by_year():
+            yield pd.DataFrame({"year": year, "exporter": iso[f["exporter"]], "importer": iso[f["importer"]],
+                                "product": codes[f["product"]], "value_usd": f["value_usd"], "quantity": f["quantity"]})
 
     @property
     def trade(self) -> pd.DataFrame:
@@ -213,21 +218,19 @@ def write_baci(world: World, folder: str | Path, *, max_rows: int | None = None)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     numeric = {c.alpha_3: int(c.numeric) for c in pycountry.countries}
+    country_code = np.array([numeric[c] for c in world.countries["iso3"]], dtype=np.int32)
+    product_code = world.products["product"].astype(int).to_numpy(np.int32)
     out: dict[int, Path] = {}
     written = 0
-    for df in world.trade_by_year():
-        year = int(df["year"].iloc[0])
-        i = df["exporter"].map(numeric).to_numpy(np.int32)
-        j = df["importer"].map(numeric).to_numpy(np.int32)
-        k = df["product"].astype(int).to_numpy(np.int32)
+    for year, f in world.flows_by_year():
+        i, j, k = country_code[f["exporter"]], country_code[f["importer"]], product_code[f["product"]]
         order = np.lexsort((k, j, i))
-        baci = pa.table({"t": np.full(len(df), year, np.int16), "i": i[order], "j": j[order], "k": k[order],
-                         "v": (df["value_usd"].to_numpy() / 1000).round(3)[order],
-                         "q": df["quantity"].to_numpy().round(3)[order]})
+        baci = pa.table({"t": np.full(len(order), year, np.int16), "i": i[order], "j": j[order], "k": k[order],
+                         "v": (f["value_usd"] / 1000).round(3)[order], "q": f["quantity"].round(3)[order]})
         path = folder / f"BACI_HS17_Y{year}_synthetic.csv"
-        with open(path, "wb") as f:  # pyarrow's writer (10x pandas'); its header would be quoted, BACI's is not
-            f.write(b"t,i,j,k,v,q\n")
-            pacsv.write_csv(baci, f, pacsv.WriteOptions(include_header=False))
+        with open(path, "wb") as out_file:  # pyarrow's writer (10x pandas'); its header would be quoted, BACI's is not
+            out_file.write(b"t,i,j,k,v,q\n")
+            pacsv.write_csv(baci, out_file, pacsv.WriteOptions(include_header=False))
         out[year] = path
         written += len(baci)
         if max_rows is not None and written >= max_rows:
