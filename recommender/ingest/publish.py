@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,11 +36,15 @@ def _source_id(path: Path) -> str:
     return f"{stem}-{uuid.uuid4().hex[:8]}"
 
 
+def _whole_sources(bank: DataBank, table: str, options: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The bank's sources of ``table`` ingested with ``options`` and still whole (a source partly replaced
+    since is not: ingesting its file again, with ``--replace``, restores it)."""
+    return (s for s in bank.sources if s["table"] == table and s.get("options") == options and not s.get("partly_replaced"))
+
+
 def _same_file(bank: DataBank, table: str, sha: str, options: dict[str, Any]) -> dict[str, Any] | None:
-    """The bank's source of this very file, if it is still whole (a source partly replaced since is not:
-    ingesting the file again, with ``--replace``, restores it)."""
-    return next((s for s in bank.sources if s["table"] == table and s["sha256"] == sha and s.get("options") == options
-                 and not s.get("partly_replaced")), None)
+    """The bank's whole source of this very file, if there is one."""
+    return next((s for s in _whole_sources(bank, table, options) if s["sha256"] == sha), None)
 
 
 def already_ingested(bank: DataBank, table: str, path: Path, options: dict[str, Any],

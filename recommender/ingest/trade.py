@@ -33,6 +33,7 @@ from recommender.ingest.publish import (
     _same_file,
     _source_id,
     _update_products,
+    _whole_sources,
     already_ingested,
 )
 from recommender.ingest.tidy import _NonNumeric, read_long
@@ -168,8 +169,7 @@ TRADE_SUFFIXES = (".csv", ".parquet", ".zip", ".gz")
 
 def _maybe_in_bank(bank: DataBank, size: int, options: dict) -> bool:
     """Whether a whole trade source with these options could be this file (same size, or a size not recorded)."""
-    return any(s["table"] == "trade" and s.get("options") == options and not s.get("partly_replaced")
-               and s.get("bytes", size) == size for s in bank.sources)
+    return any(s.get("bytes", size) == size for s in _whole_sources(bank, "trade", options))
 
 
 def _is_zip(path: Path) -> bool:

@@ -77,9 +77,9 @@ class TradeValidator:
         if empty or d.indices.null_count:
             self.problems.add_mask("missing product code", (idx < 0) | np.isin(idx, empty), offset)
         used_lengths = {len(values[u]) for u in used}
-        if len(used_lengths) == 1:  # the usual case: one length, no per-row work
-            rows = np.arange(min(len(idx), _MAX_ROWS_KEPT))
-            self._count_length(used_lengths.pop(), rows, len(idx), offset)
+        if len(used_lengths) == 1:  # the usual case: one length, counted without per-row lengths
+            present = np.flatnonzero(idx >= 0) if d.indices.null_count else np.arange(len(idx))
+            self._count_length(used_lengths.pop(), present[:_MAX_ROWS_KEPT], present.size, offset)
         else:
             lengths = np.array([len(v) for v in values] + [0])[idx]
             for length in used_lengths:
