@@ -119,7 +119,7 @@ class DaskEngine:
     def fit(self, train, valid, features, spec, params, *, seed=0, n_estimators=None) -> lgb.Booster:
         from lightgbm.dask import DaskLGBMRanker
 
-        if train.empty:
+        if not train["relevance"].notna().any():
             raise ModelError("no training candidates: need more labelled years before the test year")
         p = booster_params(params, seed=seed, threads=1)
         p.pop("num_threads")  # each worker's threads are its own (dask worker --nthreads)

@@ -68,9 +68,14 @@ def _group_ids(table: pd.DataFrame, spec: Task) -> np.ndarray:
     return table.groupby(keys, sort=False, observed=True).ngroup().to_numpy()
 
 
-def _train_groups(table: pd.DataFrame, spec: Task, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """Rows ordered by query with LightGBM group sizes; queries over the row limit are split at random."""
-    ids = _group_ids(table, spec)
+def _query_order(table: pd.DataFrame, spec: Task, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the labelled rows ordered by query, and LightGBM's group sizes.
+
+    Rows without an observed outcome (relevance NaN) are left out; queries over the row limit are
+    split at random.
+    """
+    keep = np.flatnonzero(table["relevance"].notna().to_numpy())
+    ids = _group_ids(table, spec)[keep]
     sizes = np.bincount(ids)
     if sizes.max(initial=0) > MAX_QUERY_ROWS:
         rng = np.random.default_rng(seed)
@@ -82,6 +87,12 @@ def _train_groups(table: pd.DataFrame, spec: Task, seed: int) -> tuple[pd.DataFr
         ids = ids * (int(sizes.max() // MAX_QUERY_ROWS) + 2) + chunk
     order = np.argsort(ids, kind="stable")
     _, sizes = np.unique(ids[order], return_counts=True)
+    return keep[order], sizes
+
+
+def _train_groups(table: pd.DataFrame, spec: Task, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """The labelled rows ordered by query, with LightGBM group sizes (:func:`_query_order`)."""
+    order, sizes = _query_order(table, spec, seed)
     return table.iloc[order], sizes
 
 
@@ -90,10 +101,30 @@ def _threads() -> int:
     return usable_cpus()
 
 
+def feature_matrix(table: pd.DataFrame, features: list[str], rows: np.ndarray | None = None) -> np.ndarray:
+    """``table[features]`` (rows ``rows``, in that order) as one float64 matrix in column-major order.
+
+    LightGBM reads a column-major float64 matrix as it is, so this is the only copy of the data a
+    fit makes; slicing, reordering and converting a DataFrame would make three (the memory peak
+    of a BACI HS6 training). NaN stays NaN (LightGBM's missing value).
+    """
+    out = np.empty((len(table) if rows is None else len(rows), len(features)), dtype=np.float64, order="F")
+    for j, name in enumerate(features):
+        column = table[name].to_numpy(dtype=np.float64, na_value=np.nan)
+        if rows is None:
+            out[:, j] = column
+        else:
+            np.take(column, rows, out=out[:, j])
+    return out
+
+
 def _dataset(table: pd.DataFrame, features: list[str], spec: Task, seed: int, reference: lgb.Dataset | None = None) -> lgb.Dataset:
-    table, sizes = _train_groups(table, spec, seed)
-    return lgb.Dataset(table[features], table["relevance"].astype(int), group=sizes, reference=reference,
-                       free_raw_data=True, params={"verbose": -1})
+    order, sizes = _query_order(table, spec, seed)
+    label = table["relevance"].to_numpy()[order].astype(int)
+    data = lgb.Dataset(feature_matrix(table, features, order), label, group=sizes, reference=reference,
+                       feature_name=list(features), free_raw_data=True, params={"verbose": -1})
+    data.pandas_categorical = []  # no categorical features, as a DataFrame of them would record: scoring DataFrames stays as it was
+    return data
 
 
 def booster_params(params: dict, *, seed: int, threads: int) -> dict:
@@ -106,8 +137,11 @@ def booster_params(params: dict, *, seed: int, threads: int) -> dict:
 
 def fit_ranker(train: pd.DataFrame, valid: pd.DataFrame | None, features: list[str], spec: Task, params: dict,
                *, seed: int = 0, n_estimators: int | None = None) -> lgb.Booster:
-    """Fit a LambdaRank booster with LightGBM's functional API; with ``valid``, early stopping on NDCG@``eval_at``."""
-    if train.empty:
+    """Fit a LambdaRank booster with LightGBM's functional API; with ``valid``, early stopping on NDCG@``eval_at``.
+
+    Only rows with an observed outcome train or validate (the rest are skipped, not copied away first).
+    """
+    if not train["relevance"].notna().any():
         raise ModelError("no training candidates: need more labelled years before the test year")
     p = booster_params(params, seed=seed, threads=min(_threads(), 2))
     p["eval_at"] = [params["eval_at"]]
@@ -279,6 +313,7 @@ def refit(dataset: pd.DataFrame, evaluation: Evaluation, spec: Task, *, seed: in
     from models.engine import LocalEngine
 
     dataset, pool = with_pool(dataset, pool)
-    labelled = pd.concat([p[p["relevance"].notna()] for p in ([dataset] if pool is None else [dataset, pool])], ignore_index=True)
+    # the fit skips unlabelled rows itself: no copy of the bloc's (possibly many-GB) table
+    labelled = dataset if pool is None else pd.concat([p[p["relevance"].notna()] for p in (dataset, pool)], ignore_index=True)
     return (engine or LocalEngine()).fit(labelled, None, evaluation.features, spec, evaluation.params, seed=seed,
                                          n_estimators=evaluation.best_iteration)

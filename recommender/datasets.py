@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from features.assemble import BaseTables, build_base, lag_years
 from features.complexity import add_dynamics, compute_complexity
@@ -82,8 +84,14 @@ class FeatureStore:
     def read(self, key: DatasetKey, years: Collection[int] | None = None) -> pd.DataFrame:
         """The stored table (optionally some years), sorted as :meth:`Task.build_dataset` sorts."""
         wanted = self.years(key) if years is None else [y for y in self.years(key) if y in set(years)]
-        frames = [pd.read_parquet(self.path(key) / f"year={y}.parquet") for y in wanted]
-        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else (frames[0] if frames else pd.DataFrame())
+        if not wanted:
+            return pd.DataFrame()
+        # one Arrow table (the years' columns chained, not copied) converted column by column, each
+        # Arrow buffer freed once converted: the peak is about one copy of the table, not the two of
+        # reading every year into pandas and concatenating
+        table = pa.concat_tables([pq.read_table(self.path(key) / f"year={y}.parquet") for y in wanted],
+                                 promote_options="permissive")
+        return table.to_pandas(self_destruct=True, split_blocks=True)
 
     def staging(self, key: DatasetKey) -> Path:
         """A fresh folder to write ``key``'s year files into before :meth:`publish`."""
@@ -202,6 +210,17 @@ def build_year(bank_root: str, snapshot: str, task: Task, bloc: tuple[str, ...],
     return len(table)
 
 
+def _build_here(bank: DataBank, task: Task, bloc: tuple[str, ...], product_level: int, years: list[int], folder: Path,
+                log: Log) -> None:
+    """Build the years in this process, in chunks, into ``folder``; the builder's caches go when it returns."""
+    builder = YearBuilder(bank, task, bloc, product_level=product_level)
+    for chunk in year_chunks(bank, years):
+        table = builder.table(chunk)
+        for year in chunk:
+            table[table["year"] == year].to_parquet(folder / f"year={year}.parquet", index=False)
+        log(f"features: years {chunk[0]}–{chunk[-1]} of {years[0]}–{years[-1]}: {len(table):,} candidates")
+
+
 @dataclass
 class StoredTable:
     table: pd.DataFrame
@@ -226,12 +245,7 @@ def task_table(bank: DataBank, store: FeatureStore, task: Task, bloc: Collection
             rows = engine.map(lambda y: build_year(str(bank.root), snapshot, task, key.bloc, product_level, y, str(staging)), years)
             log(f"features: {len(years)} years as {engine.name} tasks, {sum(rows):,} candidates")
         else:
-            builder = YearBuilder(bank, task, key.bloc, product_level=product_level)
-            for chunk in year_chunks(bank, years):
-                table = builder.table(chunk)
-                for year in chunk:
-                    table[table["year"] == year].to_parquet(staging / f"year={year}.parquet", index=False)
-                log(f"features: years {chunk[0]}–{chunk[-1]} of {years[0]}–{years[-1]}: {len(table):,} candidates")
+            _build_here(bank, task, key.bloc, product_level, years, staging, log)
         store.publish(key, staging)
     except BaseException:
         store.discard(staging)
