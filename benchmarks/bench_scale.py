@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
@@ -68,12 +69,14 @@ def run_step(name: str, args: list[str], env: dict[str, str], log: Path) -> dict
         out.flush()
         proc = subprocess.Popen([str(Path(sys.executable).parent / "recommender"), *args], env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
-        watched, peak, done = psutil.Process(proc.pid), 0, threading.Event()
+        watched, peak, peak_at, done = psutil.Process(proc.pid), 0, 0, threading.Event()
 
         def poll() -> None:
-            nonlocal peak
+            nonlocal peak, peak_at
             while not done.is_set():
-                peak = max(peak, tree_rss(watched))
+                rss = tree_rss(watched)
+                if rss > peak:
+                    peak, peak_at = rss, log.stat().st_size
                 done.wait(0.2)
 
         thread = threading.Thread(target=poll, daemon=True)
@@ -84,9 +87,17 @@ def run_step(name: str, args: list[str], env: dict[str, str], log: Path) -> dict
     seconds = time.perf_counter() - start
     if code != 0:
         raise RuntimeError(f"step {name} failed with exit {code}; see {log}")
-    result = {"seconds": round(seconds, 1), "peak_rss_gb": round(peak / 1024**3, 2)}
-    print(f"  {name}: {seconds / 60:.1f} min, peak RSS {result['peak_rss_gb']} GB", flush=True)
+    result = {"seconds": round(seconds, 1), "peak_rss_gb": round(peak / 1024**3, 2), "peak_during": _last_line(log, peak_at)}
+    print(f"  {name}: {seconds / 60:.1f} min, peak RSS {result['peak_rss_gb']} GB (during: {result['peak_during']})", flush=True)
     return result
+
+
+def _last_line(log: Path, end: int) -> str:
+    """The last non-empty line of ``log`` before byte ``end``: what the step was doing at its peak."""
+    with open(log, "rb") as f:
+        f.seek(max(0, end - 4096))
+        lines = [ln.strip() for ln in f.read(end - max(0, end - 4096)).decode(errors="replace").splitlines() if ln.strip()]
+    return lines[-1][:160] if lines else ""
 
 
 def write_world(size: str, folder: Path) -> tuple[dict, int]:
@@ -119,32 +130,59 @@ def candidates(log: Path, step_start: int) -> int:
     return int(found[-1].replace(",", "")) if found else -1
 
 
-def pipeline(home: Path, data: Path, env: dict[str, str], log: Path, *, engine: str, ingest: bool,
-             level4: bool, dims: dict, scheduler: str | None = None) -> dict:
-    env = {**env, "RECOMMENDER_HOME": str(home)}
-    horizon = dims["horizon"]
-    options = ["--seeds", "1", "--horizon", str(horizon), *(["--param", f"n_estimators={dims['rounds']}"] if "rounds" in dims else [])]
+HS4 = "train_import-substitution_hs4"
+
+
+def step_args(step: str, home: Path, data: Path, dims: dict, *, engine: str = "local", scheduler: str | None = None) -> list[str]:
+    """The ``recommender`` command line of a benchmark step (``ingest_trade``, ``train_<task>``, ``recommend_<task>``, :data:`HS4`)."""
+    options = ["--seeds", "1", "--horizon", str(dims["horizon"]),
+               *(["--param", f"n_estimators={dims['rounds']}"] if "rounds" in dims else [])]
     where = ["--engine", engine, *(["--scheduler", scheduler] if scheduler else [])]
-    steps: dict[str, dict] = {}
-    if ingest:
-        steps["ingest_trade"] = run_step("ingest trade", ["ingest", "trade", str(data / "baci"), "--format", "baci"], env, log)
-        steps["ingest_capacity"] = run_step("ingest capacity", ["ingest", "capacity", str(data / "capacity.csv")], env, log)
-        steps["ingest_geography"] = run_step("ingest geography", ["ingest", "geography", str(data / "geography.csv")], env, log)
-    for task in dims.get("tasks", TASKS):
-        mark = len(log.read_text())
-        steps[f"train_{task}"] = run_step(f"train {task} ({engine})", ["train", "--task", task, *options, *where], env, log)
-        steps[f"train_{task}"]["candidates"] = candidates(log, mark)
-        out = home / f"recommend-{task}.parquet"
-        steps[f"recommend_{task}"] = run_step(f"recommend {task} ({engine})", ["recommend", "--task", task, "--output", str(out), *where], env, log)
+    if step.startswith("ingest_"):
+        kind = step.removeprefix("ingest_")
+        source = data / "baci" if kind == "trade" else data / f"{kind}.csv"
+        return ["ingest", kind, str(source), *(["--format", "baci"] if kind == "trade" else [])]
+    if step == HS4:
+        return ["train", "--task", "import-substitution", *options, "--product-level", "4", "--experiment", "hs4"]
+    command, task = step.split("_", 1)
+    if command == "train":
+        return ["train", "--task", task, *options, *where]
+    return ["recommend", "--task", task, "--output", str(home / f"recommend-{task}.parquet"), *where]
+
+
+def measure_step(step: str, home: Path, data: Path, env: dict[str, str], log: Path, dims: dict, *,
+                 engine: str = "local", scheduler: str | None = None) -> dict:
+    """Run one step in ``home``; trains also record their candidate count, recommends their rows."""
+    mark = len(log.read_text())
+    args = step_args(step, home, data, dims, engine=engine, scheduler=scheduler)
+    label = step if step.startswith("ingest_") or step == HS4 else f"{step} ({engine})"
+    result = run_step(label, args, {**env, "RECOMMENDER_HOME": str(home)}, log)
+    if step.startswith("train_"):
+        result["candidates"] = candidates(log, mark)
+    elif step.startswith("recommend_"):
         import pyarrow.parquet as pq
 
-        steps[f"recommend_{task}"]["rows"] = pq.ParquetFile(out).metadata.num_rows
-    if level4:
-        mark = len(log.read_text())
-        steps["train_import-substitution_hs4"] = run_step("train import-substitution --product-level 4", [
-            "train", "--task", "import-substitution", *options, "--product-level", "4", "--experiment", "hs4"], env, log)
-        steps["train_import-substitution_hs4"]["candidates"] = candidates(log, mark)
-    return steps
+        result["rows"] = pq.ParquetFile(args[args.index("--output") + 1]).metadata.num_rows
+    return result
+
+
+def pipeline(home: Path, data: Path, env: dict[str, str], log: Path, *, engine: str, ingest: bool,
+             level4: bool, dims: dict, scheduler: str | None = None) -> dict:
+    names = [*(["ingest_trade", "ingest_capacity", "ingest_geography"] if ingest else []),
+             *(f"{command}_{task}" for task in dims.get("tasks", TASKS) for command in ("train", "recommend")),
+             *([HS4] if level4 else [])]
+    return {name: measure_step(name, home, data, env, log, dims, engine=engine, scheduler=scheduler) for name in names}
+
+
+def remeasure(steps: list[str], home: Path, data: Path, env: dict[str, str], log: Path, dims: dict) -> dict:
+    """Run ``steps`` of the local half again on its home; a train first empties the feature store, so
+    the measurement covers building the features as the first run's did."""
+    out = {}
+    for step in steps:
+        if step.startswith("train_"):
+            shutil.rmtree(home / "features", ignore_errors=True)
+        out[step] = measure_step(step, home, data, env, log, dims)
+    return out
 
 
 def run(size: str | None = None, *, dask: bool | None = None, local: bool | None = None, work: Path | None = None,
@@ -154,7 +192,10 @@ def run(size: str | None = None, *, dask: bool | None = None, local: bool | None
 
     ``local=False`` (env ``SCALE_LOCAL=0``) runs the Dask half alone, on the bank of an earlier local
     run of the same size, and compares with that run's recorded numbers (the halves of the BACI-size
-    run take hours each).
+    run take hours each); ``SCALE_REMEASURE=train_import-substitution,...`` first measures those
+    local steps again on that bank (after a change that affects them) and records when. ``SCALE_DASK_ROUNDS=N`` caps the Dask half's boosting rounds at N:
+    ``DaskLGBMRanker`` has no early stopping, so every fit there runs all of the spec's rounds (600)
+    where the local fits stop after about 100; the cap keeps that half to hours, and is recorded.
     """
     size = size or os.environ.get("SCALE_SIZE", "baci")
     dask = (os.environ.get("SCALE_DASK", "1") == "1") if dask is None else dask
@@ -170,22 +211,36 @@ def run(size: str | None = None, *, dask: bool | None = None, local: bool | None
     log.write_text("")
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     local_home = work / "home-local"
+    remeasured: dict[str, str] = {}
     if local_run:
         shutil.rmtree(local_home, ignore_errors=True)
         local = pipeline(local_home, work / "data", env, log, engine="local", ingest=True, level4=size != "test", dims=dims)
     else:
-        local = json.loads((RESULTS / f"scale-{size}.json").read_text())["local"]
+        earlier = json.loads((RESULTS / f"scale-{size}.json").read_text())
+        local = earlier["local"]
         if not (local_home / "bank").exists():
             raise RuntimeError(f"SCALE_LOCAL=0 needs the bank of an earlier local run under {local_home}")
+        again = [s for s in os.environ.get("SCALE_REMEASURE", "").split(",") if s]
+        unknown = sorted(set(again) - set(local) - {"ingest_trade"})
+        if unknown or "ingest_trade" in again:
+            raise RuntimeError(f"SCALE_REMEASURE: {unknown or ['ingest_trade']} cannot be measured again alone; "
+                               f"choose among {sorted(k for k in local if not k.startswith('ingest_'))}")
+        remeasured = {**earlier.get("remeasured", {}), **{s: datetime.now(UTC).isoformat(timespec="seconds") for s in again}}
+        local = {**local, **remeasure(again, local_home, work / "data", env, log, dims)}
     tasks = dims.get("tasks", TASKS)
     result: dict = {"size": size, **dims, "flows": flows, "targets": TARGETS, "local": local}
+    if remeasured:
+        result["remeasured"] = remeasured  # step → when it was measured again (later code), the rest from the first run
     if dask:
         dask_home = work / "home-dask"
         shutil.rmtree(dask_home, ignore_errors=True)
         dask_home.mkdir()
         os.symlink(local_home / "bank", dask_home / "bank")  # the shared bank; its own store and MLflow
+        rounds = os.environ.get("SCALE_DASK_ROUNDS")
+        if rounds:
+            result["dask_rounds"] = int(rounds)
         result["dask"] = pipeline(dask_home, work / "data", env, log, engine="dask", ingest=False, level4=False,
-                                  dims=dims, scheduler=scheduler)
+                                  dims={**dims, **({"rounds": int(rounds)} if rounds else {})}, scheduler=scheduler)
         result["same_candidate_counts"] = all(
             result["dask"][f"train_{t}"]["candidates"] == local[f"train_{t}"]["candidates"]
             and result["dask"][f"recommend_{t}"]["rows"] == local[f"recommend_{t}"]["rows"] for t in tasks)
