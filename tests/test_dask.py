@@ -38,18 +38,20 @@ def _params(run_id: str, cfg: Config) -> dict:
 
 
 def test_local_cluster_same_features_ndcg_within_001_and_scores(home: Config, tmp_path: Path):
-    """LocalCluster of 2 workers: features identical, NDCG@10 close, map_partitions scores exact.
+    """LocalCluster of 2 workers: features identical, NDCG@10 within 0.01, map_partitions scores exact.
 
-    The issue asks for NDCG@10 within 0.01. On the tiny world a distributed fit is not reproducible
-    run to run (each worker's bagging draws differ): measured 0.648, 0.648, 0.628 against 0.645
-    locally (README, Running on a cluster). The test holds what is reliably true, 0.03.
+    A distributed fit is not bit-identical to a local one (each worker bins and bags its own rows),
+    so one fit differs from the local one as a fit with another seed does: on this tiny world six
+    local seeds give NDCG@10 0.615 to 0.661 and the Dask fits of seeds 0–3 0.605 to 0.653. The issue's
+    0.01 therefore holds for what a seed cannot move, the mean over seeds 0–2 (measured 0.637 local,
+    0.631 Dask; README, Running on a cluster).
     """
     from recommender.pipeline import load_model, train_task
 
     cfg = home
     bank = DataBank(cfg.bank_dir)
     spec = tasks.get_task(tasks.JOINT_PROJECTS).with_options(horizon=2)
-    options = {"horizon": 2, "seeds": 1, "n_resamples": 50, "overrides": {"n_estimators": "40"}}
+    options = {"horizon": 2, "seeds": 3, "n_resamples": 50, "overrides": {"n_estimators": "40"}}
     local = train_task(cfg, tasks.JOINT_PROJECTS, **options)
     local_table = task_table(bank, FeatureStore(cfg.feature_dir), spec, cfg.bloc.members, product_level=6).table
     with open_engine("dask", workers=2) as engine:
@@ -64,8 +66,8 @@ def test_local_cluster_same_features_ndcg_within_001_and_scores(home: Config, tm
         booster = load_model(cfg, tasks.JOINT_PROJECTS, f"models:/{local.record.model_name}/{local.record.version}")[0]
         np.testing.assert_array_equal(engine.predict(booster, local_table, features),
                                       LocalEngine().predict(booster, local_table, features))
-    a, b = local.evaluation.overall["model"]["ndcg_at_10"], distributed.evaluation.overall["model"]["ndcg_at_10"]
-    assert abs(a - b) <= 0.03, (a, b)
+    a, b = (run.evaluation.extra["metrics"]["seed_ndcg_at_10_mean"] for run in (local, distributed))
+    assert abs(a - b) <= 0.01, (a, b, local.evaluation.extra["seeds"], distributed.evaluation.extra["seeds"])
     params = _params(distributed.record.run_id, cfg)
     assert params["engine"] == "dask" and params["engine_workers"] == "2"
     assert params["feature_store"].startswith("reused ")  # the local run built the same table
@@ -106,10 +108,10 @@ def test_small_scale_benchmark_on_both_engines_through_a_real_scheduler(tmp_path
         result = bench_scale.run("test", dask=True, scheduler=address, work=tmp_path / "bench", save=False)
         log = (tmp_path / "bench" / "steps.log").read_text()
         assert f"dask (2 worker(s) at {address})" in log
-        assert result["same_candidate_counts"], result
+        assert result["same_candidate_counts"] == {"import-substitution": True}, result
         for engine in ("local", "dask"):
             for step in result[engine].values():
-                assert step["seconds"] > 0 and step["peak_rss_gb"] > 0
+                assert step["seconds"] > 0 and step["peak_rss_gb"] > 0 and step["peak_during"]
         assert result["local"]["train_import-substitution"]["candidates"] > 0
         assert result["ingest_rows_per_s"] > 0 and result["flows"] > 50_000
         env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
