@@ -15,12 +15,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import mlflow
-from mlflow import MlflowClient
-
 from models.errors import ModelError
+
+if TYPE_CHECKING:  # MLflow takes seconds to import: commands that never track (ingest, bank, --help) skip it
+    from mlflow import MlflowClient
 
 TRAINING_KIND = "custom_model_development"  # makes the MLflow 3 UI open experiments on their runs
 
@@ -36,6 +37,8 @@ class Store:
         if is_server(self.tracking_uri):
             check_server(self.tracking_uri)
         quiet_mlflow()
+        from mlflow import MlflowClient
+
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     def experiment_id(self, name: str, note: str) -> str:
@@ -51,6 +54,8 @@ class Store:
     @contextmanager
     def active(self) -> Iterator[MlflowClient]:
         """Point MLflow's fluent API at this store inside the block only."""
+        import mlflow
+
         client = self.client()
         previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
         mlflow.set_tracking_uri(self.tracking_uri)  # the registry follows it unless set otherwise
