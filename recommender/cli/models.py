@@ -15,9 +15,8 @@ def models(ctx: typer.Context,
            as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False) -> None:
     """List registered model versions: champion, challengers, and versions of failed (e.g. killed) runs."""
     cfg = config(ctx)
-    from models.champion import (
-        registered_versions,  # MLflow and LightGBM: imported by the commands that use them
-    )
+    # MLflow and LightGBM: imported by the commands that use them
+    from models.champion import registered_versions
 
     rows = registered_versions(cfg.store.client())
     if as_json:
