@@ -296,6 +296,8 @@ class DataBank:
             limit = f"{max(256, int(free * QUERY_MEMORY_FRACTION) >> 20)}MB"
         spill = self.root / f".query-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         con = duckdb.connect(config={"threads": usable_cpus(), "memory_limit": limit, "temp_directory": str(spill)})
+        # no progress bar: DuckDB draws it on stdout, into a Dask worker's log or a CSV written to stdout
+        con.execute("SET enable_progress_bar = false")
         try:
             yield con
         finally:

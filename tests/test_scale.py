@@ -53,6 +53,13 @@ def test_trade_view_of_some_years_reads_only_them(demo_bank):
         bank.trade_view(BLOC, product_level=8)
 
 
+def test_bank_queries_draw_no_progress_bar(demo_bank):
+    """DuckDB's progress bar (queries over 2 s, as at BACI scale) would land in Dask worker logs and stdout CSVs."""
+    _, bank = demo_bank
+    with bank.query() as con:
+        assert con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0] is False
+
+
 @pytest.mark.parametrize("task", list(tasks.TASKS))
 def test_year_by_year_tables_equal_the_whole_panel(demo_bank, tmp_path, monkeypatch, task):
     """One year at a time (the BACI-scale path) gives exactly the whole-panel table."""
