@@ -38,7 +38,8 @@ class Engine(Protocol):
 
     def describe(self) -> str: ...
 
-    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]: ...
+    def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *,
+            done: Callable[[Any, Any], None] | None = None) -> list[Any]: ...
 
     def fit(self, train: pd.DataFrame, valid: pd.DataFrame | None, features: list[str], spec: Task, params: dict,
             *, seed: int = 0, n_estimators: int | None = None) -> lgb.Booster: ...
@@ -56,8 +57,15 @@ class LocalEngine:
     def describe(self) -> str:
         return f"local (this process, {usable_cpus()} CPU(s))"
 
-    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-        return [fn(item) for item in items]
+    def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *,
+            done: Callable[[Any, Any], None] | None = None) -> list[Any]:
+        """``fn`` of each item, in order; ``done(item, result)`` after each (progress)."""
+        out = []
+        for item in items:
+            out.append(fn(item))
+            if done:
+                done(item, out[-1])
+        return out
 
     def fit(self, train, valid, features, spec, params, *, seed=0, n_estimators=None) -> lgb.Booster:
         return fit_ranker(train, valid, features, spec, params, seed=seed, n_estimators=n_estimators)
@@ -82,8 +90,18 @@ class DaskEngine:
     def describe(self) -> str:
         return f"dask ({self.workers} worker(s) at {self.client.scheduler.address})"
 
-    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-        return self.client.gather(self.client.map(fn, list(items), pure=False))
+    def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *,
+            done: Callable[[Any, Any], None] | None = None) -> list[Any]:
+        """``fn`` of each item as a Dask task, results in the items' order; ``done(item, result)`` as each finishes."""
+        from distributed import as_completed
+
+        items = list(items)
+        futures = self.client.map(fn, items, pure=False)
+        if done:
+            which = {f.key: item for f, item in zip(futures, items, strict=True)}
+            for future in as_completed(futures):
+                done(which[future.key], future.result())
+        return self.client.gather(futures)
 
     def _partitions(self, table: pd.DataFrame, features: list[str], spec: Task, seed: int) -> tuple[Any, Any, Any]:
         """X, y and group sizes as Dask collections, one partition per worker, no query split across two.

@@ -242,7 +242,14 @@ def task_table(bank: DataBank, store: FeatureStore, task: Task, bloc: Collection
     try:
         if engine is not None and engine.distributed:
             snapshot = bank.current.name
-            rows = engine.map(lambda y: build_year(str(bank.root), snapshot, task, key.bloc, product_level, y, str(staging)), years)
+            finished: list[int] = []
+
+            def progress(year: int, rows: int) -> None:
+                finished.append(year)
+                log(f"features: year {year} done on {engine.name} ({len(finished)} of {len(years)}): {rows:,} candidates")
+
+            rows = engine.map(lambda y: build_year(str(bank.root), snapshot, task, key.bloc, product_level, y, str(staging)),
+                              years, done=progress)
             log(f"features: {len(years)} years as {engine.name} tasks, {sum(rows):,} candidates")
         else:
             _build_here(bank, task, key.bloc, product_level, years, staging, log)

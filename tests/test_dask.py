@@ -57,8 +57,12 @@ def test_local_cluster_same_features_ndcg_within_001_and_scores(home: Config, tm
     with open_engine("dask", workers=2) as engine:
         assert engine.workers == 2
         # features: every year a Dask task on the workers, into a store of its own
-        built = task_table(bank, FeatureStore(tmp_path / "features"), spec, cfg.bloc.members, product_level=6, engine=engine)
+        lines: list[str] = []
+        built = task_table(bank, FeatureStore(tmp_path / "features"), spec, cfg.bloc.members, product_level=6,
+                           engine=engine, log=lines.append)
         assert not built.reused
+        done = [line for line in lines if "done on dask" in line]  # progress: one line per year as it finishes
+        assert len(done) == len(bank.years("trade")) and done[-1].count(f"({len(done)} of {len(done)})") == 1
         pd.testing.assert_frame_equal(built.table, local_table)
         distributed = train_task(cfg, tasks.JOINT_PROJECTS, engine=engine, **options)
         # scoring with map_partitions: the same booster gives the local scores exactly
