@@ -22,7 +22,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -296,8 +296,10 @@ class DataBank:
             limit = f"{max(256, int(free * QUERY_MEMORY_FRACTION) >> 20)}MB"
         spill = self.root / f".query-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         con = duckdb.connect(config={"threads": usable_cpus(), "memory_limit": limit, "temp_directory": str(spill)})
-        # no progress bar: DuckDB draws it on stdout, into a Dask worker's log or a CSV written to stdout
-        con.execute("SET enable_progress_bar = false")
+        # no progress bar: DuckDB draws it on stdout, into a Dask worker's log or a CSV written to stdout.
+        # In Jupyter DuckDB refuses to change the setting without ipywidgets (and then draws nothing).
+        with suppress(duckdb.InvalidInputException):
+            con.execute("SET enable_progress_bar = false")
         try:
             yield con
         finally:
