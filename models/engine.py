@@ -146,7 +146,7 @@ class DaskEngine:
         kwargs: dict = {}
         if valid is not None and not valid.empty:
             vx, vy, vgroup = self._partitions(valid, features, spec, seed)
-            kwargs = {"eval_set": [(vx, vy)], "eval_group": [vgroup], "eval_at": [params["eval_at"]]}
+            kwargs = {"eval_X": (vx,), "eval_y": (vy,), "eval_group": [vgroup], "eval_at": [params["eval_at"]]}
         model = DaskLGBMRanker(client=self.client, n_estimators=rounds, **p)
         model.fit(x, y, group=group, **kwargs)
         booster = model.booster_
