@@ -94,9 +94,10 @@ def run_step(name: str, args: list[str], env: dict[str, str], log: Path) -> dict
 
 def _last_line(log: Path, end: int) -> str:
     """The last non-empty line of ``log`` before byte ``end``: what the step was doing at its peak."""
+    start = max(0, end - 4096)
     with open(log, "rb") as f:
-        f.seek(max(0, end - 4096))
-        lines = [ln.strip() for ln in f.read(end - max(0, end - 4096)).decode(errors="replace").splitlines() if ln.strip()]
+        f.seek(start)
+        lines = [ln.strip() for ln in f.read(end - start).decode(errors="replace").splitlines() if ln.strip()]
     return lines[-1][:160] if lines else ""
 
 
@@ -197,9 +198,10 @@ def run(size: str | None = None, *, dask: bool | None = None, local: bool | None
     ``local=False`` (env ``SCALE_LOCAL=0``) runs the Dask half alone, on the bank of an earlier local
     run of the same size, and compares with that run's recorded numbers (the halves of the BACI-size
     run take hours each); ``SCALE_REMEASURE=train_import-substitution,...`` first measures those
-    local steps again on that bank (after a change that affects them) and records when. ``SCALE_DASK_ROUNDS=N`` caps the Dask half's boosting rounds at N:
-    ``DaskLGBMRanker`` has no early stopping, so every fit there runs all of the spec's rounds (600)
-    where the local fits stop after about 100; the cap keeps that half to hours, and is recorded.
+    local steps again on that bank (after a change that affects them) and records when.
+    ``SCALE_DASK_ROUNDS=N`` caps the Dask half's boosting rounds at N: ``DaskLGBMRanker`` has no
+    early stopping, so every fit there runs all of the spec's rounds (600) where the local fits stop
+    after about 100; the cap keeps that half to hours, and is recorded.
     """
     size = size or os.environ.get("SCALE_SIZE", "baci")
     dask = (os.environ.get("SCALE_DASK", "1") == "1") if dask is None else dask
@@ -225,10 +227,10 @@ def run(size: str | None = None, *, dask: bool | None = None, local: bool | None
         if not (local_home / "bank").exists():
             raise RuntimeError(f"SCALE_LOCAL=0 needs the bank of an earlier local run under {local_home}")
         again = [s for s in os.environ.get("SCALE_REMEASURE", "").split(",") if s]
-        unknown = sorted(set(again) - set(local) - {"ingest_trade"})
-        if unknown or "ingest_trade" in again:
-            raise RuntimeError(f"SCALE_REMEASURE: {unknown or ['ingest_trade']} cannot be measured again alone; "
-                               f"choose among {sorted(k for k in local if not k.startswith('ingest_'))}")
+        choices = sorted(k for k in local if not k.startswith("ingest_"))  # an ingest into the built bank measures nothing
+        if set(again) - set(choices):
+            raise RuntimeError(f"SCALE_REMEASURE: {sorted(set(again) - set(choices))} cannot be measured again alone; "
+                               f"choose among {choices}")
         remeasured = {**earlier.get("remeasured", {}), **{s: datetime.now(UTC).isoformat(timespec="seconds") for s in again}}
         local = {**local, **remeasure(again, local_home, work / "data", env, log, dims)}
     tasks = dims.get("tasks", TASKS)

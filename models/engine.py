@@ -97,11 +97,14 @@ class DaskEngine:
 
         items = list(items)
         futures = self.client.map(fn, items, pure=False)
-        if done:
-            which = {f.key: item for f, item in zip(futures, items, strict=True)}
-            for future in as_completed(futures):
-                done(which[future.key], future.result())
-        return self.client.gather(futures)
+        if not done:
+            return self.client.gather(futures)
+        which = {f.key: item for f, item in zip(futures, items, strict=True)}
+        results = {}
+        for future, result in as_completed(futures, with_results=True):  # each result fetched once
+            results[future.key] = result
+            done(which[future.key], result)
+        return [results[f.key] for f in futures]
 
     def _partitions(self, table: pd.DataFrame, features: list[str], spec: Task, seed: int) -> tuple[Any, Any, Any]:
         """X, y and group sizes as Dask collections, one partition per worker, no query split across two.
