@@ -10,9 +10,10 @@ Both engines offer what the pipeline needs, so training and scoring read the sam
 
 Distributed LightGBM builds its histograms from each worker's share of the rows, so its trees are
 not bit-identical to a single process's; and ``DaskLGBMRanker`` has no early stopping, so the
-Dask engine trains the full number of rounds while recording validation NDCG and keeps the best
-round early stopping would have kept (:func:`early_stopping_round`, the same rule on the recorded
-validation curve). Metrics agree within a small tolerance, which the tests check.
+Dask engine trains the full number of rounds, then computes LightGBM's validation NDCG after each
+round on the whole validation set (:func:`models.train.validation_curve`; each machine would see
+only its share) and keeps the round early stopping would have kept (:func:`early_stopping_round`).
+Metrics agree within a small tolerance, which the tests check.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import pandas as pd
 from features.resources import usable_cpus
 from models.errors import ModelError
 from models.tasks import Task
-from models.train import _train_groups, booster_params, fit_ranker
+from models.train import _train_groups, booster_params, fit_ranker, validation_curve
 
 
 class Engine(Protocol):
@@ -132,8 +133,11 @@ class DaskEngine:
         return big_x, big_y, groups
 
     def _place(self, parts: list) -> list:
-        """Scatter part i to the i-th worker (by address): the same data lands on the same worker every
-        time, so a distributed fit is reproducible (LightGBM's result depends on each worker's rows)."""
+        """Scatter part i to the i-th worker (by address), one part per worker.
+
+        A distributed fit is still not reproducible run to run: ``lightgbm.dask`` ranks the workers
+        in the order of a Python set, and each rank bins its share of the features from its own rows.
+        """
         workers = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
         return [self.client.scatter(part, workers=[workers[i % len(workers)]]) for i, part in enumerate(parts)]
 
@@ -146,15 +150,13 @@ class DaskEngine:
         p.pop("num_threads")  # each worker's threads are its own (dask worker --nthreads)
         rounds = int(n_estimators if n_estimators is not None else params["n_estimators"])
         x, y, group = self._partitions(train, features, spec, seed)
-        kwargs: dict = {}
-        if valid is not None and not valid.empty:
-            vx, vy, vgroup = self._partitions(valid, features, spec, seed)
-            kwargs = {"eval_X": (vx,), "eval_y": (vy,), "eval_group": [vgroup], "eval_at": [params["eval_at"]]}
         model = DaskLGBMRanker(client=self.client, n_estimators=rounds, **p)
-        model.fit(x, y, group=group, **kwargs)
+        model.fit(x, y, group=group)
         booster = model.booster_
-        if kwargs:  # no early stopping in lightgbm.dask: apply its rule to the recorded validation curve
-            curve = model.evals_result_["valid_0"][f"ndcg@{params['eval_at']}"]
+        if valid is not None and valid["relevance"].notna().any():
+            # no early stopping in lightgbm.dask, and each machine would evaluate only its share of a
+            # validation set: LightGBM's metric on the whole of it here, then early stopping's rule
+            curve = validation_curve(booster, valid, features, spec, params, seed=seed)
             booster.best_iteration = early_stopping_round(curve, int(params["early_stopping_rounds"]))
         return booster
 

@@ -127,6 +127,44 @@ def _dataset(table: pd.DataFrame, features: list[str], spec: Task, seed: int, re
     return data
 
 
+def validation_curve(model: lgb.Booster, valid: pd.DataFrame, features: list[str], spec: Task, params: dict,
+                     *, seed: int = 0) -> np.ndarray:
+    """NDCG@``eval_at`` of ``valid`` after each boosting round of ``model``, as LightGBM's own ``ndcg`` metric
+    computes it on a validation set (``metric="ndcg"``; LightGBM ``DCGCalculator``).
+
+    Per query, with rows in :func:`_query_order` (the order of the validation ``lgb.Dataset`` of
+    :func:`fit_ranker`): sort by raw score, descending, ties kept in row order (a stable sort);
+    :math:`DCG@k = \\sum_{i<k} \\mathrm{label\\_gain}[rel_i] / \\log_2(i + 2)`, divided by the ideal DCG@k;
+    a query without a relevant row scores 1. The metric is the mean over queries. Each round's raw
+    score adds one tree's prediction to the last (one pass over the trees, not one per round).
+
+    A distributed fit needs this: LightGBM evaluates a validation set on each machine's own share,
+    and ``lightgbm.dask`` reports one machine's curve, so early stopping on it would look at a part
+    of the validation queries.
+    """
+    order, sizes = _query_order(valid, spec, seed)
+    k = int(params["eval_at"])
+    gains = np.asarray(params.get("label_gain", 2.0 ** np.arange(31) - 1), dtype=float)
+    label_gain = gains[valid["relevance"].to_numpy()[order].astype(int)]
+    query = np.repeat(np.arange(sizes.size), sizes)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+
+    def dcg(rows: np.ndarray) -> np.ndarray:  # rows: a permutation sorted by query
+        position = np.arange(rows.size) - starts[query]
+        discount = np.where(position < k, 1.0 / np.log2(position + 2.0), 0.0)
+        return np.bincount(query, weights=label_gain[rows] * discount, minlength=sizes.size)
+
+    ideal = dcg(np.lexsort((-label_gain, query)))
+    x = feature_matrix(valid, features, order)
+    raw = np.zeros(len(order))
+    curve = np.empty(model.num_trees())
+    for i in range(model.num_trees()):
+        raw += model.predict(x, start_iteration=i, num_iteration=1, raw_score=True)
+        ndcg = np.divide(dcg(np.lexsort((-raw, query))), ideal, out=np.ones(sizes.size), where=ideal > 0)
+        curve[i] = ndcg.mean()
+    return curve
+
+
 def booster_params(params: dict, *, seed: int, threads: int) -> dict:
     """LightGBM parameters from a model spec: its booster settings, the seed, determinism and threads."""
     p = {k: v for k, v in params.items() if k not in {"spec_version", "task", "early_stopping_rounds", "eval_at", "tuning_note",

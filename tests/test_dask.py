@@ -28,7 +28,7 @@ BIN = Path(sys.executable).parent
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Config:
     cfg = Config(home=tmp_path_factory.mktemp("dask") / "home")
-    list(build_demo_bank(cfg, spec=WorldSpec.tiny(seed=7)))
+    list(build_demo_bank(cfg, spec=WorldSpec.demo()))  # 40 × 300 × 16: on a tiny world NDCG@10 moves by 0.02 with any tree
     return cfg
 
 
@@ -40,18 +40,20 @@ def _params(run_id: str, cfg: Config) -> dict:
 def test_local_cluster_same_features_ndcg_within_001_and_scores(home: Config, tmp_path: Path):
     """LocalCluster of 2 workers: features identical, NDCG@10 within 0.01, map_partitions scores exact.
 
-    A distributed fit is not bit-identical to a local one (each worker bins and bags its own rows),
-    so one fit differs from the local one as a fit with another seed does: on this tiny world six
-    local seeds give NDCG@10 0.615 to 0.661 and the Dask fits of seeds 0–3 0.605 to 0.653. The issue's
-    0.01 therefore holds for what a seed cannot move, the mean over seeds 0–2 (measured 0.637 local,
-    0.631 Dask; README, Running on a cluster).
+    A distributed fit is not bit-identical to a local one: each machine bags its own rows and bins
+    its share of the features from its own rows, and which worker lightgbm.dask makes rank 0 varies
+    from one fit to the next. With bagging and column sampling on, a Dask fit therefore differs from
+    the local one as a fit with another seed does (README, Running on a cluster). This test switches
+    those two off, so what remains is the engine's own difference: on this world one fit per engine
+    gave local 0.5386 and Dask 0.5380 to 0.5436 over four fits (both rank orders).
     """
     from recommender.pipeline import load_model, train_task
 
     cfg = home
     bank = DataBank(cfg.bank_dir)
     spec = tasks.get_task(tasks.JOINT_PROJECTS).with_options(horizon=2)
-    options = {"horizon": 2, "seeds": 3, "n_resamples": 50, "overrides": {"n_estimators": "40"}}
+    options = {"horizon": 2, "n_resamples": 50,
+               "overrides": {"n_estimators": "40", "subsample": "1.0", "colsample_bytree": "1.0"}}
     local = train_task(cfg, tasks.JOINT_PROJECTS, **options)
     local_table = task_table(bank, FeatureStore(cfg.feature_dir), spec, cfg.bloc.members, product_level=6).table
     with open_engine("dask", workers=2) as engine:
@@ -70,8 +72,9 @@ def test_local_cluster_same_features_ndcg_within_001_and_scores(home: Config, tm
         booster = load_model(cfg, tasks.JOINT_PROJECTS, f"models:/{local.record.model_name}/{local.record.version}")[0]
         np.testing.assert_array_equal(engine.predict(booster, local_table, features),
                                       LocalEngine().predict(booster, local_table, features))
-    a, b = (run.evaluation.extra["metrics"]["seed_ndcg_at_10_mean"] for run in (local, distributed))
-    assert abs(a - b) <= 0.01, (a, b, local.evaluation.extra["seeds"], distributed.evaluation.extra["seeds"])
+    a, b = (run.evaluation.overall["model"]["ndcg_at_10"] for run in (local, distributed))
+    assert abs(a - b) <= 0.01, (a, b, [f.best_iteration for f in local.evaluation.folds],
+                                [f.best_iteration for f in distributed.evaluation.folds])
     params = _params(distributed.record.run_id, cfg)
     assert params["engine"] == "dask" and params["engine_workers"] == "2"
     assert params["feature_store"].startswith("reused ")  # the local run built the same table

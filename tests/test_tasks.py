@@ -131,6 +131,36 @@ def test_the_lean_fit_equals_lightgbm_on_the_labelled_dataframe(tiny_dataset):
     np.testing.assert_array_equal(matrix, data[features].to_numpy(dtype=np.float64))
 
 
+@pytest.mark.parametrize("task", [tasks.JOINT_PROJECTS, tasks.IMPORT_SUBSTITUTION])
+def test_validation_curve_is_lightgbms_own_validation_ndcg(tiny_world, task):
+    """What the Dask engine stops early on (each machine would score only its share of the
+    validation set) is, round by round, the NDCG@10 LightGBM records on the whole of it."""
+    import lightgbm as lgb
+
+    from models.engine import early_stopping_round
+    from models.train import _dataset, booster_params, validation_curve
+
+    spec = tasks.get_task(task).with_options(horizon=2)
+    bloc = list(tiny_world.countries["iso3"][:10])
+    data = spec.build_dataset(build_base(tiny_world.trade, bloc), tiny_world.spec.years, tiny_world.trade)
+    params = load_params(task, {"n_estimators": 40})
+    years = sorted(data.loc[data["relevance"].notna(), "year"].unique())
+    train, valid = data[data["year"] <= years[-2]], data[data["year"] == years[-1]]
+    features = spec.feature_columns(data)
+    p = booster_params(params, seed=0, threads=2) | {"eval_at": [params["eval_at"]]}
+    train_set = _dataset(train, features, spec, 0)
+    recorded: dict = {}
+    model = lgb.train(p, train_set, num_boost_round=40, valid_sets=[_dataset(valid, features, spec, 0, reference=train_set)],
+                      valid_names=["valid"], callbacks=[lgb.record_evaluation(recorded)])
+    curve = validation_curve(model, valid, features, spec, params)
+    lightgbm_curve = np.array(recorded["valid"]["ndcg@10"])
+    np.testing.assert_allclose(curve, lightgbm_curve, rtol=0, atol=1e-12)
+    assert np.ptp(lightgbm_curve) > 0  # a curve that moves, so the agreement means something
+    # and the round early stopping keeps is LightGBM's own
+    stopped = lgb.train(p, train_set, num_boost_round=40, valid_sets=[_dataset(valid, features, spec, 0, reference=train_set)],
+                        callbacks=[lgb.early_stopping(5, first_metric_only=True, verbose=False)])
+    assert early_stopping_round(curve, 5) == stopped.best_iteration
+
 def test_too_few_years_is_a_clear_error(tiny_dataset):
     spec, data = tiny_dataset
     with pytest.raises(ModelError, match="labelled year"):
