@@ -198,7 +198,9 @@ def run(size: str | None = None, *, dask: bool | None = None, local: bool | None
     ``local=False`` (env ``SCALE_LOCAL=0``) runs the Dask half alone, on the bank of an earlier local
     run of the same size, and compares with that run's recorded numbers (the halves of the BACI-size
     run take hours each); ``SCALE_REMEASURE=train_import-substitution,...`` first measures those
-    local steps again on that bank (after a change that affects them) and records when.
+    local steps again on that bank (after a change that affects them) and records when;
+    ``SCALE_DASK_REMEASURE=train_import-substitution`` does the same for steps of the Dask half, on
+    its earlier home with its feature store kept (recorded as such), instead of running that half again.
     ``SCALE_DASK_ROUNDS=N`` caps the Dask half's boosting rounds at N: ``DaskLGBMRanker`` has no
     early stopping, so every fit there runs all of the spec's rounds (600) where the local fits stop
     after about 100; the cap keeps that half to hours, and is recorded.
@@ -237,6 +239,23 @@ def run(size: str | None = None, *, dask: bool | None = None, local: bool | None
     result: dict = {"size": size, **dims, "flows": flows, "targets": TARGETS, "local": local}
     if remeasured:
         result["remeasured"] = remeasured  # step → when it was measured again (later code), the rest from the first run
+    dask_again = [s for s in os.environ.get("SCALE_DASK_REMEASURE", "").split(",") if s]
+    if dask_again and not local_run:
+        # the Dask half's steps again on its home, its feature store kept: what a later change to the
+        # distributed fit costs, without the hours of building the features as Dask tasks again
+        earlier_dask, rounds = earlier.get("dask", {}), earlier.get("dask_rounds")
+        if set(dask_again) - set(earlier_dask):
+            raise RuntimeError(f"SCALE_DASK_REMEASURE: choose among the recorded Dask steps {sorted(earlier_dask)}")
+        result["dask_rounds"] = rounds
+        again_dims = {**dims, **({"rounds": rounds} if rounds else {})}
+        result["dask"] = {**earlier_dask, **{
+            step: {**measure_step(step, work / "home-dask", work / "data", env, log, again_dims, engine="dask",
+                                  scheduler=scheduler), "features": "reused from the feature store"}
+            for step in dask_again}}
+        result["remeasured"] = {**result.get("remeasured", {}),
+                                **{f"dask {s}": datetime.now(UTC).isoformat(timespec="seconds") for s in dask_again}}
+        result["same_candidate_counts"] = earlier["same_candidate_counts"]
+        dask = False
     if dask:
         dask_home = work / "home-dask"
         shutil.rmtree(dask_home, ignore_errors=True)

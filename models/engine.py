@@ -29,7 +29,7 @@ import pandas as pd
 from features.resources import usable_cpus
 from models.errors import ModelError
 from models.tasks import Task
-from models.train import _train_groups, booster_params, fit_ranker, validation_curve
+from models.train import _query_order, booster_params, feature_matrix, fit_ranker, validation_curve
 
 
 class Engine(Protocol):
@@ -108,37 +108,43 @@ class DaskEngine:
         return [results[f.key] for f in futures]
 
     def _partitions(self, table: pd.DataFrame, features: list[str], spec: Task, seed: int) -> tuple[Any, Any, Any]:
-        """X, y and group sizes as Dask collections, one partition per worker, no query split across two.
+        """X, y and group sizes as Dask arrays, one partition per worker, no query split across two.
 
-        The parts are scattered to the workers first (not embedded in the task graph).
+        Each part is written as one float64 matrix (:func:`models.train.feature_matrix`) and scattered
+        to its worker before the next is made, so this process holds one part at a time, not copies
+        of the whole table (the memory peak of a BACI-scale Dask fit).
         """
         import dask.array as da
-        import dask.dataframe as dd
 
-        ordered, sizes = _train_groups(table, spec, seed)
+        order, sizes = _query_order(table, spec, seed)
         ends = np.cumsum(sizes)
         n = max(1, min(self.workers, len(sizes)))
         cut = np.unique(np.searchsorted(ends, np.linspace(0, ends[-1], n + 1)[1:-1], side="left") + 1)
         group_parts = [g for g in np.split(sizes, cut) if g.size]
         row_ends = np.cumsum([g.sum() for g in group_parts])
         row_starts = np.concatenate([[0], row_ends[:-1]])
-        x = ordered[features].reset_index(drop=True)
-        y = ordered["relevance"].astype(int).reset_index(drop=True)
-        xs = [x.iloc[a:b] for a, b in zip(row_starts, row_ends, strict=True)]
-        ys = [y.iloc[a:b] for a, b in zip(row_starts, row_ends, strict=True)]
-        big_x = dd.from_delayed(self._place(xs), meta=x.iloc[:0], verify_meta=False)
-        big_y = dd.from_delayed(self._place(ys), meta=y.iloc[:0], verify_meta=False)
-        groups = da.concatenate([da.from_delayed(f, shape=g.shape, dtype=g.dtype)
-                                 for f, g in zip(self._place(group_parts), group_parts, strict=True)])
-        return big_x, big_y, groups
+        label = table["relevance"].to_numpy()[order].astype(np.int32)
+        workers = self._workers()
+        xs, ys, gs = [], [], []
+        for i, (a, b, g) in enumerate(zip(row_starts, row_ends, group_parts, strict=True)):
+            where = [workers[i % len(workers)]]
+            part = self.client.scatter(feature_matrix(table, features, order[a:b]), workers=where)
+            xs.append(da.from_delayed(part, shape=(b - a, len(features)), dtype=np.float64))
+            ys.append(da.from_delayed(self.client.scatter(label[a:b], workers=where), shape=(b - a,), dtype=np.int32))
+            gs.append(da.from_delayed(self.client.scatter(g, workers=where), shape=g.shape, dtype=g.dtype))
+        return da.concatenate(xs), da.concatenate(ys), da.concatenate(gs)
 
-    def _place(self, parts: list) -> list:
-        """Scatter part i to the i-th worker (by address), one part per worker.
+    def _workers(self) -> list[str]:
+        """The workers' addresses, sorted: part i goes to the i-th.
 
         A distributed fit is still not reproducible run to run: ``lightgbm.dask`` ranks the workers
         in the order of a Python set, and each rank bins its share of the features from its own rows.
         """
-        workers = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
+        return sorted(self.client.scheduler_info(n_workers=-1)["workers"])
+
+    def _place(self, parts: list) -> list:
+        """Scatter part i to the i-th worker (:meth:`_workers`)."""
+        workers = self._workers()
         return [self.client.scatter(part, workers=[workers[i % len(workers)]]) for i, part in enumerate(parts)]
 
     def fit(self, train, valid, features, spec, params, *, seed=0, n_estimators=None) -> lgb.Booster:
@@ -151,8 +157,9 @@ class DaskEngine:
         rounds = int(n_estimators if n_estimators is not None else params["n_estimators"])
         x, y, group = self._partitions(train, features, spec, seed)
         model = DaskLGBMRanker(client=self.client, n_estimators=rounds, **p)
-        model.fit(x, y, group=group)
+        model.fit(x, y, group=group, feature_name=list(features))
         booster = model.booster_
+        booster.pandas_categorical = []  # as a local fit records (no categorical features)
         if valid is not None and valid["relevance"].notna().any():
             # no early stopping in lightgbm.dask, and each machine would evaluate only its share of a
             # validation set: LightGBM's metric on the whole of it here, then early stopping's rule
