@@ -90,12 +90,6 @@ def _query_order(table: pd.DataFrame, spec: Task, seed: int) -> tuple[np.ndarray
     return keep[order], sizes
 
 
-def _train_groups(table: pd.DataFrame, spec: Task, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """The labelled rows ordered by query, with LightGBM group sizes (:func:`_query_order`)."""
-    order, sizes = _query_order(table, spec, seed)
-    return table.iloc[order], sizes
-
-
 def _threads() -> int:
     """CPUs this process may use: affinity and the cgroup's quota (:func:`features.resources.usable_cpus`)."""
     return usable_cpus()

@@ -113,7 +113,7 @@ def test_the_lean_fit_equals_lightgbm_on_the_labelled_dataframe(tiny_dataset):
     gives byte for byte the model LightGBM builds from a copied, reordered DataFrame of them."""
     import lightgbm as lgb
 
-    from models.train import _train_groups, booster_params, feature_matrix, fit_ranker
+    from models.train import _query_order, booster_params, feature_matrix, fit_ranker
 
     spec, data = tiny_dataset
     params = load_params(tasks.JOINT_PROJECTS, {"n_estimators": 30})
@@ -121,7 +121,8 @@ def test_the_lean_fit_equals_lightgbm_on_the_labelled_dataframe(tiny_dataset):
     assert data["relevance"].isna().any()  # the last years: skipped by the fit, not copied away first
     lean = fit_ranker(data, None, features, spec, params, seed=2)
     labelled = data[data["relevance"].notna()].reset_index(drop=True)
-    ordered, sizes = _train_groups(labelled, spec, 2)
+    order, sizes = _query_order(labelled, spec, 2)
+    ordered = labelled.iloc[order]
     p = booster_params(params, seed=2, threads=2) | {"eval_at": [params["eval_at"]]}
     plain = lgb.train(p, lgb.Dataset(ordered[features], ordered["relevance"].astype(int), group=sizes),
                       num_boost_round=params["n_estimators"])
