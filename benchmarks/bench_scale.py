@@ -239,6 +239,8 @@ def run(size: str | None = None, *, dask: bool | None = None, local: bool | None
     result: dict = {"size": size, **dims, "flows": flows, "targets": TARGETS, "local": local}
     if remeasured:
         result["remeasured"] = remeasured  # step → when it was measured again (later code), the rest from the first run
+    if not local_run:  # the earlier run's Dask half stays in the record unless run or measured again below
+        result.update({k: earlier[k] for k in ("dask_rounds", "dask", "same_candidate_counts") if k in earlier})
     dask_again = [s for s in os.environ.get("SCALE_DASK_REMEASURE", "").split(",") if s]
     if dask_again and not local_run:
         # the Dask half's steps again on its home, its feature store kept: what a later change to the
@@ -246,7 +248,6 @@ def run(size: str | None = None, *, dask: bool | None = None, local: bool | None
         earlier_dask, rounds = earlier.get("dask", {}), earlier.get("dask_rounds")
         if set(dask_again) - set(earlier_dask):
             raise RuntimeError(f"SCALE_DASK_REMEASURE: choose among the recorded Dask steps {sorted(earlier_dask)}")
-        result["dask_rounds"] = rounds
         again_dims = {**dims, **({"rounds": rounds} if rounds else {})}
         result["dask"] = {**earlier_dask, **{
             step: {**measure_step(step, work / "home-dask", work / "data", env, log, again_dims, engine="dask",
@@ -254,7 +255,6 @@ def run(size: str | None = None, *, dask: bool | None = None, local: bool | None
             for step in dask_again}}
         result["remeasured"] = {**result.get("remeasured", {}),
                                 **{f"dask {s}": datetime.now(UTC).isoformat(timespec="seconds") for s in dask_again}}
-        result["same_candidate_counts"] = earlier["same_candidate_counts"]
         dask = False
     if dask:
         dask_home = work / "home-dask"

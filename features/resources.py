@@ -71,3 +71,23 @@ def parallel_workers(bytes_per_worker: int, *, root: Path = CGROUP, headroom: fl
     if memory is not None and bytes_per_worker > 0:
         workers = min(workers, max(1, int(memory * headroom // bytes_per_worker)))
     return workers
+
+
+def release_free_memory() -> None:
+    """Hand memory that is free but still held back to the operating system: Arrow's pool and
+    glibc's heap (``malloc_trim(0)``; nothing on other C libraries).
+
+    After large tables are dropped both keep the pages for reuse, so the next big allocation (a
+    training matrix) lands on top of them and the process's peak RSS is their sum.
+    """
+    import ctypes
+    import ctypes.util
+
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    name = ctypes.util.find_library("c")
+    if name:
+        trim = getattr(ctypes.CDLL(name), "malloc_trim", None)
+        if trim is not None:
+            trim(0)

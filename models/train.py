@@ -18,7 +18,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from features.resources import usable_cpus
+from features.resources import release_free_memory, usable_cpus
 from models.errors import ModelError
 from models.metrics import ndcg_at_k, ranking_report
 from models.tasks import Task
@@ -178,6 +178,7 @@ def fit_ranker(train: pd.DataFrame, valid: pd.DataFrame | None, features: list[s
     p = booster_params(params, seed=seed, threads=min(_threads(), 2))
     p["eval_at"] = [params["eval_at"]]
     rounds = int(n_estimators if n_estimators is not None else params["n_estimators"])
+    release_free_memory()  # the pages earlier folds and the feature build freed, before the matrix
     data = _dataset(train, features, spec, seed)
     kwargs: dict = {}
     if valid is not None and not valid.empty:

@@ -52,3 +52,24 @@ def test_openmp_threads_wait_passively_unless_the_user_chose():
                           check=True).stdout.strip() == "PASSIVE"
     assert subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, capture_output=True,
                           text=True, check=True).stdout.strip() == "ACTIVE"
+
+
+def test_freed_heap_goes_back_to_the_system():
+    """Blocks freed between blocks still in use stay in the process's RSS until trimmed
+    (the pages a BACI-scale fit's matrix would otherwise land on top of)."""
+    import subprocess
+    import sys
+
+    script = """
+import numpy as np, psutil
+from features.resources import release_free_memory
+blocks = [np.ones(8_000) for _ in range(20_000)]  # 64 KB each: glibc's heap, not mmap
+keep = blocks[::10]
+del blocks
+before = psutil.Process().memory_info().rss
+release_free_memory()
+print(before, psutil.Process().memory_info().rss)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    before, after = map(int, out.stdout.split())
+    assert before > 1.0e9 and after < before - 0.8e9, (before, after)
