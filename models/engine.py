@@ -108,13 +108,17 @@ class DaskEngine:
         return [results[f.key] for f in futures]
 
     def _partitions(self, table: pd.DataFrame, features: list[str], spec: Task, seed: int) -> tuple[Any, Any, Any]:
-        """X, y and group sizes as Dask arrays, one partition per worker, no query split across two.
+        """X (a Dask DataFrame), y and group sizes (Dask arrays), one partition per worker, no query split across two.
 
-        Each part is written as one float64 matrix (:func:`models.train.feature_matrix`) and scattered
-        to its worker before the next is made, so this process holds one part at a time, not copies
-        of the whole table (the memory peak of a BACI-scale Dask fit).
+        Each part is one float64 matrix (:func:`models.train.feature_matrix`) wrapped in a DataFrame
+        without a copy, scattered to its worker before the next is made: this process holds one part
+        at a time. A DataFrame, not an array, because ``lightgbm.dask`` concatenates a worker's parts
+        (a copy of an array, even of one; a view of a single DataFrame) and LightGBM then reads the
+        frame's float64 block as it is: a worker holds its rows once, not twice (the memory peak of
+        a BACI-scale Dask fit).
         """
         import dask.array as da
+        import dask.dataframe as dd
 
         order, sizes = _query_order(table, spec, seed)
         ends = np.cumsum(sizes)
@@ -128,11 +132,13 @@ class DaskEngine:
         xs, ys, gs = [], [], []
         for i, (a, b, g) in enumerate(zip(row_starts, row_ends, group_parts, strict=True)):
             where = [workers[i % len(workers)]]
-            part = self.client.scatter(feature_matrix(table, features, order[a:b]), workers=where)
-            xs.append(da.from_delayed(part, shape=(b - a, len(features)), dtype=np.float64))
+            part = pd.DataFrame(feature_matrix(table, features, order[a:b]), columns=list(features), copy=False)
+            xs.append(self.client.scatter(part, workers=where))
+            del part
             ys.append(da.from_delayed(self.client.scatter(label[a:b], workers=where), shape=(b - a,), dtype=np.int32))
             gs.append(da.from_delayed(self.client.scatter(g, workers=where), shape=g.shape, dtype=g.dtype))
-        return da.concatenate(xs), da.concatenate(ys), da.concatenate(gs)
+        meta = pd.DataFrame({name: pd.Series(dtype=np.float64) for name in features})
+        return dd.from_delayed(xs, meta=meta, verify_meta=False), da.concatenate(ys), da.concatenate(gs)
 
     def _workers(self) -> list[str]:
         """The workers' addresses, sorted: part i goes to the i-th.
@@ -157,7 +163,7 @@ class DaskEngine:
         rounds = int(n_estimators if n_estimators is not None else params["n_estimators"])
         x, y, group = self._partitions(train, features, spec, seed)
         model = DaskLGBMRanker(client=self.client, n_estimators=rounds, **p)
-        model.fit(x, y, group=group, feature_name=list(features))
+        model.fit(x, y, group=group)
         booster = model.booster_
         booster.pandas_categorical = []  # as a local fit records (no categorical features)
         if valid is not None and valid["relevance"].notna().any():
