@@ -132,9 +132,7 @@ class DaskEngine:
         xs, ys, gs = [], [], []
         for i, (a, b, g) in enumerate(zip(row_starts, row_ends, group_parts, strict=True)):
             where = [workers[i % len(workers)]]
-            part = pd.DataFrame(feature_matrix(table, features, order[a:b]), columns=list(features), copy=False)
-            xs.append(self.client.scatter(part, workers=where))
-            del part
+            xs.append(self.client.scatter(worker_part(table, features, order[a:b]), workers=where))
             ys.append(da.from_delayed(self.client.scatter(label[a:b], workers=where), shape=(b - a,), dtype=np.int32))
             gs.append(da.from_delayed(self.client.scatter(g, workers=where), shape=g.shape, dtype=g.dtype))
         meta = pd.DataFrame({name: pd.Series(dtype=np.float64) for name in features})
@@ -186,6 +184,15 @@ class DaskEngine:
         scores = frame.map_partitions(lambda part: pd.Series(model.predict(part, num_iteration=iteration), index=part.index),
                                       meta=pd.Series(dtype=float))
         return scores.compute().to_numpy()
+
+
+def worker_part(table: pd.DataFrame, features: list[str], rows: np.ndarray) -> pd.DataFrame:
+    """Rows ``rows`` of ``table[features]`` as a DataFrame over one column-major float64 block (no copy of it).
+
+    ``lightgbm.dask`` concatenates a worker's parts (for one DataFrame, a view) and LightGBM reads
+    the block as it is, so the worker holds these rows once (tested).
+    """
+    return pd.DataFrame(feature_matrix(table, features, rows), columns=list(features), copy=False)
 
 
 def early_stopping_round(curve: Sequence[float], patience: int) -> int:

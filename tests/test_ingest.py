@@ -43,6 +43,24 @@ def test_long_parquet_round_trip_keeps_totals(bank, tiny_world, tiny_files):
     assert list(products.columns) == ["product", "classification"]  # sectors come from code, not the bank
 
 
+def test_year_files_keep_dictionaries_for_codes_only(bank, tiny_files):
+    """A dictionary over every trade value cost more CPU than parsing the CSV (README, Benchmarks): the
+    year files encode the codes with dictionaries and store the floats byte-stream-split."""
+    import pyarrow.parquet as pq
+
+    ingest_trade(bank, tiny_files["trade"])
+    files = bank.files("trade")
+    assert files
+    for path in files:
+        row_group = pq.ParquetFile(path).metadata.row_group(0)
+        encodings = {row_group.column(i).path_in_schema: set(row_group.column(i).encodings)
+                     for i in range(row_group.num_columns)}
+        for code in ("exporter", "importer", "product"):
+            assert "RLE_DICTIONARY" in encodings[code], (code, encodings[code])
+        for value in ("value_usd", "quantity"):
+            assert "BYTE_STREAM_SPLIT" in encodings[value] and not encodings[value] & {"RLE_DICTIONARY", "PLAIN_DICTIONARY"}
+
+
 def test_codes_stay_strings_with_leading_zeros(bank, tmp_path):
     ingest_trade(bank, _trade_csv(tmp_path, GOOD))
     back = bank.read("trade").sort_values(["year", "exporter"])
