@@ -7,8 +7,10 @@ parameter, so tests can point it at a fake tree).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 CGROUP = Path("/sys/fs/cgroup")
@@ -80,14 +82,19 @@ def release_free_memory() -> None:
     After large tables are dropped both keep the pages for reuse, so the next big allocation (a
     training matrix) lands on top of them and the process's peak RSS is their sum.
     """
-    import ctypes
-    import ctypes.util
-
     import pyarrow as pa
 
     pa.default_memory_pool().release_unused()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, looked up once (``find_library`` runs ``ldconfig``); None elsewhere."""
+    import ctypes
+    import ctypes.util
+
     name = ctypes.util.find_library("c")
-    if name:
-        trim = getattr(ctypes.CDLL(name), "malloc_trim", None)
-        if trim is not None:
-            trim(0)
+    return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None

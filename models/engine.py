@@ -18,7 +18,7 @@ Metrics agree within a small tolerance, which the tests check.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -127,16 +127,15 @@ class DaskEngine:
         group_parts = [g for g in np.split(sizes, cut) if g.size]
         row_ends = np.cumsum([g.sum() for g in group_parts])
         row_starts = np.concatenate([[0], row_ends[:-1]])
+        spans = list(zip(row_starts, row_ends, strict=True))
         label = table["relevance"].to_numpy()[order].astype(np.int32)
-        workers = self._workers()
-        xs, ys, gs = [], [], []
-        for i, (a, b, g) in enumerate(zip(row_starts, row_ends, group_parts, strict=True)):
-            where = [workers[i % len(workers)]]
-            xs.append(self.client.scatter(worker_part(table, features, order[a:b]), workers=where))
-            ys.append(da.from_delayed(self.client.scatter(label[a:b], workers=where), shape=(b - a,), dtype=np.int32))
-            gs.append(da.from_delayed(self.client.scatter(g, workers=where), shape=g.shape, dtype=g.dtype))
+        xs = self._place(worker_part(table, features, order[a:b]) for a, b in spans)  # made one at a time
+        ys = self._place(label[a:b] for a, b in spans)
+        gs = self._place(group_parts)
         meta = pd.DataFrame({name: pd.Series(dtype=np.float64) for name in features})
-        return dd.from_delayed(xs, meta=meta, verify_meta=False), da.concatenate(ys), da.concatenate(gs)
+        return (dd.from_delayed(xs, meta=meta, verify_meta=False),
+                da.concatenate([da.from_delayed(f, shape=(b - a,), dtype=np.int32) for f, (a, b) in zip(ys, spans, strict=True)]),
+                da.concatenate([da.from_delayed(f, shape=g.shape, dtype=g.dtype) for f, g in zip(gs, group_parts, strict=True)]))
 
     def _workers(self) -> list[str]:
         """The workers' addresses, sorted: part i goes to the i-th.
@@ -146,10 +145,13 @@ class DaskEngine:
         """
         return sorted(self.client.scheduler_info(n_workers=-1)["workers"])
 
-    def _place(self, parts: list) -> list:
-        """Scatter part i to the i-th worker (:meth:`_workers`)."""
-        workers = self._workers()
-        return [self.client.scatter(part, workers=[workers[i % len(workers)]]) for i, part in enumerate(parts)]
+    def _place(self, parts: Iterable) -> list:
+        """Scatter part i to the i-th worker (:meth:`_workers`); a generator's parts are made and sent one at a time."""
+        workers, futures = self._workers(), []
+        for i, part in enumerate(parts):
+            futures.append(self.client.scatter(part, workers=[workers[i % len(workers)]]))
+            del part  # before the next part is made: this process holds one at a time
+        return futures
 
     def fit(self, train, valid, features, spec, params, *, seed=0, n_estimators=None) -> lgb.Booster:
         from lightgbm.dask import DaskLGBMRanker

@@ -16,6 +16,7 @@ import pytest
 
 from models import tasks
 from models.engine import LocalEngine, open_engine
+from models.train import load_params
 from recommender.bank import DataBank
 from recommender.config import Config
 from recommender.datasets import FeatureStore, task_table
@@ -63,15 +64,16 @@ def test_a_worker_holds_its_part_once():
     np.testing.assert_array_equal(matrix, expected)  # NaN stays NaN, in the rows' order
 
 
-def test_local_cluster_same_features_ndcg_within_001_and_scores(home: Config, tmp_path: Path):
-    """LocalCluster of 2 workers: features identical, NDCG@10 within 0.01, map_partitions scores exact.
+def test_local_cluster_same_features_ndcg_within_002_and_scores(home: Config, tmp_path: Path):
+    """LocalCluster of 2 workers: features identical, map_partitions scores exact, NDCG@10 within 0.02.
 
-    A distributed fit is not bit-identical to a local one: each machine bags its own rows and bins
-    its share of the features from its own rows, and which worker lightgbm.dask makes rank 0 varies
-    from one fit to the next. With bagging and column sampling on, a Dask fit therefore differs from
-    the local one as a fit with another seed does (README, Running on a cluster). This test switches
-    those two off, so what remains is the engine's own difference: on this world one fit per engine
-    gave local 0.5386 and Dask 0.5380 to 0.5436 over four fits (both rank orders).
+    A two-machine fit is not the local one: in LightGBM's data-parallel learning each machine finds
+    the bin boundaries of its share of the features from its own rows, and which worker is rank 0
+    follows ``distributed.Client.who_has``, which lists keys from a set (the client's hash order):
+    it changes from fit to fit. With bagging and column sampling off (here), ten fits gave 0.5380,
+    0.5403, 0.5414, 0.5436, 0.5501 and 0.5523 against the local 0.5386 (at most 0.014 apart; the
+    tolerance was 0.01 and failed about one run in three). That the engine's plumbing (parts, labels,
+    query groups, early stopping) is exact is the one-worker test below.
     """
     from recommender.pipeline import load_model, train_task
 
@@ -99,13 +101,35 @@ def test_local_cluster_same_features_ndcg_within_001_and_scores(home: Config, tm
         np.testing.assert_array_equal(engine.predict(booster, local_table, features),
                                       LocalEngine().predict(booster, local_table, features))
     a, b = (run.evaluation.overall["model"]["ndcg_at_10"] for run in (local, distributed))
-    assert abs(a - b) <= 0.01, (a, b, [f.best_iteration for f in local.evaluation.folds],
+    assert abs(a - b) <= 0.02, (a, b, [f.best_iteration for f in local.evaluation.folds],
                                 [f.best_iteration for f in distributed.evaluation.folds])
     params = _params(distributed.record.run_id, cfg)
     assert params["engine"] == "dask" and params["engine_workers"] == "2"
     assert params["feature_store"].startswith("reused ")  # the local run built the same table
     assert _params(local.record.run_id, cfg)["feature_store"].startswith("built ")
     assert _params(local.record.run_id, cfg)["engine"] == "local"
+
+
+def test_one_worker_fit_is_the_local_fit(home: Config):
+    """On one worker LightGBM's data-parallel learner is the serial one, so the Dask fit must predict
+    exactly as the local fit on the same rows, and its early-stopping round (from the validation
+    curve, as lightgbm.dask has no early stopping) must be the one LightGBM's callback keeps."""
+    cfg = home
+    spec = tasks.get_task(tasks.JOINT_PROJECTS).with_options(horizon=2)
+    table = task_table(DataBank(cfg.bank_dir), FeatureStore(cfg.feature_dir), spec, cfg.bloc.members,
+                       product_level=6).table
+    features = spec.feature_columns(table)
+    labelled = table[table["relevance"].notna()]
+    years = sorted(labelled["year"].unique())
+    train, valid = labelled[labelled["year"] < years[-1]], labelled[labelled["year"] == years[-1]]
+    params = load_params(tasks.JOINT_PROJECTS, {"n_estimators": "300"})
+    local = LocalEngine().fit(train, valid, features, spec, params, seed=3)
+    with open_engine("dask", workers=1) as engine:
+        assert engine.workers == 1
+        distributed = engine.fit(train, valid, features, spec, params, seed=3)
+    assert 0 < local.best_iteration < 300  # early stopping acted, so the comparison below covers it
+    assert distributed.best_iteration == local.best_iteration
+    np.testing.assert_array_equal(distributed.predict(table[features]), local.predict(table[features]))
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, what: str, timeout: float = 300) -> None:
