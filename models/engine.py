@@ -86,7 +86,7 @@ class DaskEngine:
 
     @property
     def workers(self) -> int:
-        return len(self.client.scheduler_info(n_workers=-1)["workers"])
+        return len(self._workers())
 
     def describe(self) -> str:
         return f"dask ({self.workers} worker(s) at {self.client.scheduler.address})"
@@ -110,6 +110,11 @@ class DaskEngine:
     def _partitions(self, table: pd.DataFrame, features: list[str], spec: Task, seed: int) -> tuple[Any, Any, Any]:
         """X (a Dask DataFrame), y and group sizes (Dask arrays), one partition per worker, no query split across two.
 
+        Queries are dealt to the parts (:func:`deal_queries`), so each part spans every year: in
+        LightGBM's data-parallel learning each machine finds the bins of its share of the features
+        from its own rows, and bins found from the early years alone (contiguous parts) differ from
+        the whole table's.
+
         Each part is one float64 matrix (:func:`models.train.feature_matrix`) wrapped in a DataFrame
         without a copy, scattered to its worker before the next is made: this process holds one part
         at a time. A DataFrame, not an array, because ``lightgbm.dask`` concatenates a worker's parts
@@ -121,20 +126,19 @@ class DaskEngine:
         import dask.dataframe as dd
 
         order, sizes = _query_order(table, spec, seed)
-        ends = np.cumsum(sizes)
-        n = max(1, min(self.workers, len(sizes)))
-        cut = np.unique(np.searchsorted(ends, np.linspace(0, ends[-1], n + 1)[1:-1], side="left") + 1)
-        group_parts = [g for g in np.split(sizes, cut) if g.size]
-        row_ends = np.cumsum([g.sum() for g in group_parts])
-        row_starts = np.concatenate([[0], row_ends[:-1]])
-        spans = list(zip(row_starts, row_ends, strict=True))
+        query_part = deal_queries(sizes, max(1, min(self.workers, len(sizes))))
+        row_part = np.repeat(query_part.astype(np.int16), sizes)  # each row's part (2 bytes a row)
+        used = np.unique(query_part)
+        group_parts = [sizes[query_part == k] for k in used]
         label = table["relevance"].to_numpy()[order].astype(np.int32)
-        xs = self._place(worker_part(table, features, order[a:b]) for a, b in spans)  # made one at a time
-        ys = self._place(label[a:b] for a, b in spans)
+        # a part's rows are picked (and its matrix made) only when it is sent: one part held at a time
+        xs = self._place(worker_part(table, features, order[row_part == k]) for k in used)
+        ys = self._place(label[row_part == k] for k in used)
         gs = self._place(group_parts)
         meta = pd.DataFrame({name: pd.Series(dtype=np.float64) for name in features})
+        n_rows = [int(g.sum()) for g in group_parts]
         return (dd.from_delayed(xs, meta=meta, verify_meta=False),
-                da.concatenate([da.from_delayed(f, shape=(b - a,), dtype=np.int32) for f, (a, b) in zip(ys, spans, strict=True)]),
+                da.concatenate([da.from_delayed(f, shape=(n,), dtype=np.int32) for f, n in zip(ys, n_rows, strict=True)]),
                 da.concatenate([da.from_delayed(f, shape=g.shape, dtype=g.dtype) for f, g in zip(gs, group_parts, strict=True)]))
 
     def _workers(self) -> list[str]:
@@ -142,8 +146,16 @@ class DaskEngine:
 
         A distributed fit is still not reproducible run to run: ``lightgbm.dask`` ranks the workers
         in the order of a Python set, and each rank bins its share of the features from its own rows.
+
+        Asked of the scheduler each time (``Client.nthreads``): ``Client.scheduler_info`` returns a
+        cached identity that the client's periodic refresh can replace, between the request and
+        the return, with one that lists no workers (a CI run failed so, dividing by zero workers).
         """
-        return sorted(self.client.scheduler_info(n_workers=-1)["workers"])
+        workers = sorted(self.client.nthreads())
+        if not workers:
+            raise ModelError(f"the Dask scheduler at {self.client.scheduler.address} has no workers; "
+                             "start at least one `dask worker` (README: Running on a cluster)")
+        return workers
 
     def _place(self, parts: Iterable) -> list:
         """Scatter part i to the i-th worker (:meth:`_workers`); a generator's parts are made and sent one at a time."""
@@ -195,6 +207,25 @@ def worker_part(table: pd.DataFrame, features: list[str], rows: np.ndarray) -> p
     the block as it is, so the worker holds these rows once (tested).
     """
     return pd.DataFrame(feature_matrix(table, features, rows), columns=list(features), copy=False)
+
+
+def deal_queries(sizes: np.ndarray, n: int) -> np.ndarray:
+    """The part (0 to ``n``-1) of each query of ``sizes`` rows, in order: each to the part with the fewest rows so far.
+
+    Parts stay within one query's size of each other, and each gets queries from the whole table
+    (every year), not a contiguous block of it.
+
+    >>> deal_queries(np.array([5, 5, 5, 5, 2, 9]), 2).tolist()
+    [0, 1, 0, 1, 0, 1]
+    >>> deal_queries(np.array([9, 1, 1, 1, 1]), 2).tolist()
+    [0, 1, 1, 1, 1]
+    """
+    loads = np.zeros(n, dtype=np.int64)
+    out = np.empty(len(sizes), dtype=np.int64)
+    for i, size in enumerate(sizes):
+        out[i] = k = int(np.argmin(loads))
+        loads[k] += size
+    return out
 
 
 def early_stopping_round(curve: Sequence[float], patience: int) -> int:
