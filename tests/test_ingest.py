@@ -166,6 +166,60 @@ def test_geography(bank, tiny_files):
     assert {"exporter", "importer", "distance_km", "contiguous", "common_language"} <= set(geo.columns)
     assert (geo["distance_km"] > 0).all()
 
+def _duplicates(batches) -> list[int]:
+    """Rows the validator reports as duplicate keys, fed ``batches`` in order (whether it had to sort is kept)."""
+    from recommender.ingest.validate import TradeValidator
+
+    validator, offset = TradeValidator(), 0
+    for batch in batches:
+        validator.check(batch, offset)
+        offset += batch.num_rows
+    found = [p for p in validator.finish() if p.reason.startswith("duplicate key")]
+    _duplicates.sorted = not validator._ascending
+    return list(found[0].rows) if found else []
+
+
+@pytest.mark.parametrize("order", ["sorted", "shuffled"])
+def test_baci_duplicate_rows_are_found_in_sorted_and_shuffled_files(tiny_world, tmp_path, order):
+    """Keys of a sorted BACI file ascend, so its duplicate check needs no sort; a repeated row is found
+    either way, in a file read in many blocks, and reported by its row number."""
+    from recommender.ingest import baci
+
+    path = next(iter(write_baci(tiny_world, tmp_path / "baci", max_rows=1).values()))
+    header, *lines = path.read_text().splitlines()
+    if order == "shuffled":
+        lines = [lines[i] for i in np.random.default_rng(0).permutation(len(lines))]
+    clean = tmp_path / "clean.csv"
+    clean.write_text("\n".join([header, *lines]) + "\n")
+    assert len(list(baci.read_baci(clean, dropped={}, block_size=1 << 12))) > 3
+    assert _duplicates(baci.read_baci(clean, dropped={}, block_size=1 << 12)) == []
+    assert _duplicates.sorted == (order == "shuffled")  # BACI's own order: ascending keys, no sort
+    for original, copy in [(len(lines) // 2, len(lines) // 2 + 1), (3, len(lines))]:  # next to it; far from it
+        rows = [*lines[:copy], lines[original], *lines[copy:]]
+        twice = tmp_path / f"twice-{copy}.csv"
+        twice.write_text("\n".join([header, *rows]) + "\n")
+        assert _duplicates(baci.read_baci(twice, dropped={}, block_size=1 << 12)) == [copy]
+
+
+def test_duplicate_across_a_batch_boundary_and_through_aliases(tmp_path):
+    """The ascending-key shortcut compares each batch's first key with the last one before it; two BACI
+    codes read as one country (250 is France; a country-codes file maps 251 to FRA too) are one key."""
+    from recommender.bank import TRADE_SCHEMA
+    from recommender.ingest import baci
+
+    def batch(rows):
+        columns = list(zip(*rows, strict=True))
+        return pa.Table.from_arrays([pa.array(columns[0], pa.int16()), *(pa.array(c).dictionary_encode() for c in columns[1:4]),
+                                     pa.array(columns[4], pa.float64()), pa.nulls(len(rows), pa.float64())], schema=TRADE_SCHEMA)
+    first = batch([(2010, "CHN", "KAZ", "0601", 1.0), (2010, "KAZ", "CHN", "0601", 1.0)])
+    assert _duplicates([first, batch([(2010, "KAZ", "CHN", "0601", 2.0), (2010, "KAZ", "RUS", "0601", 1.0)])]) == [2]
+    assert _duplicates([first, batch([(2010, "KAZ", "RUS", "0601", 2.0)])]) == []
+    codes = tmp_path / "country_codes.csv"
+    codes.write_text("country_code,country_iso3\n251,FRA\n")
+    csv = tmp_path / "b.csv"
+    csv.write_text("t,i,j,k,v,q\n2015,250,156,10121,1,1\n2015,251,156,10121,2,1\n")
+    assert _duplicates(baci.read_baci(csv, country_codes=codes, dropped={})) == [1]
+
 
 # ---- bad input: clear message, non-zero exit (CLI tests), untouched bank -------------------
 BAD_TRADE = {

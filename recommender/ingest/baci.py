@@ -38,18 +38,34 @@ def _baci_codes(column: pa.ChunkedArray, names: pa.Array) -> pa.DictionaryArray:
         extra = np.unique(codes[bad])
         names = pa.concat_arrays([names, pa.array([f"#{c}" for c in extra], pa.string())])
         codes = np.where(bad, len(names) - len(extra) + np.searchsorted(extra, codes), codes)
-    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), names)
+    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), names, safe=False)  # indices in range
 
 
-def _baci_products(column: pa.ChunkedArray) -> pa.DictionaryArray:
-    """HS codes read as integers → zero-padded six-character strings, dictionary-encoded."""
-    k = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.int64)
-    if k.size and (k.min() < 0 or k.max() > 999_999):
-        raise DataValidationError("BACI file", [Problem("product code k outside 0–999999", np.flatnonzero((k < 0) | (k > 999_999)))])
-    present = np.flatnonzero(np.bincount(k, minlength=1)) if k.size else np.array([], dtype=np.int64)
-    remap = np.zeros(int(k.max()) + 1 if k.size else 1, dtype=np.int32)
-    remap[present] = np.arange(len(present), dtype=np.int32)
-    return pa.DictionaryArray.from_arrays(pa.array(remap[k]), pa.array([f"{c:06d}" for c in present], pa.string()))
+class _ProductCoding:
+    """HS codes read as integers → indices into one dictionary of zero-padded six-character strings.
+
+    Built once over a whole file, so every batch shares the dictionary: the validator then keys rows
+    in the file's own (sorted) order, and the Parquet writer keeps its dictionary pages.
+    """
+
+    def __init__(self, column: pa.ChunkedArray | pa.Array) -> None:
+        k = self._codes(column)
+        present = np.flatnonzero(np.bincount(k, minlength=1)) if k.size else np.array([], dtype=np.int64)
+        self.remap = np.zeros(int(present[-1]) + 1 if present.size else 1, dtype=np.int32)
+        self.remap[present] = np.arange(len(present), dtype=np.int32)
+        self.dictionary = pa.array([f"{c:06d}" for c in present], pa.string())
+
+    @staticmethod
+    def _codes(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+        k = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.int64)
+        if k.size and (k.min() < 0 or k.max() > 999_999):
+            raise DataValidationError("BACI file", [Problem("product code k outside 0–999999", np.flatnonzero((k < 0) | (k > 999_999)))])
+        return k
+
+    def __call__(self, column: pa.ChunkedArray | pa.Array) -> pa.DictionaryArray:
+        """``column``'s codes, all of which were in (and checked with) the column the coding was built from."""
+        k = column.to_numpy(zero_copy_only=False)
+        return pa.DictionaryArray.from_arrays(pa.array(self.remap[k]), self.dictionary, safe=False)
 
 
 WHOLE_FILE_BYTES = 1 << 30
@@ -76,13 +92,16 @@ def read_baci(path: Path, *, country_codes: Path | None = None, dropped: dict[st
     read_options = pacsv.ReadOptions(block_size=block_size)
     convert_options = pacsv.ConvertOptions(column_types=types, include_columns=include, null_values=nulls)
     if path.stat().st_size <= WHOLE_FILE_BYTES:  # one BACI year: parsed on every core (the streaming reader uses one)
-        batches = pacsv.read_csv(path, read_options=read_options, convert_options=convert_options).to_batches()
-    else:
-        batches = pacsv.open_csv(path, read_options=read_options, convert_options=convert_options)
+        table = pacsv.read_csv(path, read_options=read_options, convert_options=convert_options)
+        batches, coding = table.to_batches(), _ProductCoding(table.column("k"))
+        del table
+    else:  # streamed: each block gets its own product dictionary
+        batches, coding = pacsv.open_csv(path, read_options=read_options, convert_options=convert_options), None
     for batch in batches:
+        products = (coding or _ProductCoding(batch.column("k")))(batch.column("k"))
         quantity = batch.column("q") if "q" in include else pa.nulls(batch.num_rows, pa.float64())
         yield pa.Table.from_arrays(
             [batch.column("t"), _baci_codes(batch.column("i"), names), _baci_codes(batch.column("j"), names),
-             _baci_products(batch.column("k")), pc.multiply(batch.column("v"), 1000.0), quantity],
+             products, pc.multiply(batch.column("v"), 1000.0), quantity],
             names=TRADE_SCHEMA.names,
         )

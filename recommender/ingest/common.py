@@ -135,7 +135,11 @@ class ProblemCollector:
         p.count = (p.count or 0) + (int(rows.size) if count is None else count)
 
     def add_mask(self, reason: str, mask: pa.Array | np.ndarray, offset: int) -> None:
-        arr = mask.to_numpy(zero_copy_only=False) if isinstance(mask, pa.Array | pa.ChunkedArray) else mask
+        if isinstance(mask, pa.Array | pa.ChunkedArray):
+            if not pc.any(mask).as_py():  # the usual case, without turning Arrow's bits into numpy bytes
+                return
+            mask = mask.to_numpy(zero_copy_only=False)
+        arr = mask
         arr = np.asarray(arr)
         if arr.dtype == object:
             arr = arr.astype(bool)

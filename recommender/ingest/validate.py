@@ -23,15 +23,22 @@ class TradeValidator:
     """Checks canonical trade batches; tracks duplicates and product-code lengths across batches.
 
     Works on dictionary-encoded code columns, so per-row work is integer arithmetic and the
-    string checks run once per distinct code.
+    string checks run once per distinct dictionary. Codes get ids in the order their dictionaries
+    list them, so a file sorted by its own codes (BACI: by year, exporter, importer and product
+    number) has ascending row keys, and its duplicate check needs no sort.
     """
 
     def __init__(self) -> None:
         self.problems = ProblemCollector()
-        self.products: dict[str, int] = {}
-        self._countries = {c: n for n, c in enumerate(sorted(countries.known_codes()))}
+        self.products: dict[str, int] = {}  # the codes rows use, in order of first use (the bank's product list)
+        self._known = countries.known_codes()
+        self._country_ids: dict[str, int] = {}  # known code → 1, 2, …; unknown and missing → 0
+        self._product_ids: dict[str, int] = {}  # every dictionary entry → 0, 1, …
         self._country_dictionaries: dict[tuple, tuple] = {}
+        self._product_dictionaries: dict[tuple, tuple] = {}
         self._keys: list[np.ndarray] = []
+        self._ascending = True  # every key so far above the one before: no duplicates
+        self._last_key: int | None = None
         self._length_rows: dict[int, list[int]] = {}
         self.length_counts: dict[int, int] = {}
         self.self_flows = 0
@@ -42,7 +49,7 @@ class TradeValidator:
         if raw not in self._country_dictionaries:  # once per distinct dictionary: a BACI file has one
             self._country_dictionaries[raw] = self._country_dictionary(raw)
         values, dictionary, missing_entry, bad_entry, ids = self._country_dictionaries[raw]
-        d = pa.DictionaryArray.from_arrays(d.indices, dictionary)
+        d = pa.DictionaryArray.from_arrays(d.indices, dictionary, safe=False)  # same length as before
         idx = _indices(d)  # -1 (a null cell) reads each table's last entry: missing, not unknown
         if d.indices.null_count or missing_entry[:-1].any():
             self.problems.add_mask(f"missing {col}", missing_entry[idx], offset)
@@ -63,14 +70,24 @@ class TradeValidator:
         values = countries.normalise(pd.Series(raw, dtype=object)).tolist()
         values = [v if isinstance(v, str) else None for v in values]
         missing_entry = np.array([v is None for v in values] + [True])
-        bad_entry = np.array([v is not None and v not in self._countries for v in values] + [False])
-        ids = np.array([self._countries.get(v, 0) for v in values] + [0], dtype=np.int64)
+        bad_entry = np.array([v is not None and v not in self._known for v in values] + [False])
+        for v in values:
+            if v in self._known:
+                self._country_ids.setdefault(v, len(self._country_ids) + 1)
+        ids = np.array([self._country_ids.get(v, 0) for v in values] + [0], dtype=np.int64)
         return values, pa.array(values, pa.string()), missing_entry, bad_entry, ids
 
     def _product_column(self, table: pa.Table, offset: int) -> tuple[pa.DictionaryArray, np.ndarray]:
         d = _dictionary(table.column("product"))
-        values = [v.strip() if v is not None else "" for v in d.dictionary.to_pylist()]
-        d = pa.DictionaryArray.from_arrays(d.indices, pa.array(values, pa.string()))
+        raw = tuple(d.dictionary.to_pylist())
+        if raw not in self._product_dictionaries:  # once per distinct dictionary: a BACI file read whole has one
+            values = [v.strip() if v is not None else "" for v in raw]
+            for v in values:
+                self._product_ids.setdefault(v, len(self._product_ids))
+            ids = np.array([self._product_ids[v] for v in values] + [0], dtype=np.int64)
+            self._product_dictionaries[raw] = values, pa.array(values, pa.string()), ids
+        values, dictionary, ids = self._product_dictionaries[raw]
+        d = pa.DictionaryArray.from_arrays(d.indices, dictionary, safe=False)
         idx = _indices(d)
         used = np.flatnonzero(np.bincount(idx + 1, minlength=len(values) + 1)[1:])
         empty = [int(u) for u in used if values[u] == ""]
@@ -87,7 +104,6 @@ class TradeValidator:
                 self._count_length(length, rows, rows.size, offset)
         for u in used:
             self.products.setdefault(values[u], len(self.products))
-        ids = np.array([self.products.get(v, 0) for v in values] + [0], dtype=np.int64)
         return d, ids[idx]
 
     def _count_length(self, length: int, rows: np.ndarray, count: int, offset: int) -> None:
@@ -109,8 +125,8 @@ class TradeValidator:
         p.add_mask("value_usd not finite (inf or out of range)", pc.fill_null(pc.is_inf(value), False), offset)
         p.add_mask("negative value_usd", pc.fill_null(pc.less(value, 0), False), offset)
         p.add_mask("negative quantity", pc.fill_null(pc.less(table.column("quantity"), 0), False), offset)
-        yr = np.asarray(pc.fill_null(year, 0).to_numpy(zero_copy_only=False), dtype=np.int64) % 256
-        keys = (((yr << 10 | exp_id) << 10 | imp_id) << 34) | prod_id
+        yr = np.asarray(pc.fill_null(year, 0).to_numpy(zero_copy_only=False), dtype=np.int64) & 255
+        keys = (((yr << 10 | exp_id) << 10 | imp_id) << 34) | prod_id  # 8 + 10 + 10 + 34 bits
         same = exp_id == imp_id
         out = pa.Table.from_arrays([year, exporter, importer, product, value, table.column("quantity")], schema=TRADE_SCHEMA)
         if same.any():
@@ -119,6 +135,9 @@ class TradeValidator:
             keys = np.where(same, -1 - np.arange(offset, offset + table.num_rows), keys)
             out = out.filter(pa.array(~same))
         self._keys.append(keys)  # one key per input row: a key's position is its row number
+        if self._ascending and keys.size:
+            self._ascending = bool((keys[1:] > keys[:-1]).all()) and (self._last_key is None or keys[0] > self._last_key)
+            self._last_key = int(keys[-1])
         return out
 
     def finish(self) -> list[Problem]:
@@ -128,9 +147,9 @@ class TradeValidator:
                 if length != common:
                     reason = f"product code of length {length} (most codes have {common} characters)"
                     self.problems.add(reason, rows, count=self.length_counts[length])
-        if self._keys:
+        if self._keys and not self._ascending:  # ascending keys (sorted input) hold no duplicate
             keys = np.concatenate(self._keys)
-            if keys.size > 1 and not np.all(keys[1:] > keys[:-1]):  # sorted input needs no sort
+            if keys.size > 1:
                 ordered = np.sort(keys)  # a plain sort first: only a file with duplicates pays for argsort
                 if (ordered[1:] == ordered[:-1]).any():
                     order = np.argsort(keys, kind="stable")
