@@ -21,7 +21,8 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,14 +45,16 @@ QUERY_MEMORY_FRACTION = 0.25
 """Share of the available memory an out-of-core query may hold before DuckDB spills to disk."""
 
 CODE = pa.dictionary(pa.int32(), pa.string())
-#: Codes are stored dictionary-encoded (compact, fast); :meth:`DataBank.read` returns strings.
+#: Codes are stored dictionary-encoded (compact, fast); :meth:`DataBank.read` returns strings. The
+#: validated columns are required (no null): Parquet then writes no definition levels for them, a
+#: quarter of the CPU of writing a BACI year (0.12 → 0.09 µs per row).
 TRADE_SCHEMA = pa.schema(
     [
-        ("year", pa.int16()),
-        ("exporter", CODE),
-        ("importer", CODE),
-        ("product", CODE),
-        ("value_usd", pa.float64()),
+        pa.field("year", pa.int16(), nullable=False),
+        pa.field("exporter", CODE, nullable=False),
+        pa.field("importer", CODE, nullable=False),
+        pa.field("product", CODE, nullable=False),
+        pa.field("value_usd", pa.float64(), nullable=False),
         ("quantity", pa.float64()),
     ]
 )
@@ -97,6 +100,8 @@ class Transaction:
     root: Path
     manifest: dict[str, Any]
     writers: dict[tuple[str, int], pq.ParquetWriter] = field(default_factory=dict)
+    _syncs: list[Future] = field(default_factory=list)
+    _syncer: ThreadPoolExecutor | None = None
 
     def path(self, table: str, year: int | None = None) -> Path:
         p = self.root / table
@@ -150,10 +155,31 @@ class Transaction:
     def remove_table(self, table: str) -> None:
         shutil.rmtree(self.path(table), ignore_errors=True)
 
+    def seal(self, table: str, years: Iterable[int]) -> None:
+        """Close the writers of ``years`` and flush their files to disk in the background.
+
+        The commit fsyncs every new file; a file already flushed costs it nothing. Without this, a
+        whole BACI panel's 1.6 GB waited for the disk after the last file (3.5 s of 47 s).
+        """
+        if self._syncer is None:
+            self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fsync")
+        for year in years:
+            writer = self.writers.pop((table, int(year)), None)
+            if writer is not None:
+                writer.close()
+                self._syncs.append(self._syncer.submit(_fsync, Path(writer.where)))
+
     def close_writers(self) -> None:
+        """Close every writer and wait for the background flushes (an error in one is raised here)."""
         for w in self.writers.values():
             w.close()
         self.writers.clear()
+        if self._syncer is not None:
+            self._syncer.shutdown(wait=True)
+            self._syncer = None
+            syncs, self._syncs = self._syncs, []
+            for f in syncs:
+                f.result()
 
 
 def _fsync(path: Path) -> None:

@@ -259,4 +259,5 @@ def _ingest_one(tx: Transaction, bank: DataBank, path: Path, label: str, sha: st
                     sha=sha.result() if isinstance(sha, Future) else sha, format=format, rows=rows, years=years,
                     options=options, dropped=dropped, classification=classification,
                     product_level=lengths[0] if lengths else None, bytes=size)
+    tx.seal("trade", years)  # this file's years are done: to disk while the next file is read
     return IngestResult(entry, dropped=dropped, replaced=replaced)
