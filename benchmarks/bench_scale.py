@@ -33,7 +33,7 @@ from pathlib import Path
 
 import psutil
 
-from benchmarks._harness import RESULTS, WORK, record
+from benchmarks._harness import RESULTS, WORK, machine, record
 
 SIZES = {
     "baci": {"countries": 220, "products": 5000, "years": 25, "horizon": 5, "min_flow": 3000.0},  # ≥ 200 M flows
@@ -180,11 +180,20 @@ def pipeline(home: Path, data: Path, env: dict[str, str], log: Path, *, engine: 
 
 def remeasure(steps: list[str], home: Path, data: Path, env: dict[str, str], log: Path, dims: dict) -> dict:
     """Run ``steps`` of the local half again on its home; a train first empties the feature store, so
-    the measurement covers building the features as the first run's did."""
+    the measurement covers building the features as the first run's did. ``ingest_trade`` runs into
+    an empty scratch home beside it (removed after), as the first run's did into an empty bank."""
     out = {}
     for step in steps:
         if step.startswith("train_"):
             shutil.rmtree(home / "features", ignore_errors=True)
+        if step == "ingest_trade":
+            scratch = home.with_name("home-ingest")
+            shutil.rmtree(scratch, ignore_errors=True)
+            try:
+                out[step] = measure_step(step, scratch, data, env, log, dims)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+            continue
         out[step] = measure_step(step, home, data, env, log, dims)
     return out
 
@@ -226,17 +235,22 @@ def run(size: str | None = None, *, dask: bool | None = None, local: bool | None
     else:
         earlier = json.loads((RESULTS / f"scale-{size}.json").read_text())
         local = earlier["local"]
-        if not (local_home / "bank").exists():
-            raise RuntimeError(f"SCALE_LOCAL=0 needs the bank of an earlier local run under {local_home}")
         again = [s for s in os.environ.get("SCALE_REMEASURE", "").split(",") if s]
-        choices = sorted(k for k in local if not k.startswith("ingest_"))  # an ingest into the built bank measures nothing
+        # capacity and geography ingests take seconds: only the trade ingest is worth measuring alone
+        choices = sorted(k for k in local if not k.startswith("ingest_") or k == "ingest_trade")
         if set(again) - set(choices):
             raise RuntimeError(f"SCALE_REMEASURE: {sorted(set(again) - set(choices))} cannot be measured again alone; "
                                f"choose among {choices}")
-        remeasured = {**earlier.get("remeasured", {}), **{s: datetime.now(UTC).isoformat(timespec="seconds") for s in again}}
+        if (dask or set(again) - {"ingest_trade"}) and not (local_home / "bank").exists():
+            raise RuntimeError(f"SCALE_LOCAL=0 needs the bank of an earlier local run under {local_home}")
+        on = f" on {machine()['cpu']}"  # the top-level machine is this run's; each step's own is kept here
+        remeasured = {**earlier.get("remeasured", {}), **{s: datetime.now(UTC).isoformat(timespec="seconds") + on for s in again}}
+        result_first_machine = earlier.get("first_run_machine", earlier.get("machine"))
         local = {**local, **remeasure(again, local_home, work / "data", env, log, dims)}
     tasks = dims.get("tasks", TASKS)
     result: dict = {"size": size, **dims, "flows": flows, "targets": TARGETS, "local": local}
+    if not local_run:
+        result["first_run_machine"] = result_first_machine
     if remeasured:
         result["remeasured"] = remeasured  # step → when it was measured again (later code), the rest from the first run
     if not local_run:  # the earlier run's Dask half stays in the record unless run or measured again below

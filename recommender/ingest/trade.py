@@ -6,7 +6,7 @@ import glob
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
@@ -132,6 +132,16 @@ def ingest_trade_files(
         hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
         stack.callback(hasher.shutdown, wait=True, cancel_futures=True)  # on an error, hash no further
         hashes = {path: hasher.submit(file_sha256, path) for path in files if not _is_zip(path)}
+        # the next file is parsed while this one is validated and written (which leaves a core half idle)
+        parser = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead")
+        stack.callback(parser.shutdown, wait=True, cancel_futures=True)
+        ahead: dict[int, _ReadAhead] = {}
+
+        def read_ahead(j: int) -> None:
+            """Start parsing member ``j`` if it is a plain file that will be parsed (no source of its size in the bank)."""
+            if j < len(members) and j not in ahead and members[j][1] is None and not _maybe_in_bank(bank, members[j][0].stat().st_size, options):
+                ahead[j] = _ReadAhead(_reader(members[j][0], format, columns, country_codes), parser)
+
         tx = None
         for i, (path, member) in enumerate(members):
             label = f"{path}!{member}" if member else str(path)
@@ -153,9 +163,10 @@ def ingest_trade_files(
                         continue
                 if tx is None:
                     tx = stack.enter_context(bank.transaction())
-                results[i] = _ingest_one(tx, bank, local, label, sha, size, format=format, columns=columns,
-                                         country_codes=country_codes, classification=classification, options=options,
-                                         replace=replace, progress=progress, seen_years=seen_years)
+                reader = ahead.pop(i, None) or _ReadAhead(_reader(local, format, columns, country_codes))
+                results[i] = _ingest_one(tx, bank, reader, label, sha, size, format=format,
+                                         classification=classification, options=options, replace=replace,
+                                         progress=progress, seen_years=seen_years, parsed=lambda i=i: read_ahead(i + 1))
             except UNREADABLE as exc:
                 raise unreadable(Path(label), exc) from exc
             finally:
@@ -195,19 +206,41 @@ def _extract(path: Path, member: str, folder: Path) -> Path:
     return target
 
 
-def _ingest_one(tx: Transaction, bank: DataBank, path: Path, label: str, sha: str | Future, size: int, *, format: str, columns: dict,
-                country_codes: str | Path | None, classification: str, options: dict, replace: bool,
-                progress: Progress | None, seen_years: dict[int, str]) -> IngestResult:
-    """Read, validate and write one file into the open transaction ``tx``; its manifest entry is added."""
-    source_id = _source_id(Path(label.rsplit("!", 1)[-1]))
+class _ReadAhead:
+    """A file's reader (its batches and what it dropped); with ``pool``, the first batch is read there
+    at once. For a BACI year read whole, that first batch is the parse of the whole file, on every core."""
+
+    def __init__(self, reader: tuple[Iterator[pa.Table], dict[str, int]], pool: ThreadPoolExecutor | None = None) -> None:
+        self.batches, self.dropped = reader
+        self._first = pool.submit(next, self.batches, None) if pool is not None else None
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        first = self._first.result() if self._first is not None else next(self.batches, None)
+        if first is not None:
+            yield first
+            yield from self.batches
+
+
+def _reader(path: Path, format: str, columns: dict, country_codes: str | Path | None) -> tuple[Iterator[pa.Table], dict[str, int]]:
+    """The batches of one trade file in the bank's schema (not yet validated), and the dict its reader
+    fills with the rows it drops (aggregates, sub-totals) by reason."""
     dropped: dict[str, int] = {}
     if format == "baci":
-        batches = read_baci(path, country_codes=Path(country_codes) if country_codes else None, dropped=dropped)
-    elif format == "comtrade":
-        batches = read_comtrade(path, columns=columns, dropped=dropped)
-    else:
-        batches = read_long(path, columns=columns, dropped=dropped)
+        return read_baci(path, country_codes=Path(country_codes) if country_codes else None, dropped=dropped), dropped
+    if format == "comtrade":
+        return read_comtrade(path, columns=columns, dropped=dropped), dropped
+    return read_long(path, columns=columns, dropped=dropped), dropped
 
+
+def _ingest_one(tx: Transaction, bank: DataBank, reader: _ReadAhead, label: str, sha: str | Future, size: int, *,
+                format: str, classification: str, options: dict, replace: bool, progress: Progress | None,
+                seen_years: dict[int, str], parsed: Callable[[], None] | None = None) -> IngestResult:
+    """Validate and write one file's batches into the open transaction ``tx``; its manifest entry is added.
+
+    ``parsed()`` is called once the first batch is in (for a BACI year, the file is parsed by then).
+    """
+    source_id = _source_id(Path(label.rsplit("!", 1)[-1]))
+    dropped = reader.dropped
     validator = TradeValidator()
     rows = 0
     years: set[int] = set()
@@ -215,7 +248,9 @@ def _ingest_one(tx: Transaction, bank: DataBank, path: Path, label: str, sha: st
         pending: list[Future] = []
         offset = 0
         try:
-            for raw in batches:
+            for raw in reader:
+                if parsed is not None and offset == 0:
+                    parsed()
                 n = raw.num_rows
                 table = validator.check(raw, offset)
                 offset += n
