@@ -100,8 +100,8 @@ class Transaction:
     root: Path
     manifest: dict[str, Any]
     writers: dict[tuple[str, int], pq.ParquetWriter] = field(default_factory=dict)
-    _syncs: list[Future] = field(default_factory=list)
-    _syncer: ThreadPoolExecutor | None = None
+    _syncs: list[Future] = field(default_factory=list, init=False, repr=False)  # files sealed, being flushed
+    _syncer: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
 
     def path(self, table: str, year: int | None = None) -> Path:
         p = self.root / table

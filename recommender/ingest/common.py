@@ -139,8 +139,7 @@ class ProblemCollector:
             if not pc.any(mask).as_py():  # the usual case, without turning Arrow's bits into numpy bytes
                 return
             mask = mask.to_numpy(zero_copy_only=False)
-        arr = mask
-        arr = np.asarray(arr)
+        arr = np.asarray(mask)
         if arr.dtype == object:
             arr = arr.astype(bool)
         if arr.any():
