@@ -282,9 +282,9 @@ def run(size: str | None = None, *, dask: bool | None = None, local: bool | None
         ran = pipeline(dask_home, work / "data", env, log, engine="dask", ingest=False, level4=False,
                        dims={**dims, "tasks": on_dask, **({"rounds": int(rounds)} if rounds else {})},
                        scheduler=scheduler)
-        # with SCALE_LOCAL=0 and some tasks, the recorded Dask steps of the other tasks stay
-        result["dask"] = {**(result.get("dask", {}) if not local_run else {}), **ran}
-        result["same_candidate_counts"] = {**(result.get("same_candidate_counts", {}) if not local_run else {}), **{
+        # with SCALE_LOCAL=0 and some tasks, the recorded Dask steps of the other tasks stay (copied above)
+        result["dask"] = {**result.get("dask", {}), **ran}
+        result["same_candidate_counts"] = {**result.get("same_candidate_counts", {}), **{
             t: ran[f"train_{t}"]["candidates"] == local[f"train_{t}"]["candidates"]
             and ran[f"recommend_{t}"]["rows"] == local[f"recommend_{t}"]["rows"] for t in on_dask}}
     steps = [s for part in ("local", "dask") for s in result.get(part, {}).values()]

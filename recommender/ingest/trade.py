@@ -137,9 +137,13 @@ def ingest_trade_files(
         stack.callback(parser.shutdown, wait=True, cancel_futures=True)
         ahead: dict[int, _ReadAhead] = {}
 
+        def surely_new(path: Path) -> bool:
+            """A plain file (hashed in the background) that no source of its size could be: it will be parsed."""
+            return path in hashes and not _maybe_in_bank(bank, path.stat().st_size, options)
+
         def read_ahead(j: int) -> None:
-            """Start parsing member ``j`` if it is a plain file that will be parsed (no source of its size in the bank)."""
-            if j < len(members) and j not in ahead and members[j][1] is None and not _maybe_in_bank(bank, members[j][0].stat().st_size, options):
+            """Start parsing member ``j`` if it will surely be parsed."""
+            if j < len(members) and j not in ahead and surely_new(members[j][0]):
                 ahead[j] = _ReadAhead(_reader(members[j][0], format, columns, country_codes), parser)
 
         tx = None
@@ -150,8 +154,8 @@ def ingest_trade_files(
             local = _extract(path, member, Path(tmp)) if member else path
             try:
                 size = local.stat().st_size
-                if path in hashes and not _maybe_in_bank(bank, size, options):
-                    sha: str | Future = hashes[path]  # no source of this size: parse now, the hash is awaited when recorded
+                if surely_new(path):
+                    sha: str | Future = hashes[path]  # parse now, the hash is awaited when recorded
                 else:
                     sha = hashes[path].result() if path in hashes else file_sha256(local)
                     if tx is None:  # before the transaction: an unchanged file may also tidy a killed writer's debris
