@@ -62,8 +62,8 @@ ui: $(STAMP)
 	$(BIN)/recommender ui
 
 lock: $(STAMP) ## re-pin the lock files
-	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --no-header --no-annotate -o requirements/main.lock
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header --no-annotate -o requirements/dev.lock
+	$(BIN)/uv pip compile pyproject.toml --extra s3 --python-version 3.11 --no-header --no-annotate -o requirements/main.lock
+	$(BIN)/uv pip compile pyproject.toml --extra s3 --extra dev --python-version 3.11 --no-header --no-annotate -o requirements/dev.lock
 
 clean:
 	rm -rf $(VENV) .recommender .pytest_cache .ruff_cache

@@ -40,7 +40,10 @@ class Engine(Protocol):
     def describe(self) -> str: ...
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *,
-            done: Callable[[Any, Any], None] | None = None) -> list[Any]: ...
+            done: Callable[[Any, Any], Any] | None = None) -> list[Any]:
+        """``fn`` of each item, in the items' order. ``done(item, result)`` runs as each finishes
+        (progress), and what it returns is kept in place of the result: a large result (a year's
+        feature table) can be written there and dropped."""
 
     def fit(self, train: pd.DataFrame, valid: pd.DataFrame | None, features: list[str], spec: Task, params: dict,
             *, seed: int = 0, n_estimators: int | None = None) -> lgb.Booster: ...
@@ -59,14 +62,9 @@ class LocalEngine:
         return f"local (this process, {usable_cpus()} CPU(s))"
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *,
-            done: Callable[[Any, Any], None] | None = None) -> list[Any]:
-        """``fn`` of each item, in order; ``done(item, result)`` after each (progress)."""
-        out = []
-        for item in items:
-            out.append(fn(item))
-            if done:
-                done(item, out[-1])
-        return out
+            done: Callable[[Any, Any], Any] | None = None) -> list[Any]:
+        """``fn`` of each item, in order (see :meth:`Engine.map`)."""
+        return [done(item, fn(item)) if done else fn(item) for item in items]
 
     def fit(self, train, valid, features, spec, params, *, seed=0, n_estimators=None) -> lgb.Booster:
         return fit_ranker(train, valid, features, spec, params, seed=seed, n_estimators=n_estimators)
@@ -92,8 +90,8 @@ class DaskEngine:
         return f"dask ({self.workers} worker(s) at {self.client.scheduler.address})"
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *,
-            done: Callable[[Any, Any], None] | None = None) -> list[Any]:
-        """``fn`` of each item as a Dask task, results in the items' order; ``done(item, result)`` as each finishes."""
+            done: Callable[[Any, Any], Any] | None = None) -> list[Any]:
+        """``fn`` of each item as a Dask task (see :meth:`Engine.map`); each result is fetched once."""
         from distributed import as_completed
 
         items = list(items)
@@ -102,9 +100,9 @@ class DaskEngine:
             return self.client.gather(futures)
         which = {f.key: item for f, item in zip(futures, items, strict=True)}
         results = {}
-        for future, result in as_completed(futures, with_results=True):  # each result fetched once
-            results[future.key] = result
-            done(which[future.key], result)
+        for future, result in as_completed(futures, with_results=True):
+            results[future.key] = done(which[future.key], result)
+            future.release()  # the worker may drop it now
         return [results[f.key] for f in futures]
 
     def _partitions(self, table: pd.DataFrame, features: list[str], spec: Task, seed: int) -> tuple[Any, Any, Any]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -206,30 +207,118 @@ def _sync_tree(root: Path) -> None:
     _fsync_dir(root)
 
 
+def is_remote(location: str | Path) -> bool:
+    """True for an fsspec URL other than a local file (``s3://bucket/bank``, ``gs://…``, ``memory://…``)."""
+    text = str(location)
+    return "://" in text and not text.startswith("file://")
+
+
+def filesystem(location: str | Path) -> tuple[Any, str]:
+    """The fsspec filesystem of a bank and the bank's path in it, with a clear error for what is missing."""
+    import fsspec
+
+    try:
+        return fsspec.core.url_to_fs(str(location))
+    except ImportError as exc:  # fsspec names the package: "Install s3fs to access S3"
+        raise RecommenderError(f"cannot open the data bank at {location}: {exc} (`make install` installs s3fs "
+                               "for s3:// banks; another storage needs its fsspec package)") from exc
+    except ValueError as exc:  # "Protocol not known: …"
+        raise RecommenderError(f"cannot open the data bank at {location}: {exc}. Use a folder or an fsspec "
+                               "URL such as s3://bucket/bank") from exc
+
+
+@contextmanager
+def remote_errors(bank: DataBank) -> Iterator[None]:
+    """A remote bank's storage failures (no such bucket, no credentials, endpoint unreachable) as one
+    clear :class:`RecommenderError`; a local bank's errors pass unchanged."""
+    if not bank.remote:
+        yield
+        return
+    try:
+        yield
+    except RecommenderError:
+        raise
+    except (OSError, duckdb.IOException, duckdb.HTTPException) as exc:
+        raise RemoteBankError(bank.root, exc) from exc
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] not in ("botocore", "aiobotocore", "s3fs", "fsspec", "gcsfs", "adlfs"):
+            raise
+        raise RemoteBankError(bank.root, exc) from exc
+
+
+class RemoteBankError(RecommenderError):
+    """A bank at a URL could not be read."""
+
+    def __init__(self, location: str | Path, exc: BaseException):
+        super().__init__(
+            f"cannot use the data bank at {location}: {type(exc).__name__}: {exc}. Check the URL, and that "
+            "this machine (and every Dask worker) has the storage's credentials and endpoint (for S3: "
+            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and, for a server other than AWS, AWS_ENDPOINT_URL)")
+
+
 class DataBank:
-    """Read and write access to the bank under ``root`` (``Config.bank_dir``)."""
+    """Read and write access to the bank under ``root`` (``Config.bank_dir``).
+
+    ``root`` is a folder (local, or a shared filesystem mounted at the same path everywhere), or an
+    fsspec URL such as ``s3://bucket/sco-bank``: a bank published there by
+    :func:`recommender.push.push`, read-only (a Dask cluster's workers read it without a shared filesystem).
+    Object stores are reached with the filesystem's own settings: for S3, ``s3fs`` and the usual
+    ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL`` (or fsspec's
+    ``FSSPEC_S3_*`` variables).
+    """
 
     def __init__(self, root: str | Path, *, lock_timeout: float = 5.0, snapshot: str | None = None):
-        self.root = Path(root)
+        self.remote = is_remote(root)
+        self.root: Path | str = str(root).rstrip("/") if self.remote else Path(str(root).removeprefix("file://"))
         self.lock_timeout = lock_timeout
         self.snapshot = snapshot  # read this snapshot instead of the live one (a build's every task sees the same data)
         self._codes: tuple[list[str], list[str]] | None = None
+        self._pointer: str | None = None
+        self.fs, self._base = filesystem(self.root)
+
+    def require_writable(self) -> None:
+        """Raise a clear error for a bank at a URL: it is written only by :func:`recommender.push.push`."""
+        if self.remote:
+            raise RecommenderError(
+                f"the data bank at {self.root} is read-only here: ingest into a local bank (the home's, or "
+                f"--bank FOLDER) and publish it with `recommender bank push {self.root}`")
 
     # ---- reading -------------------------------------------------------------------------
+    def _path(self, *parts: str) -> str:
+        return "/".join((self._base, *parts))
+
     @property
-    def current(self) -> Path | None:
-        pointer = self.root / "CURRENT"
-        if self.snapshot is None and not pointer.exists():
-            return None
-        snap = self.root / "snapshots" / (self.snapshot or pointer.read_text().strip())
-        return snap if snap.is_dir() else None
+    def snapshot_id(self) -> str | None:
+        """The snapshot read: the pinned one, else the live one named by ``CURRENT``; ``None`` when empty."""
+        with remote_errors(self):
+            if self.snapshot is None:
+                pointer = self._path("CURRENT")
+                if not self.fs.exists(pointer):
+                    return None
+                name = self.fs.cat_file(pointer).decode().strip()
+                if self.remote and name != self._pointer:  # a listing cached under an older snapshot is stale
+                    self.fs.invalidate_cache(self._base)
+                self._pointer = name
+            else:
+                name = self.snapshot
+            return name if self.fs.isdir(self._path("snapshots", name)) else None
+
+    @property
+    def _snap(self) -> str | None:
+        name = self.snapshot_id
+        return None if name is None else self._path("snapshots", name)
+
+    def _location(self, path: str) -> str:
+        """``path`` as DuckDB and Arrow name it: a plain path here, a URL (``s3://…``) for a remote bank."""
+        return self.fs.unstrip_protocol(path) if self.remote else path
 
     @property
     def manifest(self) -> dict[str, Any]:
-        snap = self.current
+        snap = self._snap
         if snap is None:
             return {"version": 1, "sources": []}
-        return json.loads((snap / "manifest.json").read_text())
+        with remote_errors(self):
+            return json.loads(self.fs.cat_file(f"{snap}/manifest.json"))
 
     @property
     def sources(self) -> list[dict[str, Any]]:
@@ -241,8 +330,7 @@ class DataBank:
         return next((s["classification"] for s in reversed(self.sources) if s["table"] == "trade"), "hs")
 
     def has(self, table: str) -> bool:
-        snap = self.current
-        return snap is not None and (snap / table).is_dir() and any((snap / table).rglob("*.parquet"))
+        return bool(self.files(table))
 
     def manifest_hash(self) -> str:
         """sha256 of the live manifest: identifies exactly what data a model was trained on."""
@@ -256,9 +344,9 @@ class DataBank:
                 f"the data bank at {self.root} has no {table!r} table; ingest one first "
                 f"(recommender ingest {table} PATH) or run `recommender demo`"
             )
-        assert self.current is not None
         partitioning = ds.partitioning(pa.schema([("year", pa.int16())]), flavor="hive") if table in YEAR_PARTITIONED else None
-        return ds.dataset(self.current / table, format="parquet", partitioning=partitioning)
+        return ds.dataset(f"{self._snap}/{table}", format="parquet", partitioning=partitioning,
+                          filesystem=self.fs if self.remote else None)
 
     def read(self, table: str, *, years: list[int] | None = None, columns: list[str] | None = None,
              filter: ds.Expression | None = None) -> pd.DataFrame:
@@ -291,22 +379,27 @@ class DataBank:
             out["year"] = out["year"].astype("int64")
         return out
 
-    def files(self, table: str, years: Collection[int] | None = None) -> list[Path]:
-        """The live snapshot's Parquet files of ``table`` (of ``years`` for a year-partitioned table)."""
-        snap = self.current
-        if snap is None or not (snap / table).is_dir():
+    def files(self, table: str, years: Collection[int] | None = None) -> list[str]:
+        """The snapshot's Parquet files of ``table`` (of ``years`` for a year-partitioned table), as
+        DuckDB and Arrow name them: paths, or URLs for a remote bank."""
+        snap = self._snap
+        if snap is None:
             return []
-        if table in YEAR_PARTITIONED and years is not None:
-            return sorted(p for y in sorted(set(years)) for p in (snap / table / f"year={int(y)}").glob("*.parquet"))
-        return sorted((snap / table).rglob("*.parquet"))
+        with remote_errors(self):
+            if table in YEAR_PARTITIONED and years is not None:
+                found = [p for y in sorted(set(years)) for p in self.fs.glob(f"{snap}/{table}/year={int(y)}/*.parquet")]
+            else:
+                found = self.fs.glob(f"{snap}/{table}/**/*.parquet") + self.fs.glob(f"{snap}/{table}/*.parquet")
+        return sorted({self._location(p) for p in found})
 
     def rows_by_year(self, table: str = "trade") -> dict[int, int]:
         """Stored rows of each year of a year-partitioned table, from the Parquet footers (no data read)."""
-        return {y: sum(pq.ParquetFile(f).metadata.num_rows for f in self.files(table, [y])) for y in self.years(table)}
+        fs = self.fs if self.remote else None
+        return {y: sum(pq.read_metadata(f, filesystem=fs).num_rows for f in self.files(table, [y])) for y in self.years(table)}
 
     def product_codes(self, level: int | None = None) -> list[str]:
         """Every product code of the trade, cut to ``level`` digits (default: as stored), sorted."""
-        files = [str(f) for f in self.files("trade")]
+        files = self.files("trade")
         if not files:
             raise BankEmptyError(f"the data bank at {self.root} has no trade; ingest some or run `recommender demo`")
         if self._codes is None or self._codes[0] != files:  # one scan per snapshot
@@ -325,27 +418,32 @@ class DataBank:
 
         Threads: the CPUs this process may use. Memory: at most :data:`QUERY_MEMORY_FRACTION` of
         the memory available now (and no more than ``RECOMMENDER_QUERY_MEMORY``, e.g. ``4GB``);
-        beyond it DuckDB spills to a temporary folder under the bank, removed afterwards.
+        beyond it DuckDB spills to a temporary folder under the bank (a remote bank's: the system's
+        temporary folder), removed afterwards. A remote bank's files are read through its fsspec
+        filesystem (``register_filesystem``), so DuckDB needs no extension for them.
         """
         limit = os.environ.get("RECOMMENDER_QUERY_MEMORY")
         if not limit:
             free = available_memory() or 8 << 30
             limit = f"{max(256, int(free * QUERY_MEMORY_FRACTION) >> 20)}MB"
-        spill = self.root / f".query-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        spill = Path(tempfile.gettempdir() if self.remote else self.root) / f".query-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         con = duckdb.connect(config={"threads": usable_cpus(), "memory_limit": limit, "temp_directory": str(spill)})
+        if self.remote:
+            con.register_filesystem(self.fs)
         # no progress bar: DuckDB draws it on stdout, into a Dask worker's log or a CSV written to stdout.
         # In Jupyter DuckDB refuses to change the setting without ipywidgets (and then draws nothing).
         with suppress(duckdb.InvalidInputException):
             con.execute("SET enable_progress_bar = false")
         try:
-            yield con
+            with remote_errors(self):
+                yield con
         finally:
             con.close()
             shutil.rmtree(spill, ignore_errors=True)
 
     def countries(self) -> set[str]:
         """Every exporter and importer of the trade (one streaming scan)."""
-        files = [str(f) for f in self.files("trade")]
+        files = self.files("trade")
         if not files:
             return set()
         with self.query() as con:
@@ -364,7 +462,7 @@ class DataBank:
         trade table: for a bloc of 10 of 220 countries, about a tenth of the flows.
         """
         years = sorted(int(y) for y in (years if years is not None else self.years("trade")))
-        files = [str(f) for f in self.files("trade", years)]
+        files = self.files("trade", years)
         members = sorted(set(countries))
         if not files:
             raise BankEmptyError(f"the data bank at {self.root} has no trade for years {years}; ingest some "
@@ -387,10 +485,12 @@ class DataBank:
         return TradeView(out["exports"], out["imports"], out["flows"], tuple(members))
 
     def years(self, table: str = "trade") -> list[int]:
-        snap = self.current
-        if snap is None or not (snap / table).is_dir():
+        snap = self._snap
+        if snap is None:
             return []
-        return sorted(int(p.name.split("=")[1]) for p in (snap / table).glob("year=*") if any(p.iterdir()))
+        with remote_errors(self):
+            found = self.fs.glob(f"{snap}/{table}/year=*/*.parquet")
+        return sorted({int(p.rsplit("/", 2)[1].split("=")[1]) for p in found})
 
     # ---- writing -------------------------------------------------------------------------
     @contextmanager
@@ -399,22 +499,13 @@ class DataBank:
 
         Waits up to ``lock_timeout`` seconds for another writer to finish.
         """
-        self.root.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.root / ".lock"))
-        try:
-            lock.acquire(timeout=self.lock_timeout)
-        except Timeout as exc:
-            raise RecommenderError(
-                f"the data bank at {self.root} is locked by another writer ({self.root / '.lock'}); "
-                "wait for it to finish and try again"
-            ) from exc
-        try:
+        with self.writer_lock():
             staging_root = self.root / "staging"
             self._remove_debris()
             snap_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
             staging = staging_root / snap_id
             staging.mkdir(parents=True)
-            old = self.current
+            old = None if self._snap is None else Path(self._snap)
             if old is not None:
                 for src in old.rglob("*"):
                     dst = staging / src.relative_to(old)
@@ -449,6 +540,26 @@ class DataBank:
             for snap in (self.root / "snapshots").iterdir():
                 if snap.name not in keep:
                     shutil.rmtree(snap, ignore_errors=True)
+
+    @contextmanager
+    def writer_lock(self) -> Iterator[None]:
+        """Hold the bank's one-writer lock (``bank/.lock``), waiting up to ``lock_timeout`` seconds.
+
+        Held by every write, and by :func:`recommender.push.push` while it copies the live
+        snapshot (which a write could otherwise retire under it).
+        """
+        self.require_writable()
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.root / ".lock"))
+        try:
+            lock.acquire(timeout=self.lock_timeout)
+        except Timeout as exc:
+            raise RecommenderError(
+                f"the data bank at {self.root} is locked by another writer ({self.root / '.lock'}); "
+                "wait for it to finish and try again"
+            ) from exc
+        try:
+            yield
         finally:
             lock.release()
 
@@ -465,7 +576,7 @@ class DataBank:
         Every write does this first; a command that ends up writing nothing (an unchanged file)
         calls it so debris never outlives the next command.
         """
-        if not self.root.is_dir():
+        if self.remote or not self.root.is_dir():
             return False
         lock = FileLock(str(self.root / ".lock"))
         try:
@@ -481,11 +592,12 @@ class DataBank:
     # ---- summaries -----------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
         """Stable summary of the bank (the JSON of ``recommender bank info --json``)."""
-        out: dict[str, Any] = {"bank": str(self.root), "snapshot": self.current.name if self.current else None,
-                               "manifest_hash": self.manifest_hash() if self.current else None}
+        snapshot = self.snapshot_id
+        out: dict[str, Any] = {"bank": str(self.root), "snapshot": snapshot,
+                               "manifest_hash": self.manifest_hash() if snapshot else None}
         if self.has("trade"):
             with self.query() as con:  # one streaming pass: the trade table is never held in memory
-                files = {"f": [str(f) for f in self.files("trade")]}
+                files = {"f": self.files("trade")}
                 by_year = con.execute("SELECT CAST(year AS INTEGER), sum(value_usd), count(*) FROM read_parquet($f) "
                                       "GROUP BY 1 ORDER BY 1", files).fetchall()
                 exporters, importers, products = con.execute(

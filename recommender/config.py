@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from models.store import Store
@@ -22,6 +22,7 @@ BLOCS: dict[str, tuple[str, ...]] = {
 }
 DEFAULT_BLOC = "SCO"
 HOME_ENV = "RECOMMENDER_HOME"
+BANK_ENV = "RECOMMENDER_BANK"
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
 REAL_DATA_ENV = "RECOMMENDER_REAL_DATA"
 
@@ -76,19 +77,29 @@ class Config:
     home: Path = field(default_factory=lambda: Path(".recommender"))
     tracking_uri: str | None = None
     bloc: Bloc = field(default_factory=lambda: resolve_bloc(DEFAULT_BLOC))
+    bank: str | None = None
+    """The data bank, when not the home's: a folder, or a URL (``s3://bucket/bank``) of a bank published
+    with ``recommender bank push`` (read-only)."""
 
     @classmethod
     def from_env(
-        cls, home: str | Path | None = None, tracking_uri: str | None = None, bloc: str | None = None
+        cls, home: str | Path | None = None, tracking_uri: str | None = None, bloc: str | None = None,
+        bank: str | Path | None = None,
     ) -> Config:
-        """Explicit arguments win over ``RECOMMENDER_HOME`` / ``MLFLOW_TRACKING_URI``, then defaults."""
+        """Explicit arguments win over ``RECOMMENDER_HOME`` / ``MLFLOW_TRACKING_URI`` / ``RECOMMENDER_BANK``, then defaults."""
         home_path = Path(home or os.environ.get(HOME_ENV) or ".recommender").expanduser().absolute()
         uri = tracking_uri or os.environ.get(TRACKING_ENV) or None
-        return cls(home=home_path, tracking_uri=uri, bloc=resolve_bloc(bloc))
+        bank = str(bank or os.environ.get(BANK_ENV) or "") or None
+        if bank and "://" not in bank:
+            bank = str(Path(bank).expanduser().absolute())
+        return cls(home=home_path, tracking_uri=uri, bloc=resolve_bloc(bloc), bank=bank)
 
     @property
-    def bank_dir(self) -> Path:
-        return self.home / "bank"
+    def bank_dir(self) -> Path | str:
+        """Where the data bank is: ``HOME/bank``, or the folder or URL given as ``bank``."""
+        if self.bank is None:
+            return self.home / "bank"
+        return self.bank if "://" in self.bank else Path(self.bank)
 
     @property
     def feature_dir(self) -> Path:
@@ -111,7 +122,7 @@ class Config:
         return Store(self.mlflow_uri, None if remote else self.artifact_root)
 
     def with_bloc(self, bloc: str | None) -> Config:
-        return Config(self.home, self.tracking_uri, resolve_bloc(bloc) if bloc else self.bloc)
+        return replace(self, bloc=resolve_bloc(bloc)) if bloc else self
 
 
 def real_data_dir() -> Path | None:

@@ -198,14 +198,17 @@ def year_chunks(bank: DataBank, years: list[int], *, rows: int | None = None) ->
 
 
 def build_year(bank_root: str, snapshot: str, task: Task, bloc: tuple[str, ...], product_level: int | None,
-               year: int, folder: str) -> int:
-    """One year of a table as a task of its own (the Dask engine): build it, write ``folder/year=Y.parquet``.
+               year: int, folder: str | None) -> int | pd.DataFrame:
+    """One year of a table as a task of its own (the Dask engine): build it, write ``folder/year=Y.parquet``
+    and return the number of rows; without ``folder``, return the table itself.
 
     Reads the bank's snapshot ``snapshot`` (fixed when the build started, so every year sees the
-    same data even if someone ingests meanwhile). Returns the number of rows.
+    same data even if someone ingests meanwhile).
     """
     builder = YearBuilder(DataBank(bank_root, snapshot=snapshot), task, bloc, product_level=product_level)
     table = builder.table([year])
+    if folder is None:
+        return table
     table.to_parquet(Path(folder) / f"year={year}.parquet", index=False)
     return len(table)
 
@@ -241,14 +244,21 @@ def task_table(bank: DataBank, store: FeatureStore, task: Task, bloc: Collection
     staging = store.staging(key)
     try:
         if engine is not None and engine.distributed:
-            snapshot = bank.current.name
+            snapshot = bank.snapshot_id
+            # a bank at a URL assumes no filesystem shared with the workers: each year comes back
+            # through Dask and is written here; a bank in a folder is shared, and each worker writes
+            shared = None if bank.remote else str(staging)
             finished: list[int] = []
 
-            def progress(year: int, rows: int) -> None:
+            def progress(year: int, result: int | pd.DataFrame) -> int:
+                if isinstance(result, pd.DataFrame):
+                    result.to_parquet(staging / f"year={year}.parquet", index=False)
+                    result = len(result)
                 finished.append(year)
-                log(f"features: year {year} done on {engine.name} ({len(finished)} of {len(years)}): {rows:,} candidates")
+                log(f"features: year {year} done on {engine.name} ({len(finished)} of {len(years)}): {result:,} candidates")
+                return result
 
-            rows = engine.map(lambda y: build_year(str(bank.root), snapshot, task, key.bloc, product_level, y, str(staging)),
+            rows = engine.map(lambda y: build_year(str(bank.root), snapshot, task, key.bloc, product_level, y, shared),
                               years, done=progress)
             log(f"features: {len(years)} years as {engine.name} tasks, {sum(rows):,} candidates")
         else:

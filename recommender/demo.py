@@ -17,9 +17,10 @@ def build_demo_bank(cfg: Config, *, seed: int = 0, spec: WorldSpec | None = None
 
     Idempotent: the files are byte-identical for a seed, so a second run changes nothing.
     """
+    bank = DataBank(cfg.bank_dir)
+    bank.require_writable()
     spec = spec or WorldSpec.demo(seed=seed)
     world = generate_world(spec)
-    bank = DataBank(cfg.bank_dir)
     folder = cfg.home / "synthetic" / f"seed-{spec.seed}"
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cfg.home) as tmp:

@@ -12,7 +12,7 @@ from recommender.synthetic import World, WorldSpec, generate_world
 
 #: The longest modules, started first: ``--dist loadfile`` hands modules out in collection order,
 #: so a long module collected last would run alone at the end while the other worker idles.
-SLOW_FIRST = ("test_dask.py", "test_team_mode.py", "test_cli_usage.py", "test_notebooks.py", "test_tasks.py",
+SLOW_FIRST = ("test_dask.py", "test_team_mode.py", "test_remote_bank.py", "test_cli_usage.py", "test_notebooks.py", "test_tasks.py",
               "test_training_pipeline.py", "test_reliability.py")
 
 

@@ -23,13 +23,14 @@ def root_callback(
     ctx: typer.Context,
     home: Annotated[Path | None, typer.Option("--home", help="Home folder (data bank, MLflow store). Env: RECOMMENDER_HOME; default ./.recommender")] = None,
     tracking_uri: Annotated[str | None, typer.Option("--tracking-uri", help="MLflow tracking URI. Env: MLFLOW_TRACKING_URI; default a SQLite file under the home")] = None,
+    bank: Annotated[str | None, typer.Option("--bank", help="Data bank: a folder, or the URL of a bank published with `bank push` (s3://bucket/bank, read-only). Env: RECOMMENDER_BANK; default HOME/bank")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", help="Show the libraries' own logging (MLflow, LightGBM)")] = False,
 ) -> None:
     """Industrial-cooperation recommender: import substitution and joint projects for trade blocs."""
     from models.store import quiet_mlflow
 
     quiet_mlflow(verbose)
-    ctx.obj = Config.from_env(home=home, tracking_uri=tracking_uri)
+    ctx.obj = Config.from_env(home=home, tracking_uri=tracking_uri, bank=bank)
 
 
 def config(ctx: typer.Context, bloc: str | None = None) -> Config:

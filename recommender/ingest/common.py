@@ -171,9 +171,11 @@ def _indices(dictionary: pa.DictionaryArray) -> np.ndarray:
 
 
 def reading_errors(ingest: Callable[..., IngestResult]) -> Callable[..., IngestResult]:
-    """Turn a reader's failure on a malformed file into a clear :class:`DataValidationError` (nothing is written)."""
+    """Refuse a read-only bank (at a URL) before reading anything, and turn a reader's failure on a
+    malformed file into a clear :class:`DataValidationError` (nothing is written)."""
     @functools.wraps(ingest)
     def wrapper(bank, path, *args, **kwargs):
+        bank.require_writable()
         try:
             return ingest(bank, path, *args, **kwargs)
         except UNREADABLE as exc:  # e.g. a BACI file read by Arrow's own CSV reader

@@ -112,6 +112,7 @@ def ingest_trade_files(
     reported ``unchanged``; two files of one call may not hold the same year. ``on_file(i, n, name)``
     is called before each file is read (for a progress display); ``progress(rows)`` as rows stream.
     """
+    bank.require_writable()
     columns = dict(columns or {})
     if product_column:
         columns["product"] = product_column
