@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from recommender.bank import DataBank
+from recommender.bank_cache import CACHE_ENV, cache_root
 from recommender.config import Config
 from recommender.demo import build_demo_bank
 from recommender.ingest import ingest_product_names
@@ -27,10 +28,12 @@ BIN = Path(sys.executable).parent
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory) -> S3Server:
-    server = S3Server(tmp_path_factory.mktemp("s3") / "server.log").start()
+    folder = tmp_path_factory.mktemp("s3")
+    server = S3Server(folder / "server.log").start()
     with pytest.MonkeyPatch.context() as patch:
         for name, value in server.env.items():
             patch.setenv(name, value)
+        patch.setenv(CACHE_ENV, str(folder / "cache"))  # this process's and the workers' copies of the banks' files
         import s3fs
 
         s3fs.S3FileSystem.clear_instance_cache()  # a client made before the endpoint was set would talk to AWS
@@ -91,6 +94,12 @@ def test_a_pushed_bank_reads_as_the_local_one(s3: S3Server, local: Config):
         else:
             assert got == want
     pd.testing.assert_frame_equal(remote.read("capacity"), bank.read("capacity"))
+    # DuckDB read local copies, one per file, byte for byte the bank's
+    copies = sorted(p for p in cache_root().rglob("*.parquet") if f"/{bank.snapshot_id}/trade/" in str(p))
+    assert [p.relative_to(p.parents[3]) for p in copies] == \
+        [Path(f).relative_to(Path(f).parents[3]) for f in bank.files("trade")]
+    assert all(c.read_bytes() == Path(f).read_bytes() for c, f in zip(copies, bank.files("trade"), strict=True))
+    assert not list(cache_root().rglob("*.part"))
     # pushed again unchanged: nothing sent
     again = push(bank, "s3://banks/same")
     assert again.unchanged and again.uploaded_files == again.copied_files == 0
@@ -114,8 +123,13 @@ def test_a_push_sends_only_what_changed_and_keeps_the_previous_snapshot(s3: S3Se
     assert pinned.info()["trade"] == DataBank("s3://banks/grow").info()["trade"]
     names.write_text("code,name\n01,Live animals\n02,Meat and offal\n")
     ingest_product_names(bank, names, replace=True)
+    cached = DataBank("s3://banks/grow").local_files("trade")
+    folder = Path(cached[0]).parents[3]  # the cache of this bank: one folder per snapshot
+    assert {p.name for p in folder.iterdir()} == {first.snapshot, second.snapshot}  # pinned, then live
     third = push(bank, "s3://banks/grow")
     assert third.removed_snapshots == [first.snapshot]  # the previous one (second) stays for its readers
+    DataBank("s3://banks/grow").local_files("trade", [2003])
+    assert {p.name for p in folder.iterdir()} == {second.snapshot, third.snapshot}  # the retired one's copies went
     snapshots = {p.split("/")[3] for p in _objects(s3, "s3://banks/grow/snapshots")}
     assert snapshots == {second.snapshot, third.snapshot}
     remote = DataBank("s3://banks/grow")
