@@ -13,6 +13,9 @@
    rounds, default 100) from the folder bank and from the S3 bank, each in an empty home: the
    features are built by the workers, from the folder or through S3. Candidate counts must agree.
 
+Local copies of the bank's files (:mod:`recommender.bank_cache`) go to a cache under the work
+folder, emptied before each step that reads from S3, so each such step pays for its downloads.
+
 The S3 server is an in-memory emulator in one Python process on this same 2-core machine, so the
 S3 numbers are those of reading through s3fs and botocore over loopback against a slow server,
 not of AWS.
@@ -55,7 +58,9 @@ def run() -> dict:
     log = work / "steps.log"
     log.write_text("")
     server = S3Server(work / "s3.log").start()
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | server.env | {"RECOMMENDER_HOME": str(home)}
+    cache = work / "cache"  # emptied before each read from S3: each step pays for its downloads
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | server.env | \
+        {"RECOMMENDER_HOME": str(home), "RECOMMENDER_BANK_CACHE": str(cache)}
     rounds = int(os.environ.get("SCALE_DASK_ROUNDS", "100"))
     dims = SIZES["baci12"]
     out: dict = {"bank": "scale-baci12 (220 countries × 5,000 HS6 products × 12 years)", "s3_server": "moto (in memory, 127.0.0.1)",
@@ -78,9 +83,11 @@ def run() -> dict:
         pushed = json.loads(text[text.index("{"):text.rindex("}") + 1])
         steps["push_again"] |= {k: pushed[k] for k in ("uploaded_files", "uploaded_bytes", "copied_files")}
         steps["info_folder"] = run_step("info_folder", ["bank", "info", "--json"], env, log)
+        shutil.rmtree(cache, ignore_errors=True)
         steps["info_s3"] = run_step("info_s3", ["--bank", URL, "bank", "info", "--json"], env, log)
         for where, bank in (("folder", str(home / "bank")), ("s3", URL)):
             train_home = work / f"home-train-{where}"
+            shutil.rmtree(cache, ignore_errors=True)
             mark = len(log.read_text())
             steps[f"train_joint-projects_{where}"] = run_step(
                 f"train_joint-projects_{where}",
