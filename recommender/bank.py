@@ -304,6 +304,14 @@ class DataBank:
                 name = self.snapshot
             return name if self.fs.isdir(self._path("snapshots", name)) else None
 
+    def snapshot_names(self) -> list[str]:
+        """Every snapshot the bank holds (the live one, the previous one, a writer's unpublished debris)."""
+        folder = self._path("snapshots")
+        with remote_errors(self):
+            if not self.fs.exists(folder):
+                return []
+            return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(folder, detail=False))
+
     @property
     def _snap(self) -> str | None:
         name = self.snapshot_id
@@ -406,9 +414,7 @@ class DataBank:
         files = self.files(table, years)
         if not self.remote:
             return files
-        snapshots = self._path("snapshots")
-        cache = BankCache(self.fs, self._location(snapshots),
-                          held=lambda: {p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(snapshots, detail=False)})
+        cache = BankCache(self.fs, self._location(self._path("snapshots")), held=lambda: set(self.snapshot_names()))
         with remote_errors(self):
             return cache.fetch(files)
 

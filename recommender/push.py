@@ -73,7 +73,7 @@ def push(bank: DataBank, url: str, *, progress: Callable[[int], None] | None = N
         if snapshot == previous:
             return PushResult(url, snapshot, previous, 0, 0, 0, [])
         shared = _shared_files(Path(bank.root) / "snapshots" / previous) if previous else {}
-        files = sorted(p for p in local.rglob("*") if p.is_file() and p.name != "manifest.json")
+        files = _data_files(local)
         uploaded = copied = sent = 0
         destination = target._path("snapshots", snapshot)
         with remote_errors(target):
@@ -93,29 +93,25 @@ def push(bank: DataBank, url: str, *, progress: Callable[[int], None] | None = N
             target.fs.pipe_file(f"{destination}/manifest.json", (local / "manifest.json").read_bytes())
             target.fs.pipe_file(target._path("CURRENT"), snapshot.encode())  # the commit: one atomic PUT
             keep = {snapshot, previous}
-            removed = sorted(name for name in _snapshots(target) if name not in keep)
+            removed = sorted(name for name in target.snapshot_names() if name not in keep)
             for name in removed:
                 target.fs.rm(target._path("snapshots", name), recursive=True)
         return PushResult(url, snapshot, previous, uploaded, sent, copied, removed)
 
 
+def _data_files(snapshot: Path) -> list[Path]:
+    """A local snapshot's files but its manifest (sent last, as the commit's first half)."""
+    return sorted(p for p in snapshot.rglob("*") if p.is_file() and p.name != "manifest.json")
+
+
 def _shared_files(snapshot: Path) -> dict[tuple[int, int], str]:
-    """(device, inode) → path in ``snapshot`` of every file: the files a newer snapshot hard-links."""
-    if not snapshot.is_dir():  # the published snapshot is no longer kept locally: upload everything
-        return {}
+    """(device, inode) → path in ``snapshot`` of every file: the files a newer snapshot hard-links.
+    Empty when the published snapshot is no longer kept locally: everything is uploaded."""
     out = {}
-    for path in snapshot.rglob("*"):
-        if path.is_file() and path.name != "manifest.json":
-            stat = path.stat()
-            out[(stat.st_dev, stat.st_ino)] = path.relative_to(snapshot).as_posix()
+    for path in _data_files(snapshot) if snapshot.is_dir() else []:
+        stat = path.stat()
+        out[(stat.st_dev, stat.st_ino)] = path.relative_to(snapshot).as_posix()
     return out
-
-
-def _snapshots(target: DataBank) -> list[str]:
-    folder = target._path("snapshots")
-    if not target.fs.exists(folder):
-        return []
-    return [p.rstrip("/").rsplit("/", 1)[-1] for p in target.fs.ls(folder, detail=False)]
 
 
 @contextmanager

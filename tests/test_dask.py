@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import mlflow
@@ -22,6 +20,7 @@ from recommender.config import Config
 from recommender.datasets import FeatureStore, task_table
 from recommender.demo import build_demo_bank
 from recommender.synthetic import WorldSpec
+from tests.dask_processes import dask_cluster
 
 BIN = Path(sys.executable).parent
 
@@ -134,36 +133,12 @@ def test_one_worker_fit_is_the_local_fit(home: Config):
     np.testing.assert_array_equal(distributed.predict(table[features]), local.predict(table[features]))
 
 
-def _wait_for(path: Path, proc: subprocess.Popen, what: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if proc.poll() is not None:
-            raise AssertionError(f"{what} exited with {proc.returncode}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not ready after {timeout} s")
-        time.sleep(0.5)
-
-
 def test_small_scale_benchmark_on_both_engines_through_a_real_scheduler(tmp_path: Path):
     """`dask scheduler` and two `dask worker` processes on 127.0.0.1; the scale benchmark's pipeline
     (BACI CSVs per year, ingest, train and recommend import substitution) locally and through --scheduler."""
-    from distributed import Client
-
     from benchmarks import bench_scale
 
-    file = tmp_path / "scheduler.json"
-    logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("scheduler", "worker0", "worker1")}
-    procs = [subprocess.Popen([BIN / "dask", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                               "--scheduler-file", file], stdout=logs["scheduler"], stderr=subprocess.STDOUT)]
-    try:
-        _wait_for(file, procs[0], "dask scheduler")
-        for i in range(2):
-            procs.append(subprocess.Popen([BIN / "dask", "worker", "--scheduler-file", file, "--nworkers", "1",
-                                           "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"],
-                                          stdout=logs[f"worker{i}"], stderr=subprocess.STDOUT))
-        address = json.loads(file.read_text())["address"]
-        with Client(address, timeout="120s") as client:
-            client.wait_for_workers(2, timeout=300)
+    with dask_cluster(tmp_path) as address:
         result = bench_scale.run("test", dask=True, scheduler=address, work=tmp_path / "bench", save=False)
         log = (tmp_path / "bench" / "steps.log").read_text()
         assert f"dask (2 worker(s) at {address})" in log
@@ -178,13 +153,3 @@ def test_small_scale_benchmark_on_both_engines_through_a_real_scheduler(tmp_path
                                   "import-substitution", "--engine", "dask", "--scheduler", "tcp://127.0.0.1:9"],
                                  env=env, capture_output=True, text=True, timeout=600)
         assert refused.returncode == 2 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in refused.stderr
-    finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        for log in logs.values():
-            log.close()

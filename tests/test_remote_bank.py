@@ -19,8 +19,9 @@ from recommender.bank_cache import CACHE_ENV, cache_root
 from recommender.config import Config
 from recommender.demo import build_demo_bank
 from recommender.ingest import ingest_product_names
-from recommender.push import push
+from recommender.push import PushResult, push
 from recommender.synthetic import WorldSpec
+from tests.dask_processes import dask_cluster
 from tests.s3 import S3Server
 
 BIN = Path(sys.executable).parent
@@ -67,6 +68,19 @@ def _data_files(bank: DataBank) -> int:
     return len(list((Path(bank.root) / "snapshots" / bank.snapshot_id).rglob("*.parquet")))
 
 
+def _pushed_then_named(local: Config, tmp_path: Path, url: str, names: str) -> tuple[DataBank, PushResult, Path]:
+    """A copy of the tiny bank (these tests ingest) pushed to ``url``, then product names ``names``
+    ingested into it and not pushed yet: the bank, the first push's result and the names file."""
+    cfg = Config(home=tmp_path / "home")
+    shutil.copytree(local.bank_dir, cfg.bank_dir)
+    bank = DataBank(cfg.bank_dir)
+    first = push(bank, url)
+    path = tmp_path / "names.csv"
+    path.write_text(names)
+    ingest_product_names(bank, path)
+    return bank, first, path
+
+
 def _cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | (env or {})
     return subprocess.run([str(BIN / "recommender"), *args], capture_output=True, text=True, env=environment,
@@ -106,13 +120,7 @@ def test_a_pushed_bank_reads_as_the_local_one(s3: S3Server, local: Config):
 
 
 def test_a_push_sends_only_what_changed_and_keeps_the_previous_snapshot(s3: S3Server, local: Config, tmp_path: Path):
-    cfg = Config(home=tmp_path / "home")
-    shutil.copytree(local.bank_dir, cfg.bank_dir)  # its own copy: this test ingests
-    bank = DataBank(cfg.bank_dir)
-    first = push(bank, "s3://banks/grow")
-    names = tmp_path / "names.csv"
-    names.write_text("code,name\n01,Live animals\n02,Meat\n")
-    ingest_product_names(bank, names)
+    bank, first, names = _pushed_then_named(local, tmp_path, "s3://banks/grow", "code,name\n01,Live animals\n02,Meat\n")
     second = push(bank, "s3://banks/grow")
     files = _data_files(bank)
     # every file but the new names is a hard link to the published snapshot's: copied in the store
@@ -138,13 +146,7 @@ def test_a_push_sends_only_what_changed_and_keeps_the_previous_snapshot(s3: S3Se
 
 def test_an_interrupted_push_changes_nothing_and_the_next_one_completes(s3: S3Server, local: Config, tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch):
-    cfg = Config(home=tmp_path / "home")
-    shutil.copytree(local.bank_dir, cfg.bank_dir)
-    bank = DataBank(cfg.bank_dir)
-    first = push(bank, "s3://banks/cut")
-    names = tmp_path / "names.csv"
-    names.write_text("code,name\n01,Live animals\n")
-    ingest_product_names(bank, names)
+    bank, first, _ = _pushed_then_named(local, tmp_path, "s3://banks/cut", "code,name\n01,Live animals\n")
     before = _objects(s3, "s3://banks/cut")
     calls = {"n": 0}
     fs = DataBank("s3://banks/cut").fs  # fsspec's cached instance: the one the push uses
@@ -224,25 +226,9 @@ def test_dask_workers_that_cannot_see_the_home_train_from_the_pushed_bank(s3: S3
     hidden = tmp_path / "hidden"
     cfg = Config(home=hidden / "home")
     cfg.home.mkdir(parents=True)
-    file = tmp_path / "scheduler.json"
-    logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("scheduler", "worker0", "worker1")}
-    procs = [subprocess.Popen([BIN / "dask", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                               "--scheduler-file", file], stdout=logs["scheduler"], stderr=subprocess.STDOUT)]
-    try:
-        deadline = 300
-        while not file.exists() and deadline > 0 and procs[0].poll() is None:
-            subprocess.run(["sleep", "0.5"])
-            deadline -= 0.5
-        assert file.exists(), (tmp_path / "scheduler.log").read_text()
-        address = json.loads(file.read_text())["address"]
-        for i in range(2):
-            worker = [str(BIN / "dask"), "worker", address, "--nworkers", "1", "--nthreads", "1", "--host", "127.0.0.1",
-                      "--no-dashboard"]
-            procs.append(subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                                           f'mount -t tmpfs hidden "{hidden}" && exec "$0" "$@"', *worker],
-                                          stdout=logs[f"worker{i}"], stderr=subprocess.STDOUT))
+    hide = ["unshare", "--mount", "--propagation", "private", "sh", "-c", f'mount -t tmpfs hidden "{hidden}" && exec "$0" "$@"']
+    with dask_cluster(tmp_path, wrap=hide) as address:
         with Client(address, timeout="120s") as client:
-            client.wait_for_workers(2, timeout=300)
             seen = client.run(os.path.exists, str(cfg.home))
         assert seen and not any(seen.values()), seen  # the workers cannot see the home
         assert cfg.home.exists()
@@ -250,16 +236,6 @@ def test_dask_workers_that_cannot_see_the_home_train_from_the_pushed_bank(s3: S3
                     "--horizon", "2", "--engine", "dask", "--scheduler", address, "--param", "n_estimators=30", env=s3.env)
         assert done.returncode == 0, done.stderr[-3000:]
         assert f"dask (2 worker(s) at {address})" in done.stderr
-    finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        for log in logs.values():
-            log.close()
     mlflow.set_tracking_uri(cfg.mlflow_uri)
     run = mlflow.get_run(re.search(r"MLflow run ([0-9a-f]{32})", done.stdout).group(1))
     assert run.data.params["engine"] == "dask" and run.data.params["feature_store"].startswith("built ")
