@@ -9,8 +9,8 @@ Both engines offer what the pipeline needs, so training and scoring read the sam
 * ``predict(model, table, features)`` — scores: in place here, ``map_partitions`` on a cluster.
 
 Distributed LightGBM builds its histograms from each worker's share of the rows, so its trees are
-not bit-identical to a single process's; and ``DaskLGBMRanker`` has no early stopping, so the
-Dask engine trains the full number of rounds, then computes LightGBM's validation NDCG after each
+not bit-identical to a single process's (though the same from fit to fit: :class:`RankedClient`);
+and ``DaskLGBMRanker`` has no early stopping, so the Dask engine trains the full number of rounds, then computes LightGBM's validation NDCG after each
 round on the whole validation set (:func:`models.train.validation_curve`; each machine would see
 only its share) and keeps the round early stopping would have kept (:func:`early_stopping_round`).
 Metrics agree within a small tolerance, which the tests check.
@@ -140,10 +140,7 @@ class DaskEngine:
                 da.concatenate([da.from_delayed(f, shape=g.shape, dtype=g.dtype) for f, g in zip(gs, group_parts, strict=True)]))
 
     def _workers(self) -> list[str]:
-        """The workers' addresses, sorted: part i goes to the i-th.
-
-        A distributed fit is still not reproducible run to run: ``lightgbm.dask`` ranks the workers
-        in the order of a Python set, and each rank bins its share of the features from its own rows.
+        """The workers' addresses, sorted: part i goes to the i-th, which is LightGBM's rank i (:class:`RankedClient`).
 
         Asked of the scheduler each time (``Client.nthreads``): ``Client.scheduler_info`` returns a
         cached identity that the client's periodic refresh can replace, between the request and
@@ -172,7 +169,7 @@ class DaskEngine:
         p.pop("num_threads")  # each worker's threads are its own (dask worker --nthreads)
         rounds = int(n_estimators if n_estimators is not None else params["n_estimators"])
         x, y, group = self._partitions(train, features, spec, seed)
-        model = DaskLGBMRanker(client=self.client, n_estimators=rounds, **p)
+        model = DaskLGBMRanker(client=RankedClient(self.client), n_estimators=rounds, **p)
         model.fit(x, y, group=group)
         booster = model.booster_
         booster.pandas_categorical = []  # as a local fit records (no categorical features)
@@ -196,6 +193,32 @@ class DaskEngine:
         scores = frame.map_partitions(lambda part: pd.Series(model.predict(part, num_iteration=iteration), index=part.index),
                                       meta=pd.Series(dtype=float))
         return scores.compute().to_numpy()
+
+
+class RankedClient:
+    """The Dask client as ``lightgbm.dask`` should see it: ``who_has`` answers in the order asked.
+
+    ``lightgbm.dask`` gives its workers their LightGBM ranks in the order ``Client.who_has`` lists
+    the training parts, and ``distributed`` lists them from a set of keys, whose order follows the
+    keys' string hashes, so it changes from fit to fit. The rank matters: in data-parallel
+    learning each machine finds the bin boundaries of its share of the features from its own rows,
+    so the same rows on the same workers gave one of two models on two workers (measured: eight
+    fits of one table, two distinct sets of predictions). Listed in the parts' order, the worker
+    holding part i (:meth:`DaskEngine._place`) is rank i, and a fit is reproducible. Everything
+    else is the client itself.
+    """
+
+    def __init__(self, client: Any):
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def who_has(self, futures: Any = None, **kwargs: Any) -> dict[str, list[str]]:
+        held = self._client.who_has(futures, **kwargs)
+        if futures is None:
+            return held
+        return {key: held[key] for key in dict.fromkeys(f.key for f in self._client.futures_of(futures))}
 
 
 def worker_part(table: pd.DataFrame, features: list[str], rows: np.ndarray) -> pd.DataFrame:
