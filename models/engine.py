@@ -10,9 +10,10 @@ Both engines offer what the pipeline needs, so training and scoring read the sam
 
 Distributed LightGBM builds its histograms from each worker's share of the rows, so its trees are
 not bit-identical to a single process's (though the same from fit to fit: :class:`RankedClient`);
-and ``DaskLGBMRanker`` has no early stopping, so the Dask engine trains the full number of rounds, then computes LightGBM's validation NDCG after each
-round on the whole validation set (:func:`models.train.validation_curve`; each machine would see
-only its share) and keeps the round early stopping would have kept (:func:`early_stopping_round`).
+and ``DaskLGBMRanker`` has no early stopping, so the Dask engine trains the full number of rounds,
+then computes LightGBM's validation NDCG after each round on the whole validation set
+(:func:`models.train.validation_curve`; each machine would see only its share) and keeps the
+round early stopping would have kept (:func:`early_stopping_round`).
 Metrics agree within a small tolerance, which the tests check.
 """
 
