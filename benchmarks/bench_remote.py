@@ -11,7 +11,9 @@
 2. ``bank info --json`` from the folder and from S3 (a full streaming scan of the trade);
 3. ``train --task joint-projects --engine dask`` (a 2-worker LocalCluster, ``SCALE_DASK_ROUNDS``
    rounds, default 100) from the folder bank and from the S3 bank, each in an empty home: the
-   features are built by the workers, from the folder or through S3. Candidate counts must agree.
+   features are built by the workers, from the folder or through S3. Candidate counts must agree,
+   and so must the test NDCG@10 to the last digit: the features are the same and a Dask fit is
+   reproducible (:class:`models.engine.RankedClient`).
 
 Local copies of the bank's files (:mod:`recommender.bank_cache`) go to a cache under the work
 folder, emptied before each step that reads from S3, so each such step pays for its downloads.
@@ -31,8 +33,8 @@ from pathlib import Path
 
 import psutil
 
-from benchmarks._harness import WORK, record
-from benchmarks.bench_scale import SIZES, candidates, run_step
+from benchmarks._harness import RESULTS, WORK, record
+from benchmarks.bench_scale import SIZES, run_step, trained
 
 SOURCE = WORK / "scale-baci12" / "home-mid" / "bank"
 URL = "s3://bench/bank"
@@ -42,6 +44,17 @@ def _size(folder: Path) -> int:
     """Bytes of the live snapshot's files."""
     snap = folder / "snapshots" / (folder / "CURRENT").read_text().strip()
     return sum(p.stat().st_size for p in snap.rglob("*") if p.is_file())
+
+
+def _test_ndcg(home: Path) -> float:
+    """The full-precision ``test_ndcg_at_10`` of the one training run in ``home``'s MLflow store."""
+    from mlflow.tracking import MlflowClient
+
+    from recommender.config import Config
+
+    client = MlflowClient(Config(home=home).mlflow_uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()], "metrics.test_ndcg_at_10 > -1")
+    return runs[0].data.metrics["test_ndcg_at_10"]
 
 
 def run() -> dict:
@@ -93,12 +106,16 @@ def run() -> dict:
                 f"train_joint-projects_{where}",
                 ["--home", str(train_home), "--bank", bank, "train", "--task", "joint-projects", "--seeds", "1",
                  "--horizon", str(dims["horizon"]), "--param", f"n_estimators={rounds}", "--engine", "dask"], env, log)
-            steps[f"train_joint-projects_{where}"]["candidates"] = candidates(log, mark)
+            steps[f"train_joint-projects_{where}"] |= trained(log, mark) | {"test_ndcg_at_10": _test_ndcg(train_home)}
         out["s3_server_rss_gb"] = round(psutil.Process(server.process.pid).memory_info().rss / 1024**3, 2)
     finally:
         server.stop()
-    counts = {steps[f"train_joint-projects_{w}"]["candidates"] for w in ("folder", "s3")}
-    out["same_candidate_counts"] = len(counts) == 1 and -1 not in counts
+    trains = [steps[f"train_joint-projects_{w}"] for w in ("folder", "s3")]
+    out["same_candidate_counts"] = len({t["candidates"] for t in trains}) == 1 and trains[0]["candidates"] != -1
+    out["same_ndcg"] = len({t["test_ndcg_at_10"] for t in trains}) == 1  # the same features, and a reproducible Dask fit
+    earlier = RESULTS / "remote-baci12.json"  # kept: the numbers of commit 38044e3, before local copies
+    if earlier.exists() and "before_local_copies" in (kept := json.loads(earlier.read_text())):
+        out["before_local_copies"] = kept["before_local_copies"]
     record("remote-baci12", out)
     return out
 

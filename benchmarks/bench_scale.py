@@ -128,10 +128,13 @@ def write_world(size: str, folder: Path) -> tuple[dict, int]:
     return dims, int(counted.read_text())
 
 
-def candidates(log: Path, step_start: int) -> int:
-    """The last "candidates: N" a train step printed."""
-    found = re.findall(r"candidates: ([\d,]+) \(", log.read_text()[step_start:])
-    return int(found[-1].replace(",", "")) if found else -1
+def trained(log: Path, step_start: int) -> dict:
+    """What a train step printed last: its candidates ("candidates: N (") and its NDCG@10 ("NDCG@10: model X"); -1 if missing."""
+    text = log.read_text()[step_start:]
+    found = re.findall(r"candidates: ([\d,]+) \(", text)
+    ndcg = re.findall(r"NDCG@10: model ([\d.]+)", text)
+    return {"candidates": int(found[-1].replace(",", "")) if found else -1,
+            "ndcg_at_10": float(ndcg[-1]) if ndcg else -1}
 
 
 HS4 = "train_import-substitution_hs4"
@@ -156,13 +159,13 @@ def step_args(step: str, home: Path, data: Path, dims: dict, *, engine: str = "l
 
 def measure_step(step: str, home: Path, data: Path, env: dict[str, str], log: Path, dims: dict, *,
                  engine: str = "local", scheduler: str | None = None) -> dict:
-    """Run one step in ``home``; trains also record their candidate count, recommends their rows."""
+    """Run one step in ``home``; trains also record their candidate count and NDCG@10, recommends their rows."""
     mark = len(log.read_text())
     args = step_args(step, home, data, dims, engine=engine, scheduler=scheduler)
     label = step if step.startswith("ingest_") or step == HS4 else f"{step} ({engine})"
     result = run_step(label, args, {**env, "RECOMMENDER_HOME": str(home)}, log)
     if step.startswith("train_"):
-        result["candidates"] = candidates(log, mark)
+        result |= trained(log, mark)
     elif step.startswith("recommend_"):
         import pyarrow.parquet as pq
 
