@@ -27,6 +27,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -147,8 +148,12 @@ class YearBuilder:
         return TradeView.concat(self._views[y] for y in sorted(years))
 
     def _complexity_of(self, years: Collection[int]) -> pd.DataFrame:
-        for y in sorted(set(years) - set(self._complexity)):
-            self._complexity[y] = compute_complexity(self._views[y].exports)
+        missing = sorted(set(years) - set(self._complexity))
+        if missing:  # in one call, so the years run in parallel (compute_complexity); each kept as a slice
+            table = compute_complexity(pd.concat([self._views[y].exports for y in missing], ignore_index=True))
+            bounds = np.searchsorted(table["year"].to_numpy(), missing + [missing[-1] + 1])
+            for y, start, stop in zip(missing, bounds[:-1], bounds[1:], strict=True):
+                self._complexity[y] = table.iloc[start:stop].reset_index(drop=True)
         return add_dynamics(pd.concat([self._complexity[y] for y in sorted(years)], ignore_index=True))
 
     def base(self, years: Collection[int], *, labels: bool = True) -> tuple[BaseTables, pd.DataFrame]:

@@ -9,36 +9,50 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from recommender.errors import RecommenderError
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
+_FORMULA_FIRST = pa.array(["=", "+", "-", "@", "\t", "\r"], pa.string())
 _NUMBER = r"^[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?$"
 
 
-def _risky(values: pd.Series) -> pd.Series:
-    """Text a spreadsheet would run: starts with ``= + - @`` tab or CR, and is not a plain number."""
-    text = values.astype(str)
-    return text.str.startswith(_FORMULA_START) & ~text.str.match(_NUMBER) & values.notna()
+def neutralise_text(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Prefix with ``'`` the text cells a spreadsheet would run as formulas; missing stays missing.
+
+    A cell is risky when it starts with ``= + - @``, a tab or a carriage return and is not a plain
+    number such as ``-12.5`` (OWASP CSV-injection guidance). Arrow compute: each cell's first
+    character is looked up in a set, and only a column with such a cell is matched against the
+    number pattern, so a million clean cells take milliseconds.
+    """
+    first = pc.utf8_slice_codeunits(values, 0, 1)
+    starts = pc.fill_null(pc.is_in(first, value_set=_FORMULA_FIRST.cast(first.type)), False)
+    if not pc.any(starts).as_py():
+        return values
+    risky = pc.and_(starts, pc.invert(pc.fill_null(pc.match_substring_regex(values, _NUMBER), False)))
+    return pc.if_else(risky, pc.binary_join_element_wise(pa.scalar("'", values.type), values, pa.scalar("", values.type)), values)
+
+
+def neutralise_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """:func:`neutralise_text` of every text column and of the header; other columns as they are."""
+    names = neutralise_text(pa.array([str(n) for n in batch.schema.names], pa.string())).to_pylist()
+    columns = [neutralise_text(c) if pa.types.is_string(c.type) or pa.types.is_large_string(c.type) else c
+               for c in batch.columns]
+    return pa.RecordBatch.from_arrays(columns, names=names)
 
 
 def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
-    """Prefix text cells and headers a spreadsheet would run as formulas (``=``, ``+``, ``-``, ``@``...) with ``'``.
-
-    Numbers are left alone — numeric columns, and text that is a plain number such as ``-12.5``
-    (OWASP CSV-injection guidance).
-    """
+    """:func:`neutralise_text` of a DataFrame's text columns (object or string dtype) and its headers."""
     out = frame.copy()
-    headers = pd.Series([str(c) for c in out.columns])
-    out.columns = headers.where(~_risky(headers), "'" + headers).tolist()
+    out.columns = neutralise_text(pa.array([str(c) for c in out.columns], pa.string())).to_pylist()
     for col in out.columns:
         if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
             values = out[col]
-            risky = _risky(values)
-            if risky.any():
-                out[col] = values.where(~risky, "'" + values.astype(str))
+            text = pa.array(values.astype(str).to_numpy(dtype=object), pa.string(), mask=values.isna().to_numpy())
+            safe = neutralise_text(text)
+            if not safe.equals(text):
+                out[col] = values.where(values.isna(), pd.Series(safe.to_numpy(zero_copy_only=False), index=values.index))
     return out
 
 

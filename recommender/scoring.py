@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -31,9 +32,9 @@ from recommender.config import Config
 from recommender.errors import DataValidationError, Problem, RecommenderError
 from recommender.explain import explain
 from recommender.ingest import ProblemCollector, Progress, file_sha256
-from recommender.output import atomic_output, check_output, neutralise_formulas
+from recommender.output import atomic_output, check_output, neutralise_batch
 from recommender.pipeline import Scored, load_model, score_candidates
-from recommender.tables import is_parquet, read_frames
+from recommender.tables import is_parquet, read_batches
 
 OUTPUT_COLUMNS = ["score", "probability", "rank", "rank_in_query", "percentile", "reasons", "model_version"]
 """What ``score`` adds, documented in the README: ``score`` the model's raw score (comparable only within a
@@ -43,19 +44,27 @@ file's rows of the same query (importer; or partner pair), ``percentile`` of the
 candidate of that year, ``reasons``, ``model_version``."""
 
 
-def read_chunks(path: Path, task: Task, chunk_rows: int = 250_000) -> Iterator[pd.DataFrame]:
-    """Chunks of the projects file (:func:`recommender.tables.read_frames`): key columns as text,
-    pass-through columns as they are (all text in a CSV; Parquet keeps its types)."""
+def read_chunks(path: Path, task: Task, chunk_rows: int = 250_000) -> Iterator[pa.RecordBatch]:
+    """Record batches of the projects file (:func:`recommender.tables.read_batches`): key columns as
+    text, pass-through columns as they are (all text in a CSV; Parquet keeps its types)."""
     if not (is_parquet(path) or path.suffix.lower() in {".csv", ".txt"}):
         raise RecommenderError(f"{path}: projects must be a .csv or .parquet file")
-    yield from read_frames(path, text=set(task.input_columns), chunk_rows=chunk_rows)
+    yield from read_batches(path, text=set(task.input_columns), chunk_rows=chunk_rows)
 
 
-def _keys(frame: pd.DataFrame, task: Task) -> pd.DataFrame:
-    """Normalised key columns: upper-case ISO3 (aliases applied); unordered pairs ordered."""
-    keys = pd.DataFrame({c: countries.normalise(frame[c]) for c in task.roles})
-    keys["product"] = frame["product"].str.strip()
-    return task.normalise_pairs(keys)
+def _distinct(column: pa.Array) -> tuple[np.ndarray, list]:
+    """Each cell's index into the column's distinct values (-1 where missing), and those values.
+
+    Validation then works on the few distinct values (countries, products) and on integer codes,
+    never on a million strings.
+    """
+    encoded = pc.dictionary_encode(column)
+    return pc.fill_null(encoded.indices, -1).to_numpy().astype(np.int64), encoded.dictionary.to_pylist()
+
+
+def _pick(per_value: np.ndarray, index: np.ndarray, missing) -> np.ndarray:
+    """``per_value[index]``, with ``missing`` where the index is -1."""
+    return np.append(per_value, missing)[index]
 
 
 @dataclass
@@ -72,37 +81,52 @@ class Validation:
 def validate(path: Path, task: Task, cfg: Config, products: list[str]) -> Validation:
     """Check the whole file, encoding each row's key; raise :class:`DataValidationError` on any problem.
 
-    Nothing is written when a problem is found.
+    Country codes are normalised (:func:`recommender.countries.canonical`) and products stripped
+    once per distinct value; unordered pairs (joint projects) are ordered a < b. Nothing is
+    written when a problem is found.
     """
     cols = task.input_columns
     problems = ProblemCollector()
     known = countries.known_codes()
     members = list(cfg.bloc.members)
+    member_index = {m: i for i, m in enumerate(members)}
     product_index = pd.Index(products)
     parts: list[np.ndarray] = []
     offset = 0
-    for chunk in read_chunks(path, task):
+    for batch in read_chunks(path, task):
         if offset == 0:
-            missing = [c for c in cols if c not in chunk.columns]
+            missing = [c for c in cols if c not in batch.schema.names]
             if missing:
-                raise DataValidationError(str(path), [Problem(f"required column(s) {missing} missing; file has {list(chunk.columns)}", count=0)],
+                raise DataValidationError(str(path), [Problem(f"required column(s) {missing} missing; file has {batch.schema.names}", count=0)],
                                           hint="import-substitution needs importer, supplier, product; joint-projects needs partner_a, partner_b, product")
-        keys = _keys(chunk, task)
-        country_codes = []
-        for c in cols:
-            problems.add_mask(f"{c} missing (empty cell)", keys[c].isna().to_numpy(), offset)
+        country_codes, canonical = [], []
         for c in cols[:2]:
-            code = pd.Categorical(keys[c], categories=members).codes.astype(np.int64)
-            unknown = (keys[c].notna() & ~keys[c].isin(known)).to_numpy()
+            index, values = _distinct(batch.column(c))
+            canon = [countries.canonical(v) for v in values]
+            problems.add_mask(f"{c} missing (empty cell)", index < 0, offset)
+            unknown = _pick(np.array([v not in known for v in canon], dtype=bool), index, False)
+            code = _pick(np.array([member_index.get(v, -1) for v in canon], dtype=np.int64), index, -1)
             problems.add_mask(f"unknown country code in {c} (not ISO 3166 alpha-3)", unknown, offset)
-            problems.add_mask(f"{c} outside the bloc {cfg.bloc.name} ({', '.join(members)})", ~unknown & (code < 0), offset)
+            problems.add_mask(f"{c} outside the bloc {cfg.bloc.name} ({', '.join(members)})", (index >= 0) & ~unknown & (code < 0), offset)
             country_codes.append(code)
-        problems.add_mask("the two countries are the same", (keys[cols[0]] == keys[cols[1]]).to_numpy(), offset)
-        prod = product_index.get_indexer(keys["product"])
-        problems.add_mask("product not in the data bank (check the code and its leading zeros)",
-                          (prod < 0) & keys["product"].notna().to_numpy(), offset)
-        parts.append((country_codes[0] * len(members) + country_codes[1]) * max(len(products), 1) + prod)
-        offset += len(chunk)
+            canonical.append((index, canon))
+        # the two columns' codes compared as integers: each code's place among both columns' codes, sorted
+        place = {v: i for i, v in enumerate(sorted({v for _, canon in canonical for v in canon}))}
+        (ia, ca), (ib, cb) = canonical
+        a = _pick(np.array([place[v] for v in ca], dtype=np.int64), ia, -1)
+        b = _pick(np.array([place[v] for v in cb], dtype=np.int64), ib, -1)
+        present = (a >= 0) & (b >= 0)
+        problems.add_mask("the two countries are the same", present & (a == b), offset)
+        index, values = _distinct(batch.column("product"))
+        problems.add_mask("product missing (empty cell)", index < 0, offset)
+        prod = _pick(product_index.get_indexer([v.strip() for v in values]), index, -1)
+        problems.add_mask("product not in the data bank (check the code and its leading zeros)", (prod < 0) & (index >= 0), offset)
+        first, second = country_codes
+        if task.unordered_pair:  # (a, b) and (b, a) are one pair, stored a < b (Task.normalise_pairs)
+            swap = present & (a > b)
+            first, second = np.where(swap, second, first), np.where(swap, first, second)
+        parts.append((first * len(members) + second) * max(len(products), 1) + prod)
+        offset += batch.num_rows
     out = Validation(rows=offset)
     if offset == 0:
         raise DataValidationError(str(path), [Problem("the file has no project rows", count=0)])
@@ -173,26 +197,28 @@ def score_file(cfg: Config, task: str, path: str | Path, output: str | Path, *, 
     percentile = np.round(100.0 * np.searchsorted(reference, scores, side="right") / max(len(reference), 1), 2)
 
     # pass 2: input columns untouched + results, to a temporary file renamed into place
+    csv = output.suffix.lower() == ".csv"
+    version = pa.scalar(scored.version, pa.string())
     writer = None
     with atomic_output(output) as tmp:
         try:
             start = 0
-            for chunk in read_chunks(path, task_):
-                stop = start + len(chunk)
-                out = chunk.rename(columns={c: f"input_{c}" for c in OUTPUT_COLUMNS if c in chunk.columns})
-                codes = check.codes[start:stop]
-                out = out.assign(score=scores[start:stop], probability=probability[start:stop], rank=rank[start:stop],
-                                 rank_in_query=rank_in_query[start:stop], percentile=percentile[start:stop],
-                                 reasons=key_reasons[codes], model_version=scored.version)
-                if output.suffix.lower() == ".csv":
-                    out = neutralise_formulas(out)
-                batch = pa.Table.from_pandas(out, preserve_index=False)
+            for batch in read_chunks(path, task_):
+                stop = start + batch.num_rows
+                names = [f"input_{c}" if c in OUTPUT_COLUMNS else c for c in batch.schema.names]
+                added = {"score": scores[start:stop], "probability": probability[start:stop], "rank": rank[start:stop],
+                         "rank_in_query": rank_in_query[start:stop], "percentile": percentile[start:stop],
+                         "reasons": pa.array(key_reasons[check.codes[start:stop]], pa.string()),
+                         "model_version": pa.repeat(version, batch.num_rows)}
+                out = pa.RecordBatch.from_arrays([*batch.columns, *added.values()], names=[*names, *added])
+                if csv:
+                    out = neutralise_batch(out)
                 if writer is None:
-                    schema = batch.schema
-                    writer = pacsv.CSVWriter(tmp, schema) if output.suffix.lower() == ".csv" else pq.ParquetWriter(tmp, schema)
-                writer.write_table(batch.cast(schema))
+                    schema = out.schema
+                    writer = pacsv.CSVWriter(tmp, schema) if csv else pq.ParquetWriter(tmp, schema)
+                writer.write_batch(out.cast(schema))
                 if progress:
-                    progress(len(chunk))
+                    progress(batch.num_rows)
                 start = stop
         finally:
             if writer is not None:

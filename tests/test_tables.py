@@ -47,3 +47,45 @@ def test_country_codes_normalised_once_everywhere():
     got = countries.normalise(values, numeric=True)
     assert got[0] == "KAZ" and got[1] == "ROU" and pd.isna(got[2]) and got[3] == "KAZ" and got[4] == "#999"
     assert plain[3] == "398"  # digits are codes only when the source says so
+
+
+def test_csv_rows_with_the_wrong_number_of_fields_are_refused_with_their_lines(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("a,b,c\n1,2,3\n4,5\n6,7,8\n9,10,11,12\n")
+    with pytest.raises(DataValidationError, match="header's 3") as err:
+        read_frame(path)
+    assert "2 row(s) at line(s) 3, 5" in str(err.value)  # line 1 is the header
+
+
+def test_csv_header_must_name_each_column_once(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("importer,product,importer\nKAZ,010121,RUS\n")
+    with pytest.raises(DataValidationError, match=r"\['importer'\] appear more than once"):
+        read_frame(path)
+
+
+def test_csv_chunks_are_cut_to_chunk_rows_and_keep_quoting_and_bom(tmp_path):
+    path = tmp_path / "t.csv"
+    rows = [f'P{i},"line one\nline two, {i}"' for i in range(2500)]
+    path.write_bytes(("\ufeffid,note\n" + "\n".join(rows) + "\n").encode())
+    chunks = list(read_frames(path, chunk_rows=1000))
+    assert [len(c) for c in chunks] == [1000, 1000, 500]
+    whole = pd.concat(chunks, ignore_index=True)
+    assert list(whole.columns) == ["id", "note"]  # the byte-order mark is not part of the first name
+    assert whole["note"][7] == "line one\nline two, 7" and whole["id"].tolist() == [f"P{i}" for i in range(2500)]
+
+
+def test_spreadsheet_formulas_neutralised_the_same_in_arrow_and_pandas():
+    import pyarrow as pa
+
+    from recommender.output import neutralise_batch, neutralise_formulas
+
+    cells = ["=SUM(A1)", "+1", "-12.5", "-x", "@cmd", "\tfoo", "\rbar", "plain", None, "1e5", "+.5", "a=b", ""]
+    want = ["'=SUM(A1)", "+1", "-12.5", "'-x", "'@cmd", "'\tfoo", "'\rbar", "plain", None, "1e5", "+.5", "a=b", ""]
+    frame = pd.DataFrame({"=head": cells, "value": range(len(cells))})
+    got = neutralise_formulas(frame)
+    assert list(got.columns) == ["'=head", "value"]
+    assert [None if pd.isna(v) else v for v in got["'=head"]] == want
+    assert got["value"].tolist() == list(range(len(cells)))  # numbers are left alone
+    batch = neutralise_batch(pa.RecordBatch.from_pandas(frame, preserve_index=False))
+    assert batch.schema.names == ["'=head", "value"] and batch.column(0).to_pylist() == want
