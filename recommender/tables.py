@@ -43,7 +43,7 @@ def is_parquet(path: Path) -> bool:
 def unreadable(path: Path, exc: BaseException) -> DataValidationError:
     """The one message for a file that cannot be read at all."""
     message = str(exc)
-    reason = "the file is empty" if isinstance(exc, pd.errors.EmptyDataError) or message == "Empty CSV file" else \
+    reason = "the file is empty" if isinstance(exc, pd.errors.EmptyDataError) else \
         "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) or "invalid UTF8" in message else \
         f"could not read it ({type(exc).__name__}: {message})"
     return DataValidationError(str(path), [Problem(reason, count=0)],
@@ -51,12 +51,16 @@ def unreadable(path: Path, exc: BaseException) -> DataValidationError:
 
 
 def read_header(path: Path) -> list[str]:
-    """Column names, without reading the rows; a CSV's must be unique."""
+    """Column names, without reading the rows; a CSV's must be unique.
+
+    A CSV's header is its first line that is not empty: Arrow's reader, which reads the rows with
+    these names as text columns, skips empty lines too.
+    """
     try:
         if is_parquet(path):
             return list(pq.ParquetFile(path).schema_arrow.names)
         with open(path, encoding="utf-8-sig", newline="") as f:
-            names = next(csv.reader(f), None)
+            names = next((row for row in csv.reader(f) if row), None)
     except UNREADABLE as exc:
         raise unreadable(path, exc) from exc
     if names is None:

@@ -30,7 +30,7 @@ def test_parquet_keeps_types_of_columns_not_asked_as_text(tmp_path):
     assert got["product"].tolist() == ["10121"] and got["capex"].tolist() == [-12.5]
 
 
-@pytest.mark.parametrize("content, reason", [(b"", "empty"), (b"a,b\n\xff\xfe,1\n", "not UTF-8"),
+@pytest.mark.parametrize("content, reason", [(b"", "empty"), (b"\n\n", "empty"), (b"a,b\n\xff\xfe,1\n", "not UTF-8"),
                                              (b"PAR1garbage", "could not read")])
 def test_unreadable_files_raise_one_clear_error(tmp_path, content, reason):
     path = tmp_path / ("t.parquet" if content.startswith(b"PAR1") else "t.csv")
@@ -55,6 +55,13 @@ def test_csv_rows_with_the_wrong_number_of_fields_are_refused_with_their_lines(t
     with pytest.raises(DataValidationError, match="header's 3") as err:
         read_frame(path)
     assert "2 row(s) at line(s) 3, 5" in str(err.value)  # line 1 is the header
+
+
+def test_csv_header_after_empty_lines_still_reads_text(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("\n\nimporter,product\nKAZ,010121\n")
+    got = read_frame(path)
+    assert list(got.columns) == ["importer", "product"] and got["product"].tolist() == ["010121"]  # leading zero kept
 
 
 def test_csv_header_must_name_each_column_once(tmp_path):
