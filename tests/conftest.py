@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from recommender.bank import DataBank
-from recommender.config import Config, real_data_dir
+from recommender.config import TRACKING_ENV, Config, real_data_dir
 from recommender.synthetic import World, WorldSpec, generate_world
 
 #: The longest modules, started first: ``--dist loadfile`` hands modules out in collection order,
@@ -19,6 +20,20 @@ SLOW_FIRST = ("test_dask.py", "test_team_mode.py", "test_remote_bank.py", "test_
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(SLOW_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order kept otherwise
+
+
+@pytest.fixture(autouse=True)
+def _tracking_uri_left_alone():
+    """No test may leave MLflow pointed at its own store.
+
+    ``mlflow.set_tracking_uri`` also sets ``MLFLOW_TRACKING_URI``, which every later ``Config`` of
+    the worker process reads: the scenario test once scored against the Dask test's store, found no
+    champion there and printed no scores. Read runs with ``cfg.store.client()``; log through
+    ``cfg.store.active()``, which puts the URI back.
+    """
+    before = os.environ.get(TRACKING_ENV)
+    yield
+    assert os.environ.get(TRACKING_ENV) == before, f"the test left {TRACKING_ENV}={os.environ.get(TRACKING_ENV)!r} (was {before!r})"
 
 
 @pytest.fixture(scope="session")

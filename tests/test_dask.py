@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -33,8 +32,7 @@ def home(tmp_path_factory) -> Config:
 
 
 def _params(run_id: str, cfg: Config) -> dict:
-    mlflow.set_tracking_uri(cfg.mlflow_uri)
-    return mlflow.get_run(run_id).data.params
+    return cfg.store.client().get_run(run_id).data.params
 
 
 def test_a_worker_holds_its_part_once():

@@ -12,7 +12,6 @@ import lightgbm as lgb
 import mlflow
 import numpy as np
 import pytest
-from mlflow import MlflowClient
 
 from models.errors import ModelError, UnsafeModelError
 from models.loading import read_native_booster
@@ -82,14 +81,10 @@ def test_pickled_models_in_the_store_are_refused(pipeline_home, tmp_path):
     """Even a model registered in the project's own store is loaded only if it is a native booster."""
     cfg, _ = pipeline_home
     marker = tmp_path / "pwned.txt"
-    client = MlflowClient(cfg.mlflow_uri)
-    mlflow.set_tracking_uri(cfg.mlflow_uri)
-    try:
-        with mlflow.start_run(experiment_id=client.get_experiment_by_name(IMPORT_SUBSTITUTION).experiment_id) as run:
-            info = mlflow.pyfunc.log_model(name="model", python_model=Payload(str(marker)),
-                                           registered_model_name=f"{IMPORT_SUBSTITUTION}-SCO", pip_requirements=["mlflow"])
-    finally:
-        mlflow.set_tracking_uri("")
+    with cfg.store.active() as client, \
+            mlflow.start_run(experiment_id=client.get_experiment_by_name(IMPORT_SUBSTITUTION).experiment_id) as run:
+        info = mlflow.pyfunc.log_model(name="model", python_model=Payload(str(marker)),
+                                       registered_model_name=f"{IMPORT_SUBSTITUTION}-SCO", pip_requirements=["mlflow"])
     for uri in (f"models:/{IMPORT_SUBSTITUTION}-SCO/{info.registered_model_version}", f"runs:/{run.info.run_id}/model"):
         with pytest.raises(UnsafeModelError, match="only native LightGBM"):
             recommend(cfg, IMPORT_SUBSTITUTION, model_uri=uri)

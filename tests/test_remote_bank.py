@@ -214,7 +214,6 @@ def test_dask_workers_that_cannot_see_the_home_train_from_the_pushed_bank(s3: S3
     """`dask scheduler` and two `dask worker` processes on 127.0.0.1, each worker in a mount namespace where
     an empty tmpfs hides the home's folder: no shared filesystem. They read the bank from S3 and send each
     feature year back through Dask; the features equal a local build from the local bank."""
-    import mlflow
     from distributed import Client
 
     from models import tasks
@@ -236,8 +235,7 @@ def test_dask_workers_that_cannot_see_the_home_train_from_the_pushed_bank(s3: S3
                     "--horizon", "2", "--engine", "dask", "--scheduler", address, "--param", "n_estimators=30", env=s3.env)
         assert done.returncode == 0, done.stderr[-3000:]
         assert f"dask (2 worker(s) at {address})" in done.stderr
-    mlflow.set_tracking_uri(cfg.mlflow_uri)
-    run = mlflow.get_run(re.search(r"MLflow run ([0-9a-f]{32})", done.stdout).group(1))
+    run = cfg.store.client().get_run(re.search(r"MLflow run ([0-9a-f]{32})", done.stdout).group(1))
     assert run.data.params["engine"] == "dask" and run.data.params["feature_store"].startswith("built ")
     assert any(i.dataset.source and "s3://banks/cluster" in i.dataset.source for i in run.inputs.dataset_inputs)
     spec = tasks.get_task(tasks.JOINT_PROJECTS).with_options(horizon=2)
