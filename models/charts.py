@@ -12,7 +12,7 @@ import lightgbm as lgb
 import pandas as pd
 from matplotlib.figure import Figure
 
-from models.train import Evaluation
+from models.evaluation import Evaluation
 
 MODEL_COLOUR, BASELINE_COLOUR = "#d9822b", "#8a9bb0"
 

@@ -12,7 +12,7 @@ Distributed LightGBM builds its histograms from each worker's share of the rows,
 not bit-identical to a single process's (though the same from fit to fit: :class:`RankedClient`);
 and ``DaskLGBMRanker`` has no early stopping, so the Dask engine trains the full number of rounds,
 then computes LightGBM's validation NDCG after each round on the whole validation set
-(:func:`models.train.validation_curve`; each machine would see only its share) and keeps the
+(:func:`models.ranker.validation_curve`; each machine would see only its share) and keeps the
 round early stopping would have kept (:func:`early_stopping_round`).
 Metrics agree within a small tolerance, which the tests check.
 """
@@ -29,8 +29,8 @@ import pandas as pd
 
 from features.resources import usable_cpus
 from models.errors import ModelError
+from models.ranker import booster_params, feature_matrix, fit_ranker, query_order, validation_curve
 from models.tasks import Task
-from models.train import _query_order, booster_params, feature_matrix, fit_ranker, validation_curve
 
 
 class Engine(Protocol):
@@ -114,7 +114,7 @@ class DaskEngine:
         from its own rows, and bins found from the early years alone (contiguous parts) differ from
         the whole table's.
 
-        Each part is one float64 matrix (:func:`models.train.feature_matrix`) wrapped in a DataFrame
+        Each part is one float64 matrix (:func:`models.ranker.feature_matrix`) wrapped in a DataFrame
         without a copy, scattered to its worker before the next is made: this process holds one part
         at a time. A DataFrame, not an array, because ``lightgbm.dask`` concatenates a worker's parts
         (a copy of an array, even of one; a view of a single DataFrame) and LightGBM then reads the
@@ -124,7 +124,7 @@ class DaskEngine:
         import dask.array as da
         import dask.dataframe as dd
 
-        order, sizes = _query_order(table, spec, seed)
+        order, sizes = query_order(table, spec, seed)
         query_part = deal_queries(sizes, max(1, min(self.workers, len(sizes))))
         row_part = np.repeat(query_part.astype(np.int16), sizes)  # each row's part (2 bytes a row)
         used = np.unique(query_part)

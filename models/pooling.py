@@ -6,7 +6,7 @@ growing — are the same everywhere. :func:`pseudo_blocs` draws country sets of 
 from the world's larger traders; :func:`pooled_dataset` builds their candidates, features and
 labels exactly as for the bloc (features relative to each set), tagged by a ``pool`` column so
 their queries never merge with the bloc's. Training folds add them only for training years;
-validation and test stay the bloc's own queries (:func:`models.train.fold_split`).
+validation and test stay the bloc's own queries (:func:`models.evaluation.fold_split`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,17 @@ import pandas as pd
 from features.assemble import BaseTables, build_base
 from features.trade import TradeView
 from models.tasks import Task
-from models.train import POOL
+
+POOL = "pool"
+"""Column naming the country set a candidate was built for: ``BLOC_POOL`` for the bloc, else a pseudo-bloc id."""
+BLOC_POOL = "bloc"
+
+
+def with_pool(dataset: pd.DataFrame, pool: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The bloc's table tagged ``pool = "bloc"`` when a non-empty pool joins it (queries never merge); else as is."""
+    if pool is None or pool.empty:
+        return dataset, None
+    return dataset.assign(**{POOL: BLOC_POOL}), pool
 
 
 def pseudo_blocs(trade: TradeView | pd.DataFrame, bloc: Collection[str], *, n_sets: int, seed: int = 0,

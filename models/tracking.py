@@ -31,8 +31,8 @@ from features.registry import describe
 from models import charts
 from models.champion import CALIBRATION_FILE, decide_champion, model_name
 from models.errors import ModelError
+from models.evaluation import MODEL_SCORERS, Evaluation
 from models.store import USERNAME_ENV, Store, as_param
-from models.train import MODEL_SCORERS, Evaluation
 
 PACKAGE = "industrial-cooperation-recommender"
 

@@ -2,7 +2,7 @@
 
 The search sees only years whose outcomes are observable before the first test origin T₁:
 candidates of year t with t + h ≤ T₁ − 1. Inside that window it runs the same rolling-origin
-protocol as the evaluation (:func:`models.train.fold_split`): for each inner test year y (the last
+protocol as the evaluation (:func:`models.evaluation.fold_split`): for each inner test year y (the last
 ``inner_years`` labelled years of the window), fit on t ≤ y − h − 1, early-stop on y − h, score y.
 Each of ``n_trials`` random settings gets the mean NDCG@10 over the inner test years; the best
 is used for the outer evaluation. Nothing the outer test years will be judged on is read.
@@ -17,9 +17,11 @@ import numpy as np
 import pandas as pd
 
 from models.errors import ModelError
+from models.evaluation import fold_split, labelled_years
 from models.metrics import ndcg_at_k
+from models.pooling import with_pool
+from models.ranker import fit_ranker, query_ids
 from models.tasks import Task
-from models.train import _group_ids, fit_ranker, fold_split, labelled_years, with_pool
 
 SPACE: dict[str, list] = {
     "learning_rate": [0.02, 0.03, 0.05, 0.08, 0.1],
@@ -68,7 +70,7 @@ def tune(dataset: pd.DataFrame, spec: Task, params: dict, *, first_test_year: in
             fit, valid, test = fold_split(window, pooled, year, spec)
             model = fit_ranker(fit, valid, features, spec, trial, seed=seed)
             score = model.predict(test[features])
-            scores[year] = ndcg_at_k(test["relevance"].to_numpy(), score, _group_ids(test, spec), k=10)
+            scores[year] = ndcg_at_k(test["relevance"].to_numpy(), score, query_ids(test, spec), k=10)
         mean = float(np.nanmean(list(scores.values())))
         rows.append({"trial": i, **{k: trial[k] for k in SPACE}, "inner_ndcg_at_10": mean,
                      **{f"inner_ndcg_at_10_{y}": v for y, v in scores.items()}})

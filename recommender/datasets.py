@@ -37,8 +37,8 @@ from features.complexity import add_dynamics, compute_complexity
 from features.sectors import product_sectors
 from features.trade import TradeView
 from models.engine import Engine
+from models.ranker import Log
 from models.tasks import Task
-from models.train import Log
 from recommender.bank import DataBank
 from recommender.errors import RecommenderError
 

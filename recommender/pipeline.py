@@ -18,9 +18,10 @@ from models import tasks
 from models.calibration import apply_calibration
 from models.champion import load_champion, model_name
 from models.engine import Engine, LocalEngine
+from models.evaluation import Evaluation, check_test_years, evaluate, refit
 from models.pooling import pooled_dataset, pseudo_blocs
+from models.ranker import Log, load_params
 from models.tracking import RunRecord, log_training
-from models.train import Evaluation, Log, check_test_years, evaluate, load_params, refit
 from models.tuning import tune
 from recommender import countries
 from recommender.bank import DataBank

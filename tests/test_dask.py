@@ -13,7 +13,7 @@ import pytest
 
 from models import tasks
 from models.engine import LocalEngine, open_engine
-from models.train import load_params
+from models.ranker import load_params
 from recommender.bank import DataBank
 from recommender.config import Config
 from recommender.datasets import FeatureStore, task_table

@@ -46,7 +46,7 @@ def test_openmp_threads_wait_passively_unless_the_user_chose():
     import subprocess
     import sys
 
-    code = "import os, models.train, lightgbm; print(os.environ['OMP_WAIT_POLICY'])"
+    code = "import os, models.ranker, lightgbm; print(os.environ['OMP_WAIT_POLICY'])"
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           check=True).stdout.strip() == "PASSIVE"

@@ -9,7 +9,8 @@ import pytest
 from features.assemble import build_base
 from models import tasks
 from models.errors import ModelError
-from models.train import evaluate, load_params
+from models.evaluation import evaluate
+from models.ranker import load_params
 from recommender.errors import RecommenderError
 
 BLOC = ["KAZ", "UZB", "RUS"]
@@ -113,7 +114,7 @@ def test_the_lean_fit_equals_lightgbm_on_the_labelled_dataframe(tiny_dataset):
     gives byte for byte the model LightGBM builds from a copied, reordered DataFrame of them."""
     import lightgbm as lgb
 
-    from models.train import _query_order, booster_params, feature_matrix, fit_ranker
+    from models.ranker import booster_params, feature_matrix, fit_ranker, query_order
 
     spec, data = tiny_dataset
     params = load_params(tasks.JOINT_PROJECTS, {"n_estimators": 30})
@@ -121,7 +122,7 @@ def test_the_lean_fit_equals_lightgbm_on_the_labelled_dataframe(tiny_dataset):
     assert data["relevance"].isna().any()  # the last years: skipped by the fit, not copied away first
     lean = fit_ranker(data, None, features, spec, params, seed=2)
     labelled = data[data["relevance"].notna()].reset_index(drop=True)
-    order, sizes = _query_order(labelled, spec, 2)
+    order, sizes = query_order(labelled, spec, 2)
     ordered = labelled.iloc[order]
     p = booster_params(params, seed=2, threads=2) | {"eval_at": [params["eval_at"]]}
     plain = lgb.train(p, lgb.Dataset(ordered[features], ordered["relevance"].astype(int), group=sizes),
@@ -139,7 +140,7 @@ def test_validation_curve_is_lightgbms_own_validation_ndcg(tiny_world, task):
     import lightgbm as lgb
 
     from models.engine import early_stopping_round
-    from models.train import _dataset, booster_params, validation_curve
+    from models.ranker import booster_params, ranking_dataset, validation_curve
 
     spec = tasks.get_task(task).with_options(horizon=2)
     bloc = list(tiny_world.countries["iso3"][:10])
@@ -149,16 +150,16 @@ def test_validation_curve_is_lightgbms_own_validation_ndcg(tiny_world, task):
     train, valid = data[data["year"] <= years[-2]], data[data["year"] == years[-1]]
     features = spec.feature_columns(data)
     p = booster_params(params, seed=0, threads=2) | {"eval_at": [params["eval_at"]]}
-    train_set = _dataset(train, features, spec, 0)
+    train_set = ranking_dataset(train, features, spec, 0)
     recorded: dict = {}
-    model = lgb.train(p, train_set, num_boost_round=40, valid_sets=[_dataset(valid, features, spec, 0, reference=train_set)],
+    model = lgb.train(p, train_set, num_boost_round=40, valid_sets=[ranking_dataset(valid, features, spec, 0, reference=train_set)],
                       valid_names=["valid"], callbacks=[lgb.record_evaluation(recorded)])
     curve = validation_curve(model, valid, features, spec, params)
     lightgbm_curve = np.array(recorded["valid"]["ndcg@10"])
     np.testing.assert_allclose(curve, lightgbm_curve, rtol=0, atol=1e-12)
     assert np.ptp(lightgbm_curve) > 0  # a curve that moves, so the agreement means something
     # and the round early stopping keeps is LightGBM's own
-    stopped = lgb.train(p, train_set, num_boost_round=40, valid_sets=[_dataset(valid, features, spec, 0, reference=train_set)],
+    stopped = lgb.train(p, train_set, num_boost_round=40, valid_sets=[ranking_dataset(valid, features, spec, 0, reference=train_set)],
                         callbacks=[lgb.early_stopping(5, first_metric_only=True, verbose=False)])
     assert early_stopping_round(curve, 5) == stopped.best_iteration
 
@@ -183,7 +184,7 @@ def test_thresholds_and_minimum_are_configurable():
 
 # ---- issue 8: ablation, uncertainty, pooling, nested tuning, calibration ---------------------------
 def test_evaluation_reports_ablation_interval_and_seed_spread(tiny_dataset):
-    from models.train import ABLATION
+    from models.evaluation import ABLATION
 
     spec, data = tiny_dataset
     ev = evaluate(data, spec, load_params(tasks.JOINT_PROJECTS, {"n_estimators": 40}), seed=1, seeds=3, n_resamples=200)
@@ -198,8 +199,8 @@ def test_evaluation_reports_ablation_interval_and_seed_spread(tiny_dataset):
 
 
 def test_pooled_training_keeps_the_time_cut_and_the_bloc_queries(tiny_world, tiny_dataset):
-    from models.pooling import pooled_dataset, pseudo_blocs
-    from models.train import POOL, fold_split
+    from models.evaluation import fold_split
+    from models.pooling import POOL, pooled_dataset, pseudo_blocs
 
     spec, data = tiny_dataset
     bloc = list(tiny_world.countries["iso3"][:10])

@@ -81,7 +81,7 @@ def results_table(overall: dict[str, dict[str, float]], by_year: dict[int, dict[
 
 def print_summary(overall: dict, by_year: dict, title: str) -> None:
     console.print(results_table(overall, by_year, title))
-    from models.train import MODEL_SCORERS
+    from models.evaluation import MODEL_SCORERS
 
     baselines = {k: v["ndcg_at_10"] for k, v in overall.items()
                  if k not in MODEL_SCORERS and v.get("ndcg_at_10") == v.get("ndcg_at_10")}

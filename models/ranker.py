@@ -1,0 +1,183 @@
+"""The LightGBM ranker: model specs, the query-ordered dataset, the fit and LightGBM's validation curve.
+
+One job: turn a task's labelled candidates into a LambdaRank booster. Rows are grouped into
+queries by the task (:meth:`models.tasks.Task.group`, within each country set when the table is
+pooled: :data:`models.pooling.POOL`), ordered by query, written once into a column-major float64
+matrix and handed to LightGBM's functional API. The engines (:mod:`models.engine`), the
+evaluation (:mod:`models.evaluation`) and the tuning (:mod:`models.tuning`) build on it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from features.resources import release_free_memory, usable_cpus
+from models.errors import ModelError
+from models.pooling import POOL
+from models.tasks import Task
+
+SPEC_DIR = Path(__file__).parent / "specs"
+MAX_QUERY_ROWS = 10_000  # LightGBM's limit of rows per query
+Log = Callable[[str], None]
+
+
+def load_params(task: str, overrides: dict | None = None) -> dict:
+    """The versioned model spec of ``task`` (models/specs/<task>.json) with ``overrides`` applied."""
+    path = SPEC_DIR / f"{task}.json"
+    if not path.exists():
+        raise ModelError(f"no model spec for task {task!r} at {path}")
+    params = json.loads(path.read_text())
+    for key, value in (overrides or {}).items():
+        if key not in params:
+            raise ModelError(f"unknown model parameter {key!r} for {task}; known: {sorted(params)}")
+        params[key] = _coerce(key, value, params[key])
+    return params
+
+
+def _coerce(key: str, value, default):
+    """``value`` (often text from ``--param``) as the type of the spec's ``default``; a clear error otherwise."""
+    if not isinstance(value, str):
+        return value
+    try:
+        if isinstance(default, bool):
+            if value.lower() not in {"true", "false", "1", "0"}:
+                raise ValueError(value)
+            return value.lower() in {"true", "1"}
+        if isinstance(default, list | dict):
+            return json.loads(value)
+        return type(default)(float(value)) if isinstance(default, int) and float(value).is_integer() else type(default)(value)
+    except ValueError as exc:
+        raise ModelError(f"--param {key}={value!r}: expected a {type(default).__name__} like {default!r}") from exc
+
+
+def query_ids(table: pd.DataFrame, spec: Task) -> np.ndarray:
+    """Query ids: the task's group, within each country set when the table is pooled."""
+    keys = [POOL, *spec.group] if POOL in table else list(spec.group)
+    return table.groupby(keys, sort=False, observed=True).ngroup().to_numpy()
+
+
+def query_order(table: pd.DataFrame, spec: Task, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the labelled rows ordered by query, and LightGBM's group sizes.
+
+    Rows without an observed outcome (relevance NaN) are left out; queries over the row limit are
+    split at random.
+    """
+    keep = np.flatnonzero(table["relevance"].notna().to_numpy())
+    ids = query_ids(table, spec)[keep]
+    sizes = np.bincount(ids)
+    if sizes.max(initial=0) > MAX_QUERY_ROWS:
+        rng = np.random.default_rng(seed)
+        chunk = np.zeros(len(ids), dtype=np.int64)
+        for g in np.flatnonzero(sizes > MAX_QUERY_ROWS):
+            rows = np.flatnonzero(ids == g)
+            parts = int(np.ceil(rows.size / MAX_QUERY_ROWS))
+            chunk[rows] = rng.permutation(np.arange(rows.size) % parts)
+        ids = ids * (int(sizes.max() // MAX_QUERY_ROWS) + 2) + chunk
+    order = np.argsort(ids, kind="stable")
+    _, sizes = np.unique(ids[order], return_counts=True)
+    return keep[order], sizes
+
+
+def _threads() -> int:
+    """CPUs this process may use: affinity and the cgroup's quota (:func:`features.resources.usable_cpus`)."""
+    return usable_cpus()
+
+
+def feature_matrix(table: pd.DataFrame, features: list[str], rows: np.ndarray | None = None) -> np.ndarray:
+    """``table[features]`` (rows ``rows``, in that order) as one float64 matrix in column-major order.
+
+    LightGBM reads a column-major float64 matrix as it is, so this is the only copy of the data a
+    fit makes; slicing, reordering and converting a DataFrame would make three (the memory peak
+    of a BACI HS6 training). NaN stays NaN (LightGBM's missing value).
+    """
+    out = np.empty((len(table) if rows is None else len(rows), len(features)), dtype=np.float64, order="F")
+    for j, name in enumerate(features):
+        column = table[name].to_numpy(dtype=np.float64, na_value=np.nan)
+        if rows is None:
+            out[:, j] = column
+        else:
+            np.take(column, rows, out=out[:, j])
+    return out
+
+
+def ranking_dataset(table: pd.DataFrame, features: list[str], spec: Task, seed: int, reference: lgb.Dataset | None = None) -> lgb.Dataset:
+    order, sizes = query_order(table, spec, seed)
+    label = table["relevance"].to_numpy()[order].astype(int)
+    data = lgb.Dataset(feature_matrix(table, features, order), label, group=sizes, reference=reference,
+                       feature_name=list(features), free_raw_data=True, params={"verbose": -1})
+    data.pandas_categorical = []  # no categorical features, as a DataFrame of them would record: scoring DataFrames stays as it was
+    return data
+
+
+def validation_curve(model: lgb.Booster, valid: pd.DataFrame, features: list[str], spec: Task, params: dict,
+                     *, seed: int = 0) -> np.ndarray:
+    """NDCG@``eval_at`` of ``valid`` after each boosting round of ``model``, as LightGBM's own ``ndcg`` metric
+    computes it on a validation set (``metric="ndcg"``; LightGBM ``DCGCalculator``).
+
+    Per query, with rows in :func:`query_order` (the order of the validation ``lgb.Dataset`` of
+    :func:`fit_ranker`): sort by raw score, descending, ties kept in row order (a stable sort);
+    :math:`DCG@k = \\sum_{i<k} \\mathrm{label\\_gain}[rel_i] / \\log_2(i + 2)`, divided by the ideal DCG@k;
+    a query without a relevant row scores 1. The metric is the mean over queries. Each round's raw
+    score adds one tree's prediction to the last (one pass over the trees, not one per round).
+
+    A distributed fit needs this: LightGBM evaluates a validation set on each machine's own share,
+    and ``lightgbm.dask`` reports one machine's curve, so early stopping on it would look at a part
+    of the validation queries.
+    """
+    order, sizes = query_order(valid, spec, seed)
+    k = int(params["eval_at"])
+    gains = np.asarray(params.get("label_gain", 2.0 ** np.arange(31) - 1), dtype=float)
+    label_gain = gains[valid["relevance"].to_numpy()[order].astype(int)]
+    query = np.repeat(np.arange(sizes.size), sizes)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+
+    def dcg(rows: np.ndarray) -> np.ndarray:  # rows: a permutation sorted by query
+        position = np.arange(rows.size) - starts[query]
+        discount = np.where(position < k, 1.0 / np.log2(position + 2.0), 0.0)
+        return np.bincount(query, weights=label_gain[rows] * discount, minlength=sizes.size)
+
+    ideal = dcg(np.lexsort((-label_gain, query)))
+    x = feature_matrix(valid, features, order)
+    raw = np.zeros(len(order))
+    curve = np.empty(model.num_trees())
+    for i in range(model.num_trees()):
+        raw += model.predict(x, start_iteration=i, num_iteration=1, raw_score=True)
+        ndcg = np.divide(dcg(np.lexsort((-raw, query))), ideal, out=np.ones(sizes.size), where=ideal > 0)
+        curve[i] = ndcg.mean()
+    return curve
+
+
+def booster_params(params: dict, *, seed: int, threads: int) -> dict:
+    """LightGBM parameters from a model spec: its booster settings, the seed, determinism and threads."""
+    p = {k: v for k, v in params.items() if k not in {"spec_version", "task", "early_stopping_rounds", "eval_at", "tuning_note",
+                                                      "n_estimators"}}
+    p.update(seed=seed, deterministic=True, force_row_wise=True, num_threads=threads, verbose=-1, metric="ndcg")
+    return p
+
+
+def fit_ranker(train: pd.DataFrame, valid: pd.DataFrame | None, features: list[str], spec: Task, params: dict,
+               *, seed: int = 0, n_estimators: int | None = None) -> lgb.Booster:
+    """Fit a LambdaRank booster with LightGBM's functional API; with ``valid``, early stopping on NDCG@``eval_at``.
+
+    Only rows with an observed outcome train or validate (the rest are skipped, not copied away first).
+    """
+    if not train["relevance"].notna().any():
+        raise ModelError("no training candidates: need more labelled years before the test year")
+    p = booster_params(params, seed=seed, threads=min(_threads(), 2))
+    p["eval_at"] = [params["eval_at"]]
+    rounds = int(n_estimators if n_estimators is not None else params["n_estimators"])
+    release_free_memory()  # the pages earlier folds and the feature build freed, before the matrix
+    data = ranking_dataset(train, features, spec, seed)
+    kwargs: dict = {}
+    if valid is not None and not valid.empty:
+        kwargs = {"valid_sets": [ranking_dataset(valid, features, spec, seed, reference=data)], "valid_names": ["valid"],
+                  "callbacks": [lgb.early_stopping(params["early_stopping_rounds"], first_metric_only=True, verbose=False)]}
+    return lgb.train(p, data, num_boost_round=rounds, **kwargs)
+
+
