@@ -17,7 +17,7 @@ def make_input():
     path = WORK / "exports_230x1240x20.parquet"
     if path.exists():
         return path
-    from recommender.synthetic import WorldSpec, generate_world
+    from recommender.bank.synthetic import WorldSpec, generate_world
 
     world = generate_world(WorldSpec(n_capabilities=80, seed=1, **SPEC))
     rng = np.random.default_rng(1)

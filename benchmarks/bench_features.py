@@ -10,7 +10,7 @@ from benchmarks._harness import measure, record
 def run() -> dict:
     setup = """
 import pandas as pd
-from recommender.synthetic import WorldSpec, generate_world
+from recommender.bank.synthetic import WorldSpec, generate_world
 from features.assemble import build_base
 from models import tasks
 world = generate_world(WorldSpec.baci(n_years=6))

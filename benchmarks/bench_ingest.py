@@ -17,7 +17,7 @@ def make_input(rows: int = ROWS):
     path = WORK / f"baci_{rows}.csv"
     if path.exists():
         return path
-    from recommender.synthetic import WorldSpec, generate_world, write_baci
+    from recommender.bank.synthetic import WorldSpec, generate_world, write_baci
 
     WORK.mkdir(parents=True, exist_ok=True)
     years = write_baci(generate_world(WorldSpec.baci(n_years=4)), WORK / "baci_years", max_rows=rows)
@@ -55,7 +55,7 @@ def run() -> dict:
         result = ingest_trade(DataBank({str(out / 'bank')!r}), {str(path)!r}, format="baci")
         extra = {{"rows": result.source["rows"]}}
         """,
-        setup="from recommender.bank import DataBank\nfrom recommender.ingest import ingest_trade",
+        setup="from recommender.bank import DataBank\nfrom recommender.bank.ingest import ingest_trade",
     )
     for r in (baseline, ours):
         r["rows_per_second"] = r["extra"]["rows"] / r["seconds"]

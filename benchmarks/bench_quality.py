@@ -33,7 +33,7 @@ RESULT = RESULTS / "quality.json"
 
 def _bank(home, data, *, since: int):
     from recommender.bank import DataBank
-    from recommender.ingest import ingest_capacity, ingest_geography, ingest_trade
+    from recommender.bank.ingest import ingest_capacity, ingest_geography, ingest_trade
 
     bank = DataBank(home / "bank")
     if bank.has("trade"):

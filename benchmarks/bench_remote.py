@@ -15,7 +15,7 @@
    and so must the test NDCG@10 to the last digit: the features are the same and a Dask fit is
    reproducible (:class:`models.engine.RankedClient`).
 
-Local copies of the bank's files (:mod:`recommender.bank_cache`) go to a cache under the work
+Local copies of the bank's files (:mod:`recommender.bank.cache`) go to a cache under the work
 folder, emptied before each step that reads from S3, so each such step pays for its downloads.
 
 The S3 server is an in-memory emulator in one Python process on this same 2-core machine, so the

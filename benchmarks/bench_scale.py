@@ -103,7 +103,7 @@ def _last_line(log: Path, end: int) -> str:
 
 def write_world(size: str, folder: Path) -> tuple[dict, int]:
     """The synthetic BACI world's yearly CSVs, capacity and geography (cached by size); its flow count."""
-    from recommender.synthetic import WorldSpec, generate_world, write_baci
+    from recommender.bank.synthetic import WorldSpec, generate_world, write_baci
 
     dims = SIZES[size]
     marker = folder / "DONE"

@@ -27,10 +27,10 @@ WORLDS = {"few_keys": {"n_products": 300}, "many_keys": {"n_products": 3000}}
 
 def prepare(case: str):
     from recommender.bank import DataBank
+    from recommender.bank.synthetic import WorldSpec
     from recommender.config import Config
     from recommender.demo import build_demo_bank
     from recommender.pipeline import train_task
-    from recommender.synthetic import WorldSpec
 
     home = WORK / f"scoring-home-{case}"
     projects = WORK / f"projects_{case}_{ROWS}.csv"
@@ -59,7 +59,7 @@ def run() -> dict:
                          "CSV output"}
     for case in WORLDS:
         home, projects, distinct = prepare(case)
-        setup = (f"from recommender.config import Config\nfrom recommender.scoring import score_file\n"
+        setup = (f"from recommender.config import Config\nfrom recommender.outputs.batch import score_file\n"
                  f"cfg = Config(home=__import__('pathlib').Path({str(home)!r}))")
         results: dict = {"distinct_keys": distinct, "products": WORLDS[case]["n_products"]}
         for label, reasons in (("without_reasons", False), ("with_reasons", True)):

@@ -216,3 +216,8 @@ def get_task(name: str) -> Task:
     if name not in TASKS:
         raise ModelError(f"unknown task {name!r}; choose one of {list(TASKS)}")
     return TASKS[name]
+
+
+def as_task(task: Task | str) -> Task:
+    """``task`` itself, or the task of that name (:func:`get_task`): the library's entry points take either."""
+    return task if isinstance(task, Task) else get_task(task)

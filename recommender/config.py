@@ -103,7 +103,7 @@ class Config:
 
     @property
     def feature_dir(self) -> Path:
-        """The feature store (:mod:`recommender.datasets`): task tables keyed by bank, bloc, task and level."""
+        """The feature cache (:mod:`recommender.pipeline.datasets`): task tables keyed by bank, bloc, task and level."""
         return self.home / "features"
 
     @property

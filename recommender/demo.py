@@ -1,4 +1,4 @@
-"""The demo pipeline as a library function (the CLI and notebooks call it)."""
+"""The demo as library functions (the CLI and notebooks call them): build the synthetic world's bank, train or reuse."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from models.champion import model_name, reusable_champion
 from recommender.bank import DataBank
+from recommender.bank.ingest import ingest_capacity, ingest_geography, ingest_trade
+from recommender.bank.synthetic import WorldSpec, generate_world
 from recommender.config import Config
-from recommender.ingest import ingest_capacity, ingest_geography, ingest_trade
-from recommender.synthetic import WorldSpec, generate_world
+from recommender.pipeline import open_bank, train_task
 
 
 def build_demo_bank(cfg: Config, *, seed: int = 0, spec: WorldSpec | None = None) -> Iterator[str]:
@@ -42,12 +44,8 @@ def train_or_reuse(cfg: Config, task: str, *, horizon: int, log) -> tuple[str, s
 
     Returns the run id to report and a sentence saying what happened.
     """
-    from models.champion import model_name, reusable_champion
-    from recommender.pipeline import train_task
-
-    bank = DataBank(cfg.bank_dir)
     params = {"horizon": horizon, "bloc": cfg.bloc.name, "seed": 0}
-    run_id = reusable_champion(cfg.store, model_name(task, cfg.bloc.name), bank.manifest_hash(), params)
+    run_id = reusable_champion(cfg.store, model_name(task, cfg.bloc.name), open_bank(cfg).manifest_hash(), params)
     if run_id is not None:
         return run_id, f"already trained on this data bank: reusing the champion (run {run_id})"
     outcome = train_task(cfg, task, horizon=horizon, log=log)

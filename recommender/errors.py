@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from features.errors import FeatureError
 from models.errors import ModelError
 
@@ -34,6 +38,44 @@ class Problem:
         if self.count == 0 and not rows:
             return self.reason  # about the whole file, not some of its rows
         return f"{self.reason}: {self.n} row(s){at}"
+
+
+MAX_ROWS_KEPT = 20
+"""Rows a problem keeps to show (it counts all)."""
+
+
+class ProblemCollector:
+    """Accumulates problems by reason, keeping the first rows and counting all."""
+
+    def __init__(self) -> None:
+        self._problems: dict[str, Problem] = {}
+
+    def add(self, reason: str, rows: np.ndarray | list[int], offset: int = 0, *, count: int | None = None) -> None:
+        """Record ``rows`` (kept up to a limit) under ``reason``; ``count`` overrides how many rows it adds."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size == 0:
+            return
+        p = self._problems.setdefault(reason, Problem(reason, [], 0))
+        p.rows = list(p.rows) + [int(r) + offset for r in rows[: max(0, MAX_ROWS_KEPT - len(p.rows))]]
+        p.count = (p.count or 0) + (int(rows.size) if count is None else count)
+
+    def add_mask(self, reason: str, mask: pa.Array | np.ndarray, offset: int) -> None:
+        if isinstance(mask, pa.Array | pa.ChunkedArray):
+            if not pc.any(mask).as_py():  # the usual case, without turning Arrow's bits into numpy bytes
+                return
+            mask = mask.to_numpy(zero_copy_only=False)
+        arr = np.asarray(mask)
+        if arr.dtype == object:
+            arr = arr.astype(bool)
+        if arr.any():
+            self.add(reason, np.flatnonzero(arr), offset)
+
+    @property
+    def problems(self) -> list[Problem]:
+        return list(self._problems.values())
+
+    def __bool__(self) -> bool:
+        return bool(self._problems)
 
 
 class DataValidationError(RecommenderError):

@@ -20,7 +20,8 @@ thinks of them.
 from __future__ import annotations
 
 import csv
-from collections.abc import Collection, Iterator
+import hashlib
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -30,6 +31,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from recommender.errors import DataValidationError, Problem
+
+Progress = Callable[[int], None]
+"""Told how many more rows (or bytes) a long read has done: progress bars and log lines."""
 
 PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
 UNREADABLE = (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, pa.ArrowInvalid)
@@ -144,3 +148,12 @@ def read_frame(path: Path, columns: list[str] | None = None, *, text: bool | Col
     if frames:
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     return pd.DataFrame({c: pd.Series(dtype="str") for c in (columns or read_header(path))})
+
+
+def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
+    """The file's SHA-256 (hex), read in ``chunk``-byte blocks: how the bank and scoring runs name a source."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from recommender.bank import DataBank
+from recommender.bank.synthetic import World, WorldSpec, generate_world
 from recommender.config import TRACKING_ENV, Config, real_data_dir
-from recommender.synthetic import World, WorldSpec, generate_world
 
 #: The longest modules, started first: ``--dist loadfile`` hands modules out in collection order,
 #: so a long module collected last would run alone at the end while the other worker idles.

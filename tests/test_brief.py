@@ -10,8 +10,8 @@ import sys
 import pytest
 from mlflow import MlflowClient
 
-from recommender.brief import SECTIONS, write_brief
 from recommender.cli import main
+from recommender.outputs.brief import SECTIONS, write_brief
 
 
 @pytest.fixture(scope="module")

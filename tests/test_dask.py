@@ -15,10 +15,10 @@ from models import tasks
 from models.engine import LocalEngine, open_engine
 from models.ranker import load_params
 from recommender.bank import DataBank
+from recommender.bank.synthetic import WorldSpec
 from recommender.config import Config
-from recommender.datasets import FeatureStore, task_table
 from recommender.demo import build_demo_bank
-from recommender.synthetic import WorldSpec
+from recommender.pipeline.datasets import FeatureCache, task_table
 from tests.dask_processes import dask_cluster
 
 BIN = Path(sys.executable).parent
@@ -80,12 +80,12 @@ def test_local_cluster_same_features_ndcg_within_001_and_scores(home: Config, tm
     options = {"horizon": 2, "n_resamples": 50,
                "overrides": {"n_estimators": "40", "subsample": "1.0", "colsample_bytree": "1.0"}}
     local = train_task(cfg, tasks.JOINT_PROJECTS, **options)
-    local_table = task_table(bank, FeatureStore(cfg.feature_dir), spec, cfg.bloc.members, product_level=6).table
+    local_table = task_table(bank, FeatureCache(cfg.feature_dir), spec, cfg.bloc.members, product_level=6).table
     with open_engine("dask", workers=2) as engine:
         assert engine.workers == 2
         # features: every year a Dask task on the workers, into a store of its own
         lines: list[str] = []
-        built = task_table(bank, FeatureStore(tmp_path / "features"), spec, cfg.bloc.members, product_level=6,
+        built = task_table(bank, FeatureCache(tmp_path / "features"), spec, cfg.bloc.members, product_level=6,
                            engine=engine, log=lines.append)
         assert not built.reused
         done = [line for line in lines if "done on dask" in line]  # progress: one line per year as it finishes
@@ -94,7 +94,7 @@ def test_local_cluster_same_features_ndcg_within_001_and_scores(home: Config, tm
         distributed = train_task(cfg, tasks.JOINT_PROJECTS, engine=engine, **options)
         # scoring with map_partitions: the same booster gives the local scores exactly
         features = local.evaluation.features
-        booster = load_model(cfg, tasks.JOINT_PROJECTS, f"models:/{local.record.model_name}/{local.record.version}")[0]
+        booster = load_model(cfg, tasks.JOINT_PROJECTS, f"models:/{local.record.model_name}/{local.record.version}").booster
         np.testing.assert_array_equal(engine.predict(booster, local_table, features),
                                       LocalEngine().predict(booster, local_table, features))
     a, b = (run.evaluation.overall["model"]["ndcg_at_10"] for run in (local, distributed))
@@ -102,15 +102,15 @@ def test_local_cluster_same_features_ndcg_within_001_and_scores(home: Config, tm
                                 [f.best_iteration for f in distributed.evaluation.folds])
     params = _params(distributed.record.run_id, cfg)
     assert params["engine"] == "dask" and params["engine_workers"] == "2"
-    assert params["feature_store"].startswith("reused ")  # the local run built the same table
-    assert _params(local.record.run_id, cfg)["feature_store"].startswith("built ")
+    assert params["feature_cache"].startswith("reused ")  # the local run built the same table
+    assert _params(local.record.run_id, cfg)["feature_cache"].startswith("built ")
     assert _params(local.record.run_id, cfg)["engine"] == "local"
 
 
 def _fold(cfg: Config) -> tuple:
     """The demo world's joint-projects table split as a fold: train before the last labelled year, validate on it."""
     spec = tasks.get_task(tasks.JOINT_PROJECTS).with_options(horizon=2)
-    table = task_table(DataBank(cfg.bank_dir), FeatureStore(cfg.feature_dir), spec, cfg.bloc.members,
+    table = task_table(DataBank(cfg.bank_dir), FeatureCache(cfg.feature_dir), spec, cfg.bloc.members,
                        product_level=6).table
     labelled = table[table["relevance"].notna()]
     years = sorted(labelled["year"].unique())

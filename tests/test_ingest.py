@@ -9,10 +9,10 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from recommender.bank import DataBank
+from recommender.bank import DataBank, summary
+from recommender.bank.ingest import ingest_capacity, ingest_geography, ingest_trade
+from recommender.bank.synthetic import write_baci
 from recommender.errors import BankConflictError, DataValidationError, RecommenderError
-from recommender.ingest import ingest_capacity, ingest_geography, ingest_trade
-from recommender.synthetic import write_baci
 from tests.conftest import bank_state
 
 
@@ -34,7 +34,7 @@ def test_long_parquet_round_trip_keeps_totals(bank, tiny_world, tiny_files):
     assert back["value_usd"].sum() == pytest.approx(src["value_usd"].sum(), rel=1e-12)
     by_year = back.groupby("year")["value_usd"].sum()
     assert by_year.to_dict() == pytest.approx(src.groupby("year")["value_usd"].sum().to_dict(), rel=1e-12)
-    info = bank.info()
+    info = summary(bank)
     assert info["trade"]["years"] == tiny_world.spec.years
     assert info["trade"]["value_usd_by_year"][str(tiny_world.spec.years[0])] == pytest.approx(by_year.iloc[0])
     assert result.source["product_level"] == 6 and result.source["classification"] == "hs"
@@ -93,8 +93,8 @@ def test_baci_codes_naming_one_country_share_one_dictionary_entry(bank, tmp_path
     """France is 250 and 251 in BACI, the United States 840 and 842: the validated batches list each
     country once in their dictionaries (Parquet writes a dictionary with repeated entries as plain
     strings, at 3x the CPU)."""
-    from recommender.ingest import baci
-    from recommender.ingest.validate import TradeValidator
+    from recommender.bank.ingest import baci
+    from recommender.bank.ingest.validate import TradeValidator
 
     csv = tmp_path / "b.csv"
     csv.write_text("t,i,j,k,v,q\n2015,250,156,10121,1,1\n2015,251,398,10121,2,1\n2015,840,156,10121,3,1\n2015,842,398,10121,4,1\n")
@@ -120,7 +120,7 @@ def test_synthetic_baci_files_round_trip(bank, tiny_world, tmp_path):
 
 def test_baci_whole_file_and_streamed_reads_agree(tiny_world, tmp_path, monkeypatch):
     """A year's CSV is parsed in one multi-threaded read, a larger file in streamed blocks: the same rows."""
-    from recommender.ingest import baci
+    from recommender.bank.ingest import baci
 
     path = next(iter(write_baci(tiny_world, tmp_path / "baci", max_rows=1).values()))
     whole = pa.concat_tables(baci.read_baci(path, dropped={}))
@@ -186,7 +186,7 @@ def test_geography(bank, tiny_files):
 
 def _duplicates(batches) -> list[int]:
     """Rows the validator reports as duplicate keys, fed ``batches`` in order (whether it had to sort is kept)."""
-    from recommender.ingest.validate import TradeValidator
+    from recommender.bank.ingest.validate import TradeValidator
 
     validator, offset = TradeValidator(), 0
     for batch in batches:
@@ -201,7 +201,7 @@ def _duplicates(batches) -> list[int]:
 def test_baci_duplicate_rows_are_found_in_sorted_and_shuffled_files(tiny_world, tmp_path, order):
     """Keys of a sorted BACI file ascend, so its duplicate check needs no sort; a repeated row is found
     either way, in a file read in many blocks, and reported by its row number."""
-    from recommender.ingest import baci
+    from recommender.bank.ingest import baci
 
     path = next(iter(write_baci(tiny_world, tmp_path / "baci", max_rows=1).values()))
     header, *lines = path.read_text().splitlines()
@@ -223,7 +223,7 @@ def test_duplicate_across_a_batch_boundary_and_through_aliases(tmp_path):
     """The ascending-key shortcut compares each batch's first key with the last one before it; two BACI
     codes read as one country (250 is France; a country-codes file maps 251 to FRA too) are one key."""
     from recommender.bank import TRADE_SCHEMA
-    from recommender.ingest import baci
+    from recommender.bank.ingest import baci
 
     def batch(rows):
         columns = list(zip(*rows, strict=True))
@@ -344,8 +344,8 @@ def test_reingesting_a_partly_replaced_file_restores_it(bank, tmp_path):
 def test_interrupted_write_leaves_bank_as_before(bank, tiny_files, monkeypatch):
     ingest_geography(bank, tiny_files["geography"])
     before = bank_state(bank)
-    import recommender.ingest.tidy as tidy_module
-    import recommender.ingest.validate as ingest_module
+    import recommender.bank.ingest.tidy as tidy_module
+    import recommender.bank.ingest.validate as ingest_module
 
     calls = {"n": 0}
     real = ingest_module.TradeValidator.check
@@ -462,8 +462,8 @@ def test_unreadable_files_are_clear_errors(bank, tmp_path, kind, content):
 
 def test_product_names_label_outputs_and_replace_whole(bank, tmp_path):
     from features.sectors import product_label
-    from recommender.explain import product_names
-    from recommender.ingest import ingest_product_names
+    from recommender.bank.ingest import ingest_product_names
+    from recommender.pipeline import product_names
 
     ingest_trade(bank, _trade_csv(tmp_path, GOOD))
     names = tmp_path / "names.csv"
@@ -492,7 +492,7 @@ def _snapshots(bank: DataBank) -> int:
 def test_a_baci_release_folder_glob_or_zip_is_one_transaction(bank, tiny_world, tmp_path):
     import zipfile
 
-    from recommender.ingest import ingest_trade_files
+    from recommender.bank.ingest import ingest_trade_files
 
     paths = write_baci(tiny_world, tmp_path / "release")
     folder = bank.root.parent
@@ -502,7 +502,7 @@ def test_a_baci_release_folder_glob_or_zip_is_one_transaction(bank, tiny_world, 
     assert len(back) == len(tiny_world.trade)
     assert sorted(s["years"][0] for s in bank.sources) == sorted(paths)  # one source per yearly file
     # hashed in the background while parsing: each source still records its file's own SHA-256 and size
-    from recommender.ingest.common import file_sha256
+    from recommender.tables import file_sha256
 
     by_year = {s["years"][0]: s for s in bank.sources}
     assert all(by_year[y]["sha256"] == file_sha256(p) and by_year[y]["bytes"] == p.stat().st_size for y, p in paths.items())
@@ -534,7 +534,7 @@ def test_a_baci_release_folder_glob_or_zip_is_one_transaction(bank, tiny_world, 
 
 
 def test_one_bad_file_in_a_release_writes_nothing(bank, tiny_world, tmp_path):
-    from recommender.ingest import ingest_trade_files
+    from recommender.bank.ingest import ingest_trade_files
 
     paths = write_baci(tiny_world, tmp_path / "release")
     ingest_trade(bank, next(iter(paths.values())), format="baci")  # the first year is already there

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from recommender.bank import DataBank
+from recommender.bank.ingest import ingest_capacity, ingest_geography, ingest_trade
 from recommender.cli import main
-from recommender.ingest import ingest_capacity, ingest_geography, ingest_trade
 from tests.conftest import bank_state
 
 P = "060110"  # a product of the base bank (six digits)

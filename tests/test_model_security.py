@@ -16,7 +16,7 @@ import pytest
 from models.errors import ModelError, UnsafeModelError
 from models.loading import read_native_booster
 from models.tasks import IMPORT_SUBSTITUTION
-from recommender.pipeline import recommend
+from recommender.outputs.recommend import recommend
 
 
 class Payload(mlflow.pyfunc.PythonModel):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from recommender.ingest import ingest_capacity, ingest_geography, ingest_trade
+from recommender.bank import summary
+from recommender.bank.ingest import ingest_capacity, ingest_geography, ingest_trade
 
 pytestmark = pytest.mark.real_data
 
@@ -18,7 +19,7 @@ def test_real_sample_ingests_end_to_end(bank, real_data):
     assert result.source["rows"] == int((~self_flows).sum())
     assert result.dropped["self-flows (exporter = importer)"] == int(self_flows.sum())
     assert result.source["classification"] == "hs-section" and result.source["product_level"] == 2
-    info = bank.info()
+    info = summary(bank)
     expected = src[~self_flows].groupby("year")["value_usd"].sum()
     assert info["trade"]["years"] == list(range(1995, 2015))
     for year, value in expected.items():

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from recommender.bank import DataBank
-from recommender.ingest import ingest_trade
+from recommender.bank.ingest import ingest_trade
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +45,7 @@ CRASHER = textwrap.dedent("""
     Path.write_text = hook("write_text", Path.write_text)
 
     from recommender.bank import DataBank
-    from recommender.ingest import ingest_trade
+    from recommender.bank.ingest import ingest_trade
     ingest_trade(DataBank(sys.argv[1]), Path(sys.argv[2]), replace=True)
     print("COUNTS" + json.dumps(counts))
 """)
@@ -121,7 +121,7 @@ WRITER = textwrap.dedent("""
     import sys
     from pathlib import Path
     from recommender.bank import DataBank
-    from recommender.ingest import ingest_trade
+    from recommender.bank.ingest import ingest_trade
     ingest_trade(DataBank(sys.argv[1], lock_timeout=600), Path(sys.argv[2]))
 """)
 

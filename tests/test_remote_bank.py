@@ -14,13 +14,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from recommender.bank import DataBank
-from recommender.bank_cache import CACHE_ENV, cache_root
+from recommender.bank import DataBank, summary
+from recommender.bank.cache import CACHE_ENV, cache_root
+from recommender.bank.ingest import ingest_product_names
+from recommender.bank.push import PushResult, push
+from recommender.bank.synthetic import WorldSpec
 from recommender.config import Config
 from recommender.demo import build_demo_bank
-from recommender.ingest import ingest_product_names
-from recommender.push import PushResult, push
-from recommender.synthetic import WorldSpec
 from tests.dask_processes import dask_cluster
 from tests.s3 import S3Server
 
@@ -95,7 +95,7 @@ def test_a_pushed_bank_reads_as_the_local_one(s3: S3Server, local: Config):
     assert remote.remote and remote.snapshot_id == bank.snapshot_id
     assert remote.manifest_hash() == bank.manifest_hash()  # the feature store and models key on it
     assert remote.files("trade") and all(f.startswith("s3://banks/same/snapshots/") for f in remote.files("trade"))
-    info, expected = remote.info(), bank.info()
+    info, expected = summary(remote), summary(bank)
     assert info.pop("bank") == "s3://banks/same" and expected.pop("bank") == str(bank.root)
     assert info == expected
     assert remote.years("trade") == bank.years("trade") and remote.rows_by_year() == bank.rows_by_year()
@@ -128,7 +128,7 @@ def test_a_push_sends_only_what_changed_and_keeps_the_previous_snapshot(s3: S3Se
     assert second.uploaded_bytes < 10_000
     assert second.removed_snapshots == []
     pinned = DataBank("s3://banks/grow", snapshot=first.snapshot)  # a run that started before the push
-    assert pinned.info()["trade"] == DataBank("s3://banks/grow").info()["trade"]
+    assert summary(pinned)["trade"] == summary(DataBank("s3://banks/grow"))["trade"]
     names.write_text("code,name\n01,Live animals\n02,Meat and offal\n")
     ingest_product_names(bank, names, replace=True)
     cached = DataBank("s3://banks/grow").local_files("trade")
@@ -199,7 +199,7 @@ def test_a_remote_bank_is_read_only_and_its_failures_are_clear(s3: S3Server, loc
         assert "recommender bank push s3://banks/ro" in done.stderr
     assert _objects(s3, "s3://banks/ro") == before
     info = _cli("--home", home, "--bank", "s3://banks/ro", "bank", "info", "--json", env=s3.env)
-    assert info.returncode == 0 and json.loads(info.stdout)["trade"] == DataBank(local.bank_dir).info()["trade"]
+    assert info.returncode == 0 and json.loads(info.stdout)["trade"] == summary(DataBank(local.bank_dir))["trade"]
     empty = _cli("--home", home, "--bank", "s3://banks/none", "bank", "info", env=s3.env)
     assert empty.returncode == 0 and "push" in empty.stdout and "is empty" in empty.stdout
     missing = _cli("--home", home, "bank", "push", "s3://no-such-bucket/bank", env=s3.env)
@@ -217,7 +217,7 @@ def test_dask_workers_that_cannot_see_the_home_train_from_the_pushed_bank(s3: S3
     from distributed import Client
 
     from models import tasks
-    from recommender.datasets import FeatureStore, task_table
+    from recommender.pipeline.datasets import FeatureCache, task_table
 
     probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"], capture_output=True, text=True)
     assert probe.returncode == 0, f"this test hides a folder from the workers with `unshare --mount` (root): {probe.stderr}"
@@ -236,14 +236,14 @@ def test_dask_workers_that_cannot_see_the_home_train_from_the_pushed_bank(s3: S3
         assert done.returncode == 0, done.stderr[-3000:]
         assert f"dask (2 worker(s) at {address})" in done.stderr
     run = cfg.store.client().get_run(re.search(r"MLflow run ([0-9a-f]{32})", done.stdout).group(1))
-    assert run.data.params["engine"] == "dask" and run.data.params["feature_store"].startswith("built ")
+    assert run.data.params["engine"] == "dask" and run.data.params["feature_cache"].startswith("built ")
     assert any(i.dataset.source and "s3://banks/cluster" in i.dataset.source for i in run.inputs.dataset_inputs)
     spec = tasks.get_task(tasks.JOINT_PROJECTS).with_options(horizon=2)
     level = int(run.data.params["product_level"])
-    remote = task_table(DataBank("s3://banks/cluster"), FeatureStore(cfg.feature_dir), spec, cfg.bloc.members,
+    remote = task_table(DataBank("s3://banks/cluster"), FeatureCache(cfg.feature_dir), spec, cfg.bloc.members,
                         product_level=level)
     assert remote.reused  # the table the workers built
-    here = task_table(DataBank(local.bank_dir), FeatureStore(tmp_path / "features"), spec, cfg.bloc.members,
+    here = task_table(DataBank(local.bank_dir), FeatureCache(tmp_path / "features"), spec, cfg.bloc.members,
                       product_level=level)
     assert not here.reused
     pd.testing.assert_frame_equal(remote.table, here.table)

@@ -5,17 +5,17 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-import recommender.datasets as datasets
+import recommender.pipeline.datasets as datasets
 from features.assemble import build_base
 from features.sectors import product_sectors
 from features.trade import TradeView, aggregate_products
 from models import tasks
 from recommender.bank import DataBank
+from recommender.bank.synthetic import WorldSpec
 from recommender.config import Config
-from recommender.datasets import FeatureStore, dataset_key, task_table, year_chunks
 from recommender.demo import build_demo_bank
 from recommender.errors import RecommenderError
-from recommender.synthetic import WorldSpec
+from recommender.pipeline.datasets import FeatureCache, dataset_key, task_table, year_chunks
 
 BLOC = ("CHN", "IND", "KAZ", "PAK", "RUS", "UZB")
 
@@ -71,7 +71,7 @@ def test_year_by_year_tables_equal_the_whole_panel(demo_bank, tmp_path, monkeypa
     want = spec.build_dataset(base, bank.years("trade"))
     monkeypatch.setattr(datasets, "CHUNK_ROWS", 1)  # every year its own chunk
     assert all(len(c) == 1 for c in year_chunks(bank, bank.years("trade")))
-    got = task_table(bank, FeatureStore(tmp_path / "features"), spec, BLOC, product_level=6).table
+    got = task_table(bank, FeatureCache(tmp_path / "features"), spec, BLOC, product_level=6).table
     got = got.sort_values([*spec.group, *spec.keys]).reset_index(drop=True)
     pd.testing.assert_frame_equal(got, want, check_dtype=False, check_exact=False, rtol=1e-9)
     assert got["relevance"].notna().any() and got["relevance"].isna().any()  # labelled years and the last ones
@@ -87,9 +87,9 @@ def test_year_chunks_follow_the_row_budget(demo_bank):
     assert two[0] == years[:2] and sum(two, []) == years
 
 
-def test_feature_store_reuses_and_keys_what_determines_a_table(demo_bank, tmp_path):
+def test_feature_cache_reuses_and_keys_what_determines_a_table(demo_bank, tmp_path):
     cfg, bank = demo_bank
-    store = FeatureStore(tmp_path / "features")
+    store = FeatureCache(tmp_path / "features")
     spec = tasks.get_task(tasks.JOINT_PROJECTS).with_options(horizon=3)
     first = task_table(bank, store, spec, BLOC, product_level=6)
     again = task_table(bank, store, spec, BLOC, product_level=6)
@@ -104,7 +104,7 @@ def test_feature_store_reuses_and_keys_what_determines_a_table(demo_bank, tmp_pa
 
 def test_a_failed_build_leaves_nothing_in_the_store(demo_bank, tmp_path, monkeypatch):
     _, bank = demo_bank
-    store = FeatureStore(tmp_path / "features")
+    store = FeatureCache(tmp_path / "features")
     spec = tasks.get_task(tasks.IMPORT_SUBSTITUTION).with_options(horizon=3)
     calls = {"n": 0}
     real = datasets.YearBuilder.table
@@ -127,10 +127,10 @@ def test_a_new_ingest_changes_the_key_and_the_old_table_goes(tmp_path, tiny_worl
     cfg = Config(home=tmp_path / "home")
     list(build_demo_bank(cfg, spec=WorldSpec.tiny(seed=11)))
     bank = DataBank(cfg.bank_dir)
-    store = FeatureStore(cfg.feature_dir)
+    store = FeatureCache(cfg.feature_dir)
     spec = tasks.get_task(tasks.JOINT_PROJECTS).with_options(horizon=3)
     before = task_table(bank, store, spec, BLOC, product_level=6).key
-    from recommender.ingest import ingest_geography
+    from recommender.bank.ingest import ingest_geography
 
     geo = tmp_path / "geo.csv"
     tiny_world.geography().head(50).to_csv(geo, index=False)
@@ -143,11 +143,11 @@ def test_a_new_ingest_changes_the_key_and_the_old_table_goes(tmp_path, tiny_worl
 def test_pooled_candidates_from_the_bank_equal_the_in_memory_path(demo_bank):
     """``train --pool``: pseudo-blocs drawn from the bank's view and their tables as from the whole flow table."""
     from models.pooling import pooled_dataset, pseudo_blocs
-    from recommender.pipeline import _pool
+    from recommender.pipeline import pooled_candidates
 
     _, bank = demo_bank
     spec = tasks.get_task(tasks.JOINT_PROJECTS).with_options(horizon=3)
-    got = _pool(bank, spec, BLOC, 6, 2, 0, lambda _m: None)
+    got = pooled_candidates(bank, spec, BLOC, 6, 2, 0, lambda _m: None)
     trade = _whole_trade(bank, None)
     sets = pseudo_blocs(trade, BLOC, n_sets=2, seed=0)
     assert sets == pseudo_blocs(bank.trade_view(BLOC), BLOC, n_sets=2, seed=0)

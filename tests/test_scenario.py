@@ -9,7 +9,7 @@ import pytest
 
 from recommender.cli import main
 from recommender.errors import RecommenderError
-from recommender.scenario import resolve_cut, supply_gap
+from recommender.outputs.scenario import resolve_cut, supply_gap
 
 BLOC = ["KAZ", "RUS", "UZB", "CHN"]
 #                  exporter importer product value

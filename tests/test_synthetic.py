@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from recommender.synthetic import WorldSpec, generate_world
+from recommender.bank.synthetic import WorldSpec, generate_world
 
 
 def test_same_seed_same_world_other_seed_other_world():

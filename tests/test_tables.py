@@ -85,7 +85,7 @@ def test_csv_chunks_are_cut_to_chunk_rows_and_keep_quoting_and_bom(tmp_path):
 def test_spreadsheet_formulas_neutralised_the_same_in_arrow_and_pandas():
     import pyarrow as pa
 
-    from recommender.output import neutralise_batch, neutralise_formulas
+    from recommender.outputs.writers import neutralise_batch, neutralise_formulas
 
     cells = ["=SUM(A1)", "+1", "-12.5", "-x", "@cmd", "\tfoo", "\rbar", "plain", None, "1e5", "+.5", "a=b", ""]
     want = ["'=SUM(A1)", "+1", "-12.5", "'-x", "'@cmd", "'\tfoo", "'\rbar", "plain", None, "1e5", "+.5", "a=b", ""]

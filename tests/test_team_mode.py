@@ -20,11 +20,11 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
+from recommender.bank.synthetic import WorldSpec
 from recommender.config import Config
 from recommender.demo import build_demo_bank
 from recommender.errors import RecommenderError
-from recommender.server import plan_server
-from recommender.synthetic import WorldSpec
+from recommender.team.server import plan_server
 from tests import postgres
 from tests.postgres import free_port
 

@@ -10,7 +10,8 @@ from mlflow import MlflowClient
 from models.errors import ModelError
 from models.tasks import IMPORT_SUBSTITUTION, JOINT_PROJECTS
 from recommender.errors import RecommenderError
-from recommender.pipeline import recommend, train_task
+from recommender.outputs.recommend import recommend
+from recommender.pipeline import train_task
 
 FAST = {"n_estimators": "60"}
 

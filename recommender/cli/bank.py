@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from recommender.bank import DataBank
+from recommender.bank import DataBank, summary
 from recommender.cli._common import config, console
 
 app = typer.Typer(help="Inspect the data bank, or publish it to object storage.", no_args_is_help=True)
@@ -43,7 +43,7 @@ def print_info(info: dict, *, brief: bool = False) -> None:
 @app.command("info")
 def info(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (stable, documented in the README)")] = False) -> None:
     """Rows, years, countries, products, value by year, capacity coverage and sources."""
-    data = DataBank(config(ctx).bank_dir).info()
+    data = summary(DataBank(config(ctx).bank_dir))
     if as_json:
         typer.echo(json.dumps(data, indent=2, sort_keys=True))
     else:
@@ -61,8 +61,8 @@ def push(
     Files go first, then the pointer: readers see the old snapshot or the new one, never a part.
     Files unchanged since the last push are copied inside the store, not uploaded again.
     """
+    from recommender.bank.push import push as push_bank
     from recommender.cli._common import progress
-    from recommender.push import push as push_bank
 
     bank = DataBank(config(ctx).bank_dir)
     with progress(f"pushing to {url} (bytes)", total=None) as advance:

@@ -20,7 +20,7 @@ def brief(
     scenario_cut: Annotated[str | None, typer.Option("--scenario-cut", help="Add a supply-shock section: suppliers that stop (ISO3 codes, EU27, G7, a bloc)")] = None,
 ) -> None:
     """Write a country brief: import substitution, joint projects, charts, model quality (and a scenario)."""
-    from recommender.brief import write_brief
+    from recommender.outputs.brief import write_brief
 
     cfg = config(ctx, bloc)
     result = write_brief(cfg, country, output, year=year, top=top, scenario_cut=scenario_cut)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from recommender.bank import DataBank
+from recommender.bank import DataBank, summary
 from recommender.cli._common import config, console
 from recommender.cli.bank import print_info
 from recommender.cli.recommend import print_recommendations
@@ -26,9 +26,9 @@ def demo(
     """
     from models.tasks import TASKS
     from models.tracking import run_summary
+    from recommender.bank.synthetic import WorldSpec
     from recommender.demo import build_demo_bank, train_or_reuse
-    from recommender.pipeline import recommend
-    from recommender.synthetic import WorldSpec
+    from recommender.outputs.recommend import recommend
 
     presets = {"tiny": WorldSpec.tiny, "demo": WorldSpec.demo}
     if size not in presets:
@@ -39,7 +39,7 @@ def demo(
     console.print(f"[bold]1. Synthetic world[/] (seed {seed}) → data bank at {cfg.bank_dir}")
     for line in build_demo_bank(cfg, spec=spec):
         console.print(f"   {line}")
-    print_info(DataBank(cfg.bank_dir).info(), brief=True)
+    print_info(summary(DataBank(cfg.bank_dir)), brief=True)
     client = cfg.store.client()
     for n, task in enumerate(TASKS, start=2):
         console.print(f"\n[bold]{n}. Train {task}[/] for {cfg.bloc.name} (horizon {horizon} years)")
@@ -52,7 +52,7 @@ def demo(
         console.print(f"\n[bold]Top recommendations for {DEMO_COUNTRY}[/] ({task})")
         table, version = recommend(cfg, task, countries=[DEMO_COUNTRY], top=3)
         print_recommendations(table, task, f"{task} · {cfg.bloc.name} · model {version}")
-    from recommender.brief import write_brief
+    from recommender.outputs.brief import write_brief
 
     path = cfg.home / f"brief-{DEMO_COUNTRY}.html"
     result = write_brief(cfg, DEMO_COUNTRY, path, scenario_cut="ASEAN")

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from recommender import ingest as lib
 from recommender.bank import DataBank
+from recommender.bank import ingest as lib
 from recommender.cli._common import choices, config, console, console_err, value
 
 app = typer.Typer(help="Validate files and add them to the data bank (atomically: all or nothing).", no_args_is_help=True)

@@ -20,7 +20,7 @@ from recommender.cli._common import (
     engine,
     task_name,
 )
-from recommender.output import write_table
+from recommender.outputs.writers import write_table
 
 
 def recommend(
@@ -36,7 +36,7 @@ def recommend(
     scheduler: SchedulerOption = None,
 ) -> None:
     """Rank candidates with the champion model: a readable table, or every candidate to --output."""
-    from recommender.pipeline import recommend as run
+    from recommender.outputs.recommend import recommend as run
 
     cfg, task = config(ctx, bloc), task_name(task)
     with engine(engine_name, scheduler) as runner:

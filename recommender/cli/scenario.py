@@ -10,7 +10,7 @@ from rich.table import Table
 
 from features.registry import format_usd
 from recommender.cli._common import BlocOption, config, console
-from recommender.output import write_table
+from recommender.outputs.writers import write_table
 
 
 def scenario(
@@ -24,7 +24,7 @@ def scenario(
     output: Annotated[Path | None, typer.Option(help="Write CSV or Parquet (by extension)")] = None,
 ) -> None:
     """If imports from these suppliers stop (or fall by --share), what gap opens, and who in the bloc can fill it?"""
-    from recommender.scenario import run_scenario
+    from recommender.outputs.scenario import run_scenario
 
     cfg = config(ctx, bloc)
     result = run_scenario(cfg, importer, cut, share=share, year=year, top=top)

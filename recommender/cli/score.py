@@ -36,7 +36,7 @@ def score(
     scheduler: SchedulerOption = None,
 ) -> None:
     """Validate and score a list of candidate projects: score, rank, percentile, reasons, model version."""
-    from recommender.scoring import score_file
+    from recommender.outputs.batch import score_file
 
     cfg, task = config(ctx, bloc), task_name(task)
     output = output or projects.with_name(projects.stem + ".scored.csv")

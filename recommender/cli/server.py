@@ -26,7 +26,7 @@ def server(
     allowed_hosts: Annotated[str | None, typer.Option("--allowed-hosts", help="Host names clients use to reach it, comma-separated (MLflow refuses other Host headers when not on loopback)")] = None,
 ) -> None:
     """Start the shared MLflow tracking server: PostgreSQL store, served artifacts, optional accounts (Ctrl-C to stop)."""
-    from recommender.server import plan_server, redact
+    from recommender.team.server import plan_server, redact
 
     cfg, default_permission = config(ctx), value(default_permission)
     plan = plan_server(cfg.home, backend_store_uri, artifacts_destination, host=host, port=port, auth=auth,

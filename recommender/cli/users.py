@@ -24,7 +24,7 @@ def add(
     admin: Annotated[bool, typer.Option("--admin", help="Make the account an admin (may manage every account and resource)")] = False,
 ) -> None:
     """Create an account; the password is asked twice (or read from RECOMMENDER_NEW_PASSWORD), never an argument."""
-    from recommender.accounts import add_user
+    from recommender.team.accounts import add_user
 
     password = os.environ.get(PASSWORD_ENV) or typer.prompt(f"password for {username}", hide_input=True,
                                                            confirmation_prompt=True)
@@ -42,7 +42,7 @@ def grant(
     model: Annotated[str | None, typer.Option("--model", help="A registered model (e.g. import-substitution-SCO)")] = None,
 ) -> None:
     """Give a user a permission on one experiment or one registered model."""
-    from recommender.accounts import grant as grant_permission
+    from recommender.team.accounts import grant as grant_permission
 
     console.print(grant_permission(config(ctx).mlflow_uri, username, value(permission), experiment=experiment, model=model),
                   highlight=False)
@@ -51,7 +51,7 @@ def grant(
 @app.command("list")
 def list_(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table")] = False) -> None:
     """Every account, whether it is an admin, and what it was granted."""
-    from recommender.accounts import list_users
+    from recommender.team.accounts import list_users
 
     uri = config(ctx).mlflow_uri
     rows = list_users(uri)

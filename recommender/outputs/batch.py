@@ -1,5 +1,8 @@
 """Batch scoring of a list of proposed projects (CSV or Parquet) with the champion model.
 
+The scoring itself is the pipeline's (:func:`recommender.pipeline.score_candidates`); this module
+owns the file: reading, validating and writing it.
+
 Three streaming passes over the file, each chunk at a time:
 
 1. **validate** everything (columns, countries, bloc, products, duplicates, empty file) before any
@@ -25,16 +28,20 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from models.engine import Engine
-from models.tasks import Task, get_task
+from models.tasks import Task, as_task
 from recommender import countries
-from recommender.bank import DataBank
 from recommender.config import Config
-from recommender.errors import DataValidationError, Problem, RecommenderError
-from recommender.explain import explain
-from recommender.ingest import ProblemCollector, Progress, file_sha256
-from recommender.output import atomic_output, check_output, neutralise_batch
-from recommender.pipeline import Scored, load_model, score_candidates
-from recommender.tables import is_parquet, read_batches
+from recommender.errors import DataValidationError, Problem, ProblemCollector, RecommenderError
+from recommender.outputs.writers import atomic_output, check_output, neutralise_batch
+from recommender.pipeline import (
+    Scored,
+    explain,
+    load_model,
+    open_bank,
+    product_codes,
+    score_candidates,
+)
+from recommender.tables import Progress, file_sha256, is_parquet, read_batches
 
 OUTPUT_COLUMNS = ["score", "probability", "rank", "rank_in_query", "percentile", "reasons", "model_version"]
 """What ``score`` adds, documented in the README: ``score`` the model's raw score (comparable only within a
@@ -162,27 +169,26 @@ class ScoreResult:
     run_id: str | None = None
 
 
-def score_file(cfg: Config, task: str, path: str | Path, output: str | Path, *, year: int | None = None,
+def score_file(cfg: Config, task: Task | str, path: str | Path, output: str | Path, *, year: int | None = None,
                model_uri: str | None = None, reasons: bool = True, progress: Progress | None = None,
                track: bool = True, engine: Engine | None = None) -> ScoreResult:
     """Validate, score and write a projects file. See the module docstring for the passes."""
     path, output = Path(path), Path(output)
-    task_ = get_task(task)  # unknown task → the standard error
+    task = as_task(task)  # unknown task → the standard error
     if not path.is_file():
         raise RecommenderError(f"{path}: no such file")
     check_output(output)
     if output.resolve() == path.resolve():
         raise RecommenderError("--output must differ from the input file")
-    loaded = load_model(cfg, task, model_uri)  # a refused or missing model fails before any work
-    bank = DataBank(cfg.bank_dir)
-    products = sorted(bank.read("products", columns=["product"])["product"]) if bank.has("products") else []
-    check = validate(path, task_, cfg, products)
+    model = load_model(cfg, task, model_uri)  # a refused or missing model fails before any work
+    task = model.task  # with the options it was trained with
+    check = validate(path, task, cfg, product_codes(open_bank(cfg)))
 
     # distinct keys → features, scores and reasons, computed once
-    scored: Scored = score_candidates(cfg, task, check.keys, year=year, loaded=loaded, engine=engine)
+    scored: Scored = score_candidates(cfg, task, check.keys, year=year, model=model, engine=engine)
     table = scored.rows  # same order as check.keys
     key_scores = table["score"].to_numpy()
-    key_reasons = np.asarray(explain(scored.model, table, scored.features, task_, scored.sectors), dtype=object) \
+    key_reasons = np.asarray(explain(model.booster, table, model.features, task, scored.sectors), dtype=object) \
         if reasons else np.full(len(table), "", dtype=object)
     scores = key_scores[check.codes]
     probability = table["probability"].to_numpy()[check.codes]
@@ -190,7 +196,7 @@ def score_file(cfg: Config, task: str, path: str | Path, output: str | Path, *, 
         check.warnings.append(f"model {scored.version} has no probability calibration (trained before it existed): "
                               "probability is empty and rank orders raw scores, which are comparable only within a query")
     rank = _rank_desc(probability if scored.calibrated else scores, scores)
-    query = task_.normalise_pairs(check.keys)[[c for c in task_.group if c != "year"]]
+    query = task.normalise_pairs(check.keys)[[c for c in task.group if c != "year"]]
     row_query = query.groupby(list(query.columns), sort=False).ngroup().to_numpy()[check.codes]
     rank_in_query = pd.Series(-scores).groupby(row_query).rank(method="first").astype(np.int64).to_numpy()
     reference = np.sort(scored.candidates["score"].to_numpy()) if len(scored.candidates) else np.sort(key_scores)
@@ -203,7 +209,7 @@ def score_file(cfg: Config, task: str, path: str | Path, output: str | Path, *, 
     with atomic_output(output) as tmp:
         try:
             start = 0
-            for batch in read_chunks(path, task_):
+            for batch in read_chunks(path, task):
                 stop = start + batch.num_rows
                 names = [f"input_{c}" if c in OUTPUT_COLUMNS else c for c in batch.schema.names]
                 added = {"score": scores[start:stop], "probability": probability[start:stop], "rank": rank[start:stop],
@@ -225,7 +231,7 @@ def score_file(cfg: Config, task: str, path: str | Path, output: str | Path, *, 
                 writer.close()
     result = ScoreResult(output, check.rows, scored.version, scored.year, check.warnings, file_sha256(path))
     if track:
-        result.run_id = _track(cfg, task, path, result)
+        result.run_id = _track(cfg, task.name, path, result)
     return result
 
 

@@ -11,25 +11,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from recommender import countries
-from recommender.bank import CAPACITY_SCHEMA, DataBank
-from recommender.errors import DataValidationError, Problem
-from recommender.ingest.common import (
+from recommender.bank import CAPACITY_SCHEMA, DataBank, Transaction
+from recommender.bank.ingest.common import (
     CAPACITY_ALIASES,
     CAPACITY_FORMATS,
     NON_NEGATIVE_INDICATORS,
     YEAR_RANGE,
     IngestResult,
-    ProblemCollector,
     reading_errors,
     resolve_columns,
 )
-from recommender.ingest.publish import (
-    _check_source,
-    _record,
-    _resolve_conflicts,
-    _source_id,
-    already_ingested,
-)
+from recommender.bank.ingest.publish import open_source, publish
+from recommender.errors import DataValidationError, Problem, ProblemCollector
 from recommender.tables import read_frame, read_header
 
 _ISIC = re.compile(r"\(ISIC ([A-Z](?:-[A-Z])?)\)")
@@ -106,13 +99,12 @@ def ingest_capacity(
     indicator (e.g. the Penn World Table). ``indstat``: UNIDO INDSTAT bulk CSV
     (ctable, country, year, isic, value[, unit]); ISO numeric countries mapped to ISO3.
     """
-    path = Path(path)
-    _check_source(path, format, CAPACITY_FORMATS)
     columns = dict(columns or {})
-    options = {"format": format, "columns": columns}
-    sha, same = already_ingested(bank, "capacity", path, options)
-    if same is not None:
-        return IngestResult(same, unchanged=True)
+    source = open_source(bank, path, table="capacity", format=format, formats=CAPACITY_FORMATS,
+                         options={"format": format, "columns": columns})
+    if isinstance(source, IngestResult):
+        return source
+    path = source.path
     dropped: dict[str, int] = {}
     frame = _read_capacity_frame(path, format, columns, dropped)
     problems = ProblemCollector()
@@ -139,14 +131,11 @@ def ingest_capacity(
         raise DataValidationError(str(path), [Problem("no capacity rows", count=0)])
     frame["year"] = frame["year"].astype("int16")
     table = pa.Table.from_pandas(frame[CAPACITY_SCHEMA.names], schema=CAPACITY_SCHEMA, preserve_index=False)
-    source_id = _source_id(path)
     years = {int(y) for y in frame["year"].unique()}
-    indicators = set(frame["indicator"].unique())
-    with bank.transaction() as tx:
-        replaced = _resolve_conflicts(tx, bank, "capacity", years, replace, path, indicators)
+
+    def write(tx: Transaction) -> None:
         for y in sorted(years):
-            tx.open_writer("capacity", y, source_id, CAPACITY_SCHEMA).write_table(table.filter(pc.equal(table.column("year"), y)))
-        entry = _record(tx, source_id=source_id, table="capacity", path=path, sha=sha, format=format, rows=len(frame),
-                        years=years, options=options, dropped=dropped, indicators=sorted(indicators),
-                        sectors=sorted(frame["sector"].unique()))
-    return IngestResult(entry, dropped=dropped, replaced=replaced)
+            tx.open_writer("capacity", y, source.id, CAPACITY_SCHEMA).write_table(table.filter(pc.equal(table.column("year"), y)))
+
+    return publish(source, write, rows=len(frame), replace=replace, years=years, dropped=dropped,
+                   indicators=set(frame["indicator"].unique()), sectors=sorted(frame["sector"].unique()))

@@ -1,6 +1,6 @@
 """A machine's local copies of a remote bank's files, for DuckDB to read at local speed.
 
-A published snapshot never changes (:mod:`recommender.push` writes a new one), so a copy keyed
+A published snapshot never changes (:mod:`recommender.bank.push` writes a new one), so a copy keyed
 by the snapshot and the file's path stays right for as long as the snapshot lives. Files are
 downloaded together (fsspec fetches them concurrently) to temporary names and renamed into
 place, so two processes of one machine (two Dask workers) never read a half-written copy; at

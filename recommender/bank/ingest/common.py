@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,10 +16,8 @@ from recommender.tables import UNREADABLE, unreadable
 
 TRADE_FORMATS = ("baci", "comtrade", "long")
 CAPACITY_FORMATS = ("long", "indstat")
-Progress = Callable[[int], None]
 
 YEAR_RANGE = (1900, 2100)
-_MAX_ROWS_KEPT = 20
 
 #: Accepted source names for each canonical column, tried in order (user mappings win).
 TRADE_ALIASES: dict[str, list[str]] = {
@@ -73,14 +69,6 @@ class IngestResult:
 # ------------------------------------------------------------------------------------------
 # helpers
 # ------------------------------------------------------------------------------------------
-def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def parse_column_map(pairs: list[str] | None) -> dict[str, str]:
     """``["country=iso3", "value=value_usd"]`` → ``{"country": "iso3", "value": "value_usd"}``."""
     out: dict[str, str] = {}
@@ -119,41 +107,7 @@ def resolve_columns(
     return found
 
 
-class ProblemCollector:
-    """Accumulates problems by reason, keeping the first rows and counting all."""
-
-    def __init__(self) -> None:
-        self._problems: dict[str, Problem] = {}
-
-    def add(self, reason: str, rows: np.ndarray | list[int], offset: int = 0, *, count: int | None = None) -> None:
-        """Record ``rows`` (kept up to a limit) under ``reason``; ``count`` overrides how many rows it adds."""
-        rows = np.asarray(rows, dtype=np.int64)
-        if rows.size == 0:
-            return
-        p = self._problems.setdefault(reason, Problem(reason, [], 0))
-        p.rows = list(p.rows) + [int(r) + offset for r in rows[: max(0, _MAX_ROWS_KEPT - len(p.rows))]]
-        p.count = (p.count or 0) + (int(rows.size) if count is None else count)
-
-    def add_mask(self, reason: str, mask: pa.Array | np.ndarray, offset: int) -> None:
-        if isinstance(mask, pa.Array | pa.ChunkedArray):
-            if not pc.any(mask).as_py():  # the usual case, without turning Arrow's bits into numpy bytes
-                return
-            mask = mask.to_numpy(zero_copy_only=False)
-        arr = np.asarray(mask)
-        if arr.dtype == object:
-            arr = arr.astype(bool)
-        if arr.any():
-            self.add(reason, np.flatnonzero(arr), offset)
-
-    @property
-    def problems(self) -> list[Problem]:
-        return list(self._problems.values())
-
-    def __bool__(self) -> bool:
-        return bool(self._problems)
-
-
-def _dictionary(column: pa.ChunkedArray | pa.Array) -> pa.DictionaryArray:
+def dictionary_array(column: pa.ChunkedArray | pa.Array) -> pa.DictionaryArray:
     """One dictionary-encoded array (int32 indices) whatever came in."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
@@ -164,7 +118,7 @@ def _dictionary(column: pa.ChunkedArray | pa.Array) -> pa.DictionaryArray:
     return column
 
 
-def _indices(dictionary: pa.DictionaryArray) -> np.ndarray:
+def row_indices(dictionary: pa.DictionaryArray) -> np.ndarray:
     """Row-wise dictionary indices, -1 for null (so ``table[idx]`` with a sentinel last entry needs no mask)."""
     indices = dictionary.indices if not dictionary.indices.null_count else pc.fill_null(dictionary.indices, -1)
     return indices.to_numpy(zero_copy_only=False)

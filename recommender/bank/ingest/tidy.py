@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from recommender.ingest.common import (
+from recommender.bank.ingest.common import (
     TRADE_ALIASES,
     YEAR_RANGE,
     resolve_columns,
@@ -17,13 +17,13 @@ from recommender.ingest.common import (
 from recommender.tables import read_frames, read_header
 
 
-def _table_from_frame(df: pd.DataFrame) -> pa.Table:
+def table_from_frame(df: pd.DataFrame) -> pa.Table:
     year = pd.to_numeric(df["year"], errors="coerce")
     value = pd.to_numeric(df["value_usd"], errors="coerce")
     bad_year = year.isna() & df["year"].notna()
     bad_value = value.isna() & df["value_usd"].notna()
     if bad_year.any() or bad_value.any():
-        raise _NonNumeric(np.flatnonzero(bad_year), np.flatnonzero(bad_value))
+        raise NonNumeric(np.flatnonzero(bad_year), np.flatnonzero(bad_value))
     quantity = pd.to_numeric(df["quantity"], errors="coerce") if "quantity" in df else pd.Series(np.nan, index=df.index)
     return pa.table(
         {
@@ -39,7 +39,7 @@ def _table_from_frame(df: pd.DataFrame) -> pa.Table:
     )
 
 
-class _NonNumeric(Exception):
+class NonNumeric(Exception):
     def __init__(self, year_rows: np.ndarray, value_rows: np.ndarray):
         self.year_rows, self.value_rows = year_rows, value_rows
 
@@ -49,4 +49,4 @@ def read_long(path: Path, *, columns: dict[str, str], dropped: dict[str, int]) -
     found = resolve_columns(read_header(path), TRADE_ALIASES, columns,
                             required=["year", "exporter", "importer", "product", "value_usd"], source=str(path))
     for chunk in read_frames(path, list(dict.fromkeys(found.values()))):
-        yield _table_from_frame(pd.DataFrame({canon: chunk[src] for canon, src in found.items()}))
+        yield table_from_frame(pd.DataFrame({canon: chunk[src] for canon, src in found.items()}))

@@ -10,21 +10,14 @@ import pyarrow as pa
 
 from recommender import countries
 from recommender.bank import GEOGRAPHY_SCHEMA, DataBank
-from recommender.errors import DataValidationError, Problem
-from recommender.ingest.common import (
+from recommender.bank.ingest.common import (
     GEOGRAPHY_ALIASES,
     IngestResult,
-    ProblemCollector,
     reading_errors,
     resolve_columns,
 )
-from recommender.ingest.publish import (
-    _check_source,
-    _record,
-    _resolve_conflicts,
-    _source_id,
-    already_ingested,
-)
+from recommender.bank.ingest.publish import open_source, publish
+from recommender.errors import DataValidationError, Problem, ProblemCollector
 from recommender.tables import read_frame, read_header
 
 
@@ -32,13 +25,11 @@ from recommender.tables import read_frame, read_header
 def ingest_geography(bank: DataBank, path: str | Path, *, columns: dict[str, str] | None = None,
                      replace: bool = False) -> IngestResult:
     """Country-pair geography (CEPII GeoDist layout): distance, contiguity, common official language."""
-    path = Path(path)
-    _check_source(path, "geography", ("geography",))
     columns = dict(columns or {})
-    options = {"columns": columns}
-    sha, same = already_ingested(bank, "geography", path, options)
-    if same is not None:
-        return IngestResult(same, unchanged=True)
+    source = open_source(bank, path, table="geography", format="geography", formats=("geography",), options={"columns": columns})
+    if isinstance(source, IngestResult):
+        return source
+    path = source.path
     header = read_header(path)
     found = resolve_columns(header, GEOGRAPHY_ALIASES, columns, required=["exporter", "importer", "distance_km"], source=str(path))
     raw = read_frame(path)
@@ -67,10 +58,4 @@ def ingest_geography(bank: DataBank, path: str | Path, *, columns: dict[str, str
     if problems:
         raise DataValidationError(str(path), problems.problems)
     table = pa.Table.from_pandas(frame[GEOGRAPHY_SCHEMA.names], schema=GEOGRAPHY_SCHEMA, preserve_index=False)
-    source_id = _source_id(path)
-    with bank.transaction() as tx:
-        replaced = _resolve_conflicts(tx, bank, "geography", set(), replace, path)
-        tx.write_table("geography", source_id, table)
-        entry = _record(tx, source_id=source_id, table="geography", path=path, sha=sha, format="geography",
-                        rows=len(frame), years=set(), options=options, dropped={})
-    return IngestResult(entry, replaced=replaced)
+    return publish(source, lambda tx: tx.write_table("geography", source.id, table), rows=len(frame), replace=replace)

@@ -9,11 +9,11 @@ import pandas as pd
 import pyarrow as pa
 
 from recommender import countries
-from recommender.ingest.common import (
+from recommender.bank.ingest.common import (
     COMTRADE_ALIASES,
     resolve_columns,
 )
-from recommender.ingest.tidy import _table_from_frame
+from recommender.bank.ingest.tidy import table_from_frame
 from recommender.tables import read_frames, read_header
 
 
@@ -58,4 +58,4 @@ def read_comtrade(path: Path, *, columns: dict[str, str], dropped: dict[str, int
         })
         if "quantity" in found:
             frame["quantity"] = sub[found["quantity"]]
-        yield _table_from_frame(frame.reset_index(drop=True))
+        yield table_from_frame(frame.reset_index(drop=True))

@@ -9,14 +9,8 @@ import pyarrow.compute as pc
 
 from recommender import countries
 from recommender.bank import TRADE_SCHEMA
-from recommender.errors import Problem
-from recommender.ingest.common import (
-    _MAX_ROWS_KEPT,
-    YEAR_RANGE,
-    ProblemCollector,
-    _dictionary,
-    _indices,
-)
+from recommender.bank.ingest.common import YEAR_RANGE, dictionary_array, row_indices
+from recommender.errors import MAX_ROWS_KEPT, Problem, ProblemCollector
 
 
 def _distinct(values: list[str | None]) -> tuple[pa.Array, np.ndarray | None]:
@@ -65,12 +59,12 @@ class TradeValidator:
         self.self_flows = 0
 
     def _country_column(self, table: pa.Table, col: str, offset: int) -> tuple[pa.DictionaryArray, np.ndarray]:
-        d = _dictionary(table.column(col))
+        d = dictionary_array(table.column(col))
         raw = tuple(d.dictionary.to_pylist())
         if raw not in self._country_dictionaries:  # once per distinct dictionary: a BACI file has one
             self._country_dictionaries[raw] = self._country_dictionary(raw)
         values, (dictionary, remap), missing_entry, bad_entry, ids = self._country_dictionaries[raw]
-        idx = _indices(d)  # -1 (a null cell) reads each table's last entry: missing, not unknown
+        idx = row_indices(d)  # -1 (a null cell) reads each table's last entry: missing, not unknown
         missing = missing_entry[idx] if d.indices.null_count or missing_entry[:-1].any() else None
         if missing is not None:
             self.problems.add_mask(f"missing {col}", missing, offset)
@@ -101,7 +95,7 @@ class TradeValidator:
         return values, _distinct(values), missing_entry, bad_entry, ids
 
     def _product_column(self, table: pa.Table, offset: int) -> tuple[pa.DictionaryArray, np.ndarray]:
-        d = _dictionary(table.column("product"))
+        d = dictionary_array(table.column("product"))
         raw = tuple(d.dictionary.to_pylist())
         if raw not in self._product_dictionaries:  # once per distinct dictionary: a BACI file read whole has one
             values = [v.strip() if v is not None else "" for v in raw]
@@ -110,7 +104,7 @@ class TradeValidator:
             ids = np.array([self._product_ids[v] for v in values] + [0], dtype=np.int64)
             self._product_dictionaries[raw] = values, _distinct(values), ids
         values, (dictionary, remap), ids = self._product_dictionaries[raw]
-        idx = _indices(d)
+        idx = row_indices(d)
         used = np.flatnonzero(np.bincount(idx + 1, minlength=len(values) + 1)[1:])
         empty = [int(u) for u in used if values[u] == ""]
         if empty or d.indices.null_count:
@@ -118,7 +112,7 @@ class TradeValidator:
         used_lengths = {len(values[u]) for u in used}
         if len(used_lengths) == 1:  # the usual case: one length, counted without per-row lengths
             present = np.flatnonzero(idx >= 0) if d.indices.null_count else np.arange(len(idx))
-            self._count_length(used_lengths.pop(), present[:_MAX_ROWS_KEPT], present.size, offset)
+            self._count_length(used_lengths.pop(), present[:MAX_ROWS_KEPT], present.size, offset)
         else:
             lengths = np.array([len(v) for v in values] + [0])[idx]
             for length in used_lengths:
@@ -130,7 +124,7 @@ class TradeValidator:
 
     def _count_length(self, length: int, rows: np.ndarray, count: int, offset: int) -> None:
         kept = self._length_rows.setdefault(length, [])
-        kept.extend(int(r) + offset for r in rows[: max(0, _MAX_ROWS_KEPT - len(kept))])
+        kept.extend(int(r) + offset for r in rows[: max(0, MAX_ROWS_KEPT - len(kept))])
         self.length_counts[length] = self.length_counts.get(length, 0) + int(count)
 
     def check(self, table: pa.Table, offset: int) -> pa.Table:

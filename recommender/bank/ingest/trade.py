@@ -15,30 +15,24 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from recommender.bank import TRADE_SCHEMA, DataBank, Transaction
-from recommender.errors import DataValidationError, Problem, RecommenderError
-from recommender.ingest.baci import read_baci
-from recommender.ingest.common import (
-    TRADE_FORMATS,
-    IngestResult,
-    Progress,
-    file_sha256,
-    reading_errors,
-)
-from recommender.ingest.comtrade import read_comtrade
-from recommender.ingest.publish import (
-    _bank_compatibility,
-    _check_source,
-    _record,
-    _resolve_conflicts,
-    _same_file,
-    _source_id,
-    _update_products,
-    _whole_sources,
+from recommender.bank.ingest.baci import read_baci
+from recommender.bank.ingest.common import TRADE_FORMATS, IngestResult, reading_errors
+from recommender.bank.ingest.comtrade import read_comtrade
+from recommender.bank.ingest.publish import (
     already_ingested,
+    bank_compatibility,
+    check_source,
+    new_source_id,
+    record_source,
+    resolve_conflicts,
+    same_file,
+    update_products,
+    whole_sources,
 )
-from recommender.ingest.tidy import _NonNumeric, read_long
-from recommender.ingest.validate import TradeValidator
-from recommender.tables import UNREADABLE, unreadable
+from recommender.bank.ingest.tidy import NonNumeric, read_long
+from recommender.bank.ingest.validate import TradeValidator
+from recommender.errors import DataValidationError, Problem, RecommenderError
+from recommender.tables import UNREADABLE, Progress, file_sha256, unreadable
 
 
 @reading_errors
@@ -122,7 +116,7 @@ def ingest_trade_files(
                "country_codes": str(country_codes) if country_codes else None}
     files = trade_files(paths)
     for path in files:
-        _check_source(path, format, TRADE_FORMATS)
+        check_source(path, format, TRADE_FORMATS)
     members = [(path, name) for path in files for name in (_zip_members(path) if _is_zip(path) else [None])]
     results: list[IngestResult | None] = [None] * len(members)
     seen_years: dict[int, str] = {}
@@ -162,7 +156,7 @@ def ingest_trade_files(
                     if tx is None:  # before the transaction: an unchanged file may also tidy a killed writer's debris
                         sha, same = already_ingested(bank, "trade", local, options, sha)
                     else:
-                        same = _same_file(bank, "trade", sha, options)
+                        same = same_file(bank, "trade", sha, options)
                     if same is not None:
                         results[i] = IngestResult(same, unchanged=True)
                         continue
@@ -185,7 +179,7 @@ TRADE_SUFFIXES = (".csv", ".parquet", ".zip", ".gz")
 
 def _maybe_in_bank(bank: DataBank, size: int, options: dict) -> bool:
     """Whether a whole trade source with these options could be this file (same size, or a size not recorded)."""
-    return any(s.get("bytes", size) == size for s in _whole_sources(bank, "trade", options))
+    return any(s.get("bytes", size) == size for s in whole_sources(bank, "trade", options))
 
 
 def _is_zip(path: Path) -> bool:
@@ -244,7 +238,7 @@ def _ingest_one(tx: Transaction, bank: DataBank, reader: _ReadAhead, label: str,
 
     ``parsed()`` is called once the first batch is in (for a BACI year, the file is parsed by then).
     """
-    source_id = _source_id(Path(label.rsplit("!", 1)[-1]))
+    source_id = new_source_id(Path(label.rsplit("!", 1)[-1]))
     dropped = reader.dropped
     validator = TradeValidator()
     rows = 0
@@ -271,7 +265,7 @@ def _ingest_one(tx: Transaction, bank: DataBank, reader: _ReadAhead, label: str,
                         pending.pop(0).result()
                 if progress:
                     progress(n)
-        except _NonNumeric as exc:
+        except NonNumeric as exc:
             validator.problems.add("year is not a whole number", exc.year_rows, offset)
             validator.problems.add("value_usd is not a number", exc.value_rows, offset)
         except (pa.ArrowInvalid, ValueError) as exc:
@@ -280,7 +274,7 @@ def _ingest_one(tx: Transaction, bank: DataBank, reader: _ReadAhead, label: str,
         finally:
             for f in pending:
                 f.result()
-    problems = validator.finish() + _bank_compatibility(bank, classification, sorted(validator.length_counts))
+    problems = validator.finish() + bank_compatibility(bank, classification, sorted(validator.length_counts))
     twice = sorted(y for y in years if y in seen_years)
     if twice:
         problems.append(Problem(f"year(s) {twice} also in {seen_years[twice[0]]} of this ingest; give each year once",
@@ -292,10 +286,10 @@ def _ingest_one(tx: Transaction, bank: DataBank, reader: _ReadAhead, label: str,
     seen_years.update({y: Path(label).name for y in years})
     if validator.self_flows:
         dropped["self-flows (exporter = importer)"] = validator.self_flows
-    replaced = _resolve_conflicts(tx, bank, "trade", years, replace, Path(label))
-    _update_products(tx, bank, list(validator.products), classification)
+    replaced = resolve_conflicts(tx, bank, "trade", years, replace, Path(label))
+    update_products(tx, bank, list(validator.products), classification)
     lengths = sorted(validator.length_counts)
-    entry = _record(tx, source_id=source_id, table="trade", path=Path(label),
+    entry = record_source(tx, source_id=source_id, table="trade", path=Path(label),
                     sha=sha.result() if isinstance(sha, Future) else sha, format=format, rows=rows, years=years,
                     options=options, dropped=dropped, classification=classification,
                     product_level=lengths[0] if lengths else None, bytes=size)

@@ -10,7 +10,6 @@ import pandas as pd
 from features.registry import reason
 from features.sectors import SECTOR_NAMES, product_label
 from models.tasks import Task
-from recommender.bank import DataBank
 from recommender.countries import country_name
 
 
@@ -35,14 +34,6 @@ def explain(model, table: pd.DataFrame, features: list[str], task: Task, sectors
         names = {role: column[i] for role, column in roles.items()} | {"sector": sector_names[i]}
         out.append("; ".join(reason(features[j], values[i, j], names) for j in chosen))
     return out
-
-
-def product_names(bank: DataBank) -> dict[str, str]:
-    """Product code → name from the bank's ``product_names`` table (``recommender ingest products``), or {}."""
-    if not bank.has("product_names"):
-        return {}
-    names = bank.read("product_names")
-    return dict(zip(names["product"], names["name"], strict=True))
 
 
 def add_names(table: pd.DataFrame, task: Task, classification: str = "hs", names: Mapping[str, str] | None = None) -> pd.DataFrame:

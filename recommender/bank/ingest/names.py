@@ -14,20 +14,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from recommender.bank import DataBank
-from recommender.errors import DataValidationError, Problem
-from recommender.ingest.common import (
-    IngestResult,
-    ProblemCollector,
-    reading_errors,
-    resolve_columns,
-)
-from recommender.ingest.publish import (
-    _check_source,
-    _record,
-    _resolve_conflicts,
-    _source_id,
-    already_ingested,
-)
+from recommender.bank.ingest.common import IngestResult, reading_errors, resolve_columns
+from recommender.bank.ingest.publish import open_source, publish
+from recommender.errors import DataValidationError, Problem, ProblemCollector
 from recommender.tables import read_frame, read_header
 
 NAME_ALIASES: dict[str, list[str]] = {
@@ -41,13 +30,11 @@ SCHEMA = pa.schema([("product", pa.string()), ("name", pa.string())])
 def ingest_product_names(bank: DataBank, path: str | Path, *, columns: dict[str, str] | None = None,
                          replace: bool = False) -> IngestResult:
     """Validate a code → name table and make it the bank's ``product_names`` (all or nothing)."""
-    path = Path(path)
-    _check_source(path, "names", ("names",))
     columns = dict(columns or {})
-    options = {"columns": columns}
-    sha, same = already_ingested(bank, "product_names", path, options)
-    if same is not None:
-        return IngestResult(same, unchanged=True)
+    source = open_source(bank, path, table="product_names", format="names", formats=("names",), options={"columns": columns})
+    if isinstance(source, IngestResult):
+        return source
+    path = source.path
     found = resolve_columns(read_header(path), NAME_ALIASES, columns, required=["product", "name"], source=str(path))
     raw = read_frame(path, list(dict.fromkeys(found.values())))
     product, name = raw[found["product"]].str.strip(), raw[found["name"]].str.strip()
@@ -62,10 +49,4 @@ def ingest_product_names(bank: DataBank, path: str | Path, *, columns: dict[str,
     if problems:
         raise DataValidationError(str(path), problems.problems)
     table = pa.Table.from_pydict({"product": product.tolist(), "name": name.tolist()}, schema=SCHEMA)
-    source_id = _source_id(path)
-    with bank.transaction() as tx:
-        replaced = _resolve_conflicts(tx, bank, "product_names", set(), replace, path)
-        tx.write_table("product_names", source_id, table)
-        entry = _record(tx, source_id=source_id, table="product_names", path=path, sha=sha, format="names",
-                        rows=len(table), years=set(), options=options, dropped={})
-    return IngestResult(entry, replaced=replaced)
+    return publish(source, lambda tx: tx.write_table("product_names", source.id, table), rows=len(table), replace=replace)

@@ -23,13 +23,18 @@ import numpy as np
 import pandas as pd
 
 from models.errors import ModelError
-from models.tasks import get_task
+from models.tasks import IMPORT_SUBSTITUTION, get_task
 from recommender import countries
-from recommender.bank import DataBank
 from recommender.config import BLOCS, Config
 from recommender.errors import RecommenderError
-from recommender.explain import add_names, product_names
-from recommender.pipeline import member_and_year, score_candidates
+from recommender.pipeline import (
+    add_names,
+    member_and_year,
+    open_bank,
+    product_names,
+    score_candidates,
+    trade_table,
+)
 
 #: Country groups accepted by ``--cut`` besides the blocs of :data:`recommender.config.BLOCS`.
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -112,12 +117,12 @@ class Scenario:
 def run_scenario(cfg: Config, importer: str, cut: str | Collection[str], *, share: float = 1.0,
                  year: int | None = None, top: int | None = None) -> Scenario:
     """The supply shock on the bank's trade of ``year`` (default the last), with model scores when a champion exists."""
-    bank = DataBank(cfg.bank_dir)
+    bank = open_bank(cfg)
     importer, year = member_and_year(cfg, bank, importer, year, option="--importer")
     cut_codes = resolve_cut(cut) if isinstance(cut, str) else sorted(set(cut))
     if importer in cut_codes:
         cut_codes.remove(importer)
-    trade = bank.read("trade", years=[year], columns=["year", "exporter", "importer", "product", "value_usd"])
+    trade = trade_table(bank, [year])
     gaps, fillers = supply_gap(trade, importer, cut_codes, cfg.bloc.members, share=share)
     if top:
         gaps = gaps.head(top)
@@ -130,14 +135,14 @@ def run_scenario(cfg: Config, importer: str, cut: str | Collection[str], *, shar
     keyed = table["supplier"].notna()
     if keyed.any():
         try:
-            scored = score_candidates(cfg, "import-substitution", table.loc[keyed, ["importer", "supplier", "product"]],
+            scored = score_candidates(cfg, IMPORT_SUBSTITUTION, table.loc[keyed, ["importer", "supplier", "product"]],
                                       year=year)
             table.loc[keyed, "score"] = scored.rows["score"].to_numpy()
             table.loc[keyed, "probability"] = scored.rows["probability"].to_numpy()
             version = scored.version
         except ModelError:
             version = None  # no champion: the arithmetic stands on its own
-    table = add_names(table, get_task("import-substitution"), bank.classification, product_names(bank))
+    table = add_names(table, get_task(IMPORT_SUBSTITUTION), bank.classification, product_names(bank))
     columns = ["product", "product_name", "lost_usd", "coverable_usd", "uncovered_usd", "supplier", "supplier_name",
                "exports_usd", "sold_to_importer_usd", "available_usd", "covers_share", "score", "probability"]
     totals = {"gap_usd": float(gaps["lost_usd"].sum()), "coverable_usd": float(gaps["coverable_usd"].sum()),

@@ -23,11 +23,11 @@ from models.champion import current_champion, model_name
 from models.errors import ModelError
 from models.tasks import IMPORT_SUBSTITUTION, JOINT_PROJECTS
 from recommender import countries
-from recommender.bank import DataBank
 from recommender.config import Config
 from recommender.errors import RecommenderError
-from recommender.output import atomic_output
-from recommender.pipeline import member_and_year, recommend
+from recommender.outputs.recommend import recommend
+from recommender.outputs.writers import atomic_output
+from recommender.pipeline import member_and_year, open_bank, trade_table
 
 SECTIONS = ("summary", "import-substitution", "joint-projects", "charts", "scenario")
 
@@ -111,12 +111,12 @@ def _model_quality(cfg: Config) -> dict[str, dict]:
 def build_brief(cfg: Config, country: str, *, year: int | None = None, top: int = 8,
                 scenario_cut: str | None = None) -> Brief:
     """The brief for ``country`` (a bloc member) in ``year`` (default the bank's last)."""
-    bank = DataBank(cfg.bank_dir)
+    bank = open_bank(cfg)
     country, year = member_and_year(cfg, bank, country, year)
     years = bank.years("trade")
     members = set(cfg.bloc.members)
     span = [y for y in years if year - 9 <= y <= year]
-    trade = bank.read("trade", years=span, columns=["year", "exporter", "importer", "product", "value_usd"])
+    trade = trade_table(bank, span)
     now = trade[trade["year"] == year]
     into = now[now["importer"] == country]
     imports = into.groupby("product")["value_usd"].sum()
@@ -245,7 +245,7 @@ grow (the model's best partner × product candidates).</p>
 
     # --- scenario --------------------------------------------------------------------------------
     if scenario_cut:
-        from recommender.scenario import run_scenario
+        from recommender.outputs.scenario import run_scenario
 
         sc = run_scenario(cfg, country, scenario_cut, year=year, top=top)
         srows = []

@@ -22,11 +22,8 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Collection, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,222 +36,14 @@ from filelock import FileLock, Timeout
 
 from features.resources import available_memory, usable_cpus
 from features.trade import TradeView
-from recommender.bank_cache import BankCache
+from recommender.bank.cache import BankCache
+from recommender.bank.remote import filesystem, is_remote, remote_errors
+from recommender.bank.transaction import Transaction, staged_snapshot
 from recommender.errors import BankEmptyError, RecommenderError
 
 YEAR_PARTITIONED = ("trade", "capacity")
 QUERY_MEMORY_FRACTION = 0.25
 """Share of the available memory an out-of-core query may hold before DuckDB spills to disk."""
-
-CODE = pa.dictionary(pa.int32(), pa.string())
-#: Codes are stored dictionary-encoded (compact, fast); :meth:`DataBank.read` returns strings. The
-#: validated columns are required (no null): Parquet then writes no definition levels for them, a
-#: quarter of the CPU of writing a BACI year (0.12 → 0.09 µs per row).
-TRADE_SCHEMA = pa.schema(
-    [
-        pa.field("year", pa.int16(), nullable=False),
-        pa.field("exporter", CODE, nullable=False),
-        pa.field("importer", CODE, nullable=False),
-        pa.field("product", CODE, nullable=False),
-        pa.field("value_usd", pa.float64(), nullable=False),
-        ("quantity", pa.float64()),
-    ]
-)
-CAPACITY_SCHEMA = pa.schema(
-    [
-        ("year", pa.int16()),
-        ("country", pa.string()),
-        ("sector", pa.string()),
-        ("indicator", pa.string()),
-        ("value", pa.float64()),
-    ]
-)
-GEOGRAPHY_SCHEMA = pa.schema(
-    [
-        ("exporter", pa.string()),
-        ("importer", pa.string()),
-        ("distance_km", pa.float64()),
-        ("contiguous", pa.int8()),
-        ("common_language", pa.int8()),
-    ]
-)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def year_file_options(schema: pa.Schema) -> dict[str, Any]:
-    """Parquet options of a year file: snappy; dictionary pages for the code columns only, floats
-    byte-stream-split. A dictionary over 13 M trade values never pays off: building it and falling
-    back to plain pages doubled the CPU of writing a BACI year (0.43 → 0.19 µs per row), for 30 %
-    more bytes on disk than with dictionaries everywhere."""
-    floats = [f.name for f in schema if pa.types.is_floating(f.type)]
-    return {"compression": "snappy", "write_statistics": ["year"],
-            "use_dictionary": [f.name for f in schema if f.name not in floats],
-            "column_encoding": dict.fromkeys(floats, "BYTE_STREAM_SPLIT") or None}
-
-
-@dataclass
-class Transaction:
-    """A snapshot under construction. Obtain one with :meth:`DataBank.transaction`."""
-
-    root: Path
-    manifest: dict[str, Any]
-    writers: dict[tuple[str, int], pq.ParquetWriter] = field(default_factory=dict)
-    _syncs: list[Future] = field(default_factory=list, init=False, repr=False)  # files sealed, being flushed
-    _syncer: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
-
-    def path(self, table: str, year: int | None = None) -> Path:
-        p = self.root / table
-        return p / f"year={year}" if year is not None else p
-
-    def open_writer(self, table: str, year: int, source_id: str, schema: pa.Schema) -> pq.ParquetWriter:
-        key = (table, int(year))
-        if key not in self.writers:
-            folder = self.path(table, year)
-            folder.mkdir(parents=True, exist_ok=True)
-            self.writers[key] = pq.ParquetWriter(folder / f"{source_id}.parquet", schema, **year_file_options(schema))
-        return self.writers[key]
-
-    def write_table(self, table: str, name: str, data: pa.Table) -> None:
-        folder = self.path(table)
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"{name}.parquet"
-        if target.exists():
-            target.unlink()  # a hard link into the live snapshot: unlink, never overwrite in place
-        pq.write_table(data, target, compression="zstd")
-
-    def remove_source_years(self, table: str, source_id: str, years: set[int], *,
-                            keep: Callable[[pa.Table], pa.Array] | None = None) -> tuple[int, set[int]]:
-        """Remove a source's rows of ``years``; with ``keep``, only the rows it does not keep.
-
-        A partly kept file is rewritten to a new file renamed over the staged link, so the
-        published snapshot's file (the same inode) is never touched. Returns (rows removed,
-        years from which the source is now gone).
-        """
-        removed, gone = 0, set()
-        for year in years:
-            f = self.path(table, year) / f"{source_id}.parquet"
-            if not f.exists():
-                continue
-            data = pq.read_table(f)
-            kept = data.filter(keep(data)) if keep is not None else data.slice(0, 0)
-            removed += data.num_rows - kept.num_rows
-            if kept.num_rows == data.num_rows:
-                continue
-            if kept.num_rows:
-                tmp = f.with_name(f".{f.name}.tmp")
-                pq.write_table(kept, tmp, **year_file_options(kept.schema))
-                os.replace(tmp, f)
-                continue
-            f.unlink()
-            gone.add(year)
-            if not any(f.parent.iterdir()):
-                f.parent.rmdir()
-        return removed, gone
-
-    def remove_table(self, table: str) -> None:
-        shutil.rmtree(self.path(table), ignore_errors=True)
-
-    def seal(self, table: str, years: Iterable[int]) -> None:
-        """Close the writers of ``years`` and flush their files to disk in the background.
-
-        The commit fsyncs every new file; a file already flushed costs it nothing. Without this, a
-        whole BACI panel's 1.6 GB waited for the disk after the last file (3.5 s of 47 s).
-        """
-        if self._syncer is None:
-            self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fsync")
-        for year in years:
-            writer = self.writers.pop((table, int(year)), None)
-            if writer is not None:
-                writer.close()
-                self._syncs.append(self._syncer.submit(_fsync, Path(writer.where)))
-
-    def close_writers(self) -> None:
-        """Close every writer and wait for the background flushes (an error in one is raised here)."""
-        for w in self.writers.values():
-            w.close()
-        self.writers.clear()
-        if self._syncer is not None:
-            self._syncer.shutdown(wait=True)
-            self._syncer = None
-            syncs, self._syncs = self._syncs, []
-            for f in syncs:
-                f.result()
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename or new entry in ``path`` durable (POSIX: fsync the directory)."""
-    if os.name == "posix":
-        _fsync(path)
-
-
-def _sync_tree(root: Path) -> None:
-    """fsync every file written for this snapshot (hard links to older snapshots are already on disk) and every folder."""
-    for path in root.rglob("*"):
-        if path.is_dir():
-            _fsync_dir(path)
-        elif path.stat().st_nlink == 1:
-            _fsync(path)
-    _fsync_dir(root)
-
-
-def is_remote(location: str | Path) -> bool:
-    """True for an fsspec URL other than a local file (``s3://bucket/bank``, ``gs://…``, ``memory://…``)."""
-    text = str(location)
-    return "://" in text and not text.startswith("file://")
-
-
-def filesystem(location: str | Path) -> tuple[Any, str]:
-    """The fsspec filesystem of a bank and the bank's path in it, with a clear error for what is missing."""
-    import fsspec
-
-    try:
-        return fsspec.core.url_to_fs(str(location))
-    except ImportError as exc:  # fsspec names the package: "Install s3fs to access S3"
-        raise RecommenderError(f"cannot open the data bank at {location}: {exc} (`make install` installs s3fs "
-                               "for s3:// banks; another storage needs its fsspec package)") from exc
-    except ValueError as exc:  # "Protocol not known: …"
-        raise RecommenderError(f"cannot open the data bank at {location}: {exc}. Use a folder or an fsspec "
-                               "URL such as s3://bucket/bank") from exc
-
-
-@contextmanager
-def remote_errors(bank: DataBank) -> Iterator[None]:
-    """A remote bank's storage failures (no such bucket, no credentials, endpoint unreachable) as one
-    clear :class:`RecommenderError`; a local bank's errors pass unchanged."""
-    if not bank.remote:
-        yield
-        return
-    try:
-        yield
-    except RecommenderError:
-        raise
-    except (OSError, duckdb.IOException, duckdb.HTTPException) as exc:
-        raise RemoteBankError(bank.root, exc) from exc
-    except Exception as exc:
-        if type(exc).__module__.split(".")[0] not in ("botocore", "aiobotocore", "s3fs", "fsspec", "gcsfs", "adlfs"):
-            raise
-        raise RemoteBankError(bank.root, exc) from exc
-
-
-class RemoteBankError(RecommenderError):
-    """A bank at a URL could not be read."""
-
-    def __init__(self, location: str | Path, exc: BaseException):
-        super().__init__(
-            f"cannot use the data bank at {location}: {type(exc).__name__}: {exc}. Check the URL, and that "
-            "this machine (and every Dask worker) has the storage's credentials and endpoint (for S3: "
-            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and, for a server other than AWS, AWS_ENDPOINT_URL)")
 
 
 class DataBank:
@@ -262,7 +51,7 @@ class DataBank:
 
     ``root`` is a folder (local, or a shared filesystem mounted at the same path everywhere), or an
     fsspec URL such as ``s3://bucket/sco-bank``: a bank published there by
-    :func:`recommender.push.push`, read-only (a Dask cluster's workers read it without a shared filesystem).
+    :func:`recommender.bank.push.push`, read-only (a Dask cluster's workers read it without a shared filesystem).
     Object stores are reached with the filesystem's own settings: for S3, ``s3fs`` and the usual
     ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL`` (or fsspec's
     ``FSSPEC_S3_*`` variables).
@@ -278,7 +67,7 @@ class DataBank:
         self.fs, self._base = filesystem(self.root)
 
     def require_writable(self) -> None:
-        """Raise a clear error for a bank at a URL: it is written only by :func:`recommender.push.push`."""
+        """Raise a clear error for a bank at a URL: it is written only by :func:`recommender.bank.push.push`."""
         if self.remote:
             raise RecommenderError(
                 f"the data bank at {self.root} is read-only here: ingest into a local bank (the home's, or "
@@ -313,7 +102,8 @@ class DataBank:
             return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(folder, detail=False))
 
     @property
-    def _snap(self) -> str | None:
+    def snapshot_path(self) -> str | None:
+        """The live snapshot's folder (a path in the bank's filesystem), None before the first ingest."""
         name = self.snapshot_id
         return None if name is None else self._path("snapshots", name)
 
@@ -323,7 +113,7 @@ class DataBank:
 
     @property
     def manifest(self) -> dict[str, Any]:
-        snap = self._snap
+        snap = self.snapshot_path
         if snap is None:
             return {"version": 1, "sources": []}
         with remote_errors(self):
@@ -354,7 +144,7 @@ class DataBank:
                 f"(recommender ingest {table} PATH) or run `recommender demo`"
             )
         partitioning = ds.partitioning(pa.schema([("year", pa.int16())]), flavor="hive") if table in YEAR_PARTITIONED else None
-        return ds.dataset(f"{self._snap}/{table}", format="parquet", partitioning=partitioning,
+        return ds.dataset(f"{self.snapshot_path}/{table}", format="parquet", partitioning=partitioning,
                           filesystem=self.fs if self.remote else None)
 
     def read(self, table: str, *, years: list[int] | None = None, columns: list[str] | None = None,
@@ -391,7 +181,7 @@ class DataBank:
     def files(self, table: str, years: Collection[int] | None = None) -> list[str]:
         """The snapshot's Parquet files of ``table`` (of ``years`` for a year-partitioned table), as
         DuckDB and Arrow name them: paths, or URLs for a remote bank."""
-        snap = self._snap
+        snap = self.snapshot_path
         if snap is None:
             return []
         with remote_errors(self):
@@ -509,7 +299,7 @@ class DataBank:
         return TradeView(out["exports"], out["imports"], out["flows"], tuple(members))
 
     def years(self, table: str = "trade") -> list[int]:
-        snap = self._snap
+        snap = self.snapshot_path
         if snap is None:
             return []
         with remote_errors(self):
@@ -519,57 +309,19 @@ class DataBank:
     # ---- writing -------------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        """Build a new snapshot; publish it only if the block finishes without an exception.
-
-        Waits up to ``lock_timeout`` seconds for another writer to finish.
-        """
+        """Build a new snapshot; publish it only if the block finishes without an exception
+        (:func:`recommender.bank.transaction.staged_snapshot`). Waits up to ``lock_timeout`` seconds
+        for another writer to finish; removes a killed writer's debris first."""
         with self.writer_lock():
-            staging_root = self.root / "staging"
-            self._remove_debris()
-            snap_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
-            staging = staging_root / snap_id
-            staging.mkdir(parents=True)
-            old = None if self._snap is None else Path(self._snap)
-            if old is not None:
-                for src in old.rglob("*"):
-                    dst = staging / src.relative_to(old)
-                    if src.is_dir():
-                        dst.mkdir(parents=True, exist_ok=True)
-                    elif src.name != "manifest.json":
-                        dst.parent.mkdir(parents=True, exist_ok=True)
-                        os.link(src, dst)
-            tx = Transaction(staging, self.manifest)
-            try:
+            self.remove_debris()
+            with staged_snapshot(self.root, self.snapshot_path, self.manifest) as tx:
                 yield tx
-                tx.close_writers()
-            except BaseException:
-                tx.close_writers()
-                shutil.rmtree(staging_root, ignore_errors=True)
-                raise
-            tx.manifest["updated_at"] = _now()
-            (staging / "manifest.json").write_text(json.dumps(tx.manifest, indent=2, sort_keys=True))
-            _sync_tree(staging)  # new files and folders reach the disk before anything points at them
-            (self.root / "snapshots").mkdir(exist_ok=True)
-            final = self.root / "snapshots" / snap_id
-            os.replace(staging, final)
-            _fsync_dir(self.root / "snapshots")
-            pointer_tmp = self.root / f".CURRENT.{snap_id}"
-            pointer_tmp.write_text(snap_id)
-            _fsync(pointer_tmp)
-            os.replace(pointer_tmp, self.root / "CURRENT")
-            _fsync_dir(self.root)
-            shutil.rmtree(staging_root, ignore_errors=True)
-            # keep the previous snapshot for readers that still hold it; drop older ones
-            keep = {snap_id} | ({old.name} if old is not None else set())
-            for snap in (self.root / "snapshots").iterdir():
-                if snap.name not in keep:
-                    shutil.rmtree(snap, ignore_errors=True)
 
     @contextmanager
     def writer_lock(self) -> Iterator[None]:
         """Hold the bank's one-writer lock (``bank/.lock``), waiting up to ``lock_timeout`` seconds.
 
-        Held by every write, and by :func:`recommender.push.push` while it copies the live
+        Held by every write, and by :func:`recommender.bank.push.push` while it copies the live
         snapshot (which a write could otherwise retire under it).
         """
         self.require_writable()
@@ -587,7 +339,7 @@ class DataBank:
         finally:
             lock.release()
 
-    def _remove_debris(self) -> None:
+    def remove_debris(self) -> None:
         """What a killed writer leaves (the caller holds the lock): its staging folder and an unrenamed
         ``.CURRENT.<id>`` pointer. (An unpublished snapshot is removed by the next publish.)"""
         shutil.rmtree(self.root / "staging", ignore_errors=True)
@@ -608,49 +360,7 @@ class DataBank:
         except Timeout:
             return False  # a writer is at work; it removes the debris itself
         try:
-            self._remove_debris()
+            self.remove_debris()
             return True
         finally:
             lock.release()
-
-    # ---- summaries -----------------------------------------------------------------------
-    def info(self) -> dict[str, Any]:
-        """Stable summary of the bank (the JSON of ``recommender bank info --json``)."""
-        snapshot = self.snapshot_id
-        out: dict[str, Any] = {"bank": str(self.root), "snapshot": snapshot,
-                               "manifest_hash": self.manifest_hash() if snapshot else None}
-        if self.has("trade"):
-            with self.query() as con:  # one streaming pass: the trade table is never held in memory
-                files = {"f": self.local_files("trade")}
-                by_year = con.execute("SELECT CAST(year AS INTEGER), sum(value_usd), count(*) FROM read_parquet($f) "
-                                      "GROUP BY 1 ORDER BY 1", files).fetchall()
-                exporters, importers, products = con.execute(
-                    "SELECT count(DISTINCT exporter), count(DISTINCT importer), count(DISTINCT product) FROM read_parquet($f)",
-                    files).fetchone()
-            out["trade"] = {
-                "rows": sum(int(n) for _, _, n in by_year),
-                "years": [int(y) for y, _, _ in by_year],
-                "exporters": int(exporters),
-                "importers": int(importers),
-                "products": int(products),
-                "value_usd_by_year": {str(int(y)): float(v) for y, v, _ in by_year},
-                "rows_by_year": {str(int(y)): int(n) for y, _, n in by_year},
-            }
-        else:
-            out["trade"] = None
-        if self.has("capacity"):
-            c = self.read("capacity")
-            cov = c.groupby("indicator").agg(countries=("country", "nunique"), first_year=("year", "min"),
-                                             last_year=("year", "max"), rows=("value", "size"))
-            out["capacity"] = {
-                "rows": len(c),
-                "countries": int(c["country"].nunique()),
-                "years": sorted(int(y) for y in c["year"].unique()),
-                "indicators": {k: {kk: int(vv) for kk, vv in v.items()} for k, v in cov.to_dict("index").items()},
-            }
-        else:
-            out["capacity"] = None
-        out["geography"] = {"pairs": self.dataset("geography").count_rows()} if self.has("geography") else None
-        out["products"] = {"rows": self.dataset("products").count_rows()} if self.has("products") else None
-        out["sources"] = self.sources
-        return out

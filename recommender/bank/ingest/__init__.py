@@ -21,20 +21,17 @@ Rules (documented in the README):
   ``replace=True``, which removes the overlapping years of the older source.
 """
 
-from recommender.ingest.capacity import ingest_capacity, normalise_indicator
-from recommender.ingest.common import (
+from recommender.bank.ingest.capacity import ingest_capacity, normalise_indicator
+from recommender.bank.ingest.common import (
     CAPACITY_FORMATS,
     TRADE_FORMATS,
     IngestResult,
-    ProblemCollector,
-    Progress,
-    file_sha256,
     parse_column_map,
 )
-from recommender.ingest.geography import ingest_geography
-from recommender.ingest.names import ingest_product_names
-from recommender.ingest.trade import ingest_trade, ingest_trade_files, trade_files
-from recommender.ingest.validate import TradeValidator
+from recommender.bank.ingest.geography import ingest_geography
+from recommender.bank.ingest.names import ingest_product_names
+from recommender.bank.ingest.trade import ingest_trade, ingest_trade_files, trade_files
+from recommender.bank.ingest.validate import TradeValidator
 
-__all__ = ["ingest_product_names", "CAPACITY_FORMATS", "TRADE_FORMATS", "IngestResult", "ProblemCollector", "Progress", "TradeValidator",
-           "file_sha256", "ingest_capacity", "ingest_geography", "ingest_trade", "ingest_trade_files", "trade_files", "normalise_indicator", "parse_column_map"]
+__all__ = ["ingest_product_names", "CAPACITY_FORMATS", "TRADE_FORMATS", "IngestResult", "TradeValidator",
+           "ingest_capacity", "ingest_geography", "ingest_trade", "ingest_trade_files", "trade_files", "normalise_indicator", "parse_column_map"]

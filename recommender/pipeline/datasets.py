@@ -1,4 +1,4 @@
-"""Feature tables from the bank, one year at a time, kept in an on-disk feature store.
+"""Feature tables from the bank, one year at a time, kept in an on-disk feature cache.
 
 A task's table for candidate year t needs trade of t, its lags t−3 and t−5
 (:data:`features.assemble.FEATURE_LAGS`) and, for the labels, t + h; nothing else. So
@@ -67,7 +67,7 @@ def dataset_key(bank: DataBank, task: Task, bloc: Collection[str], product_level
     return DatasetKey(bank.manifest_hash(), tuple(sorted(set(bloc))), task.params(), int(product_level))
 
 
-class FeatureStore:
+class FeatureCache:
     """Feature tables under ``root`` (``<home>/features``), one folder per :class:`DatasetKey`."""
 
     def __init__(self, root: str | Path):
@@ -236,7 +236,7 @@ class StoredTable:
     reused: bool
 
 
-def task_table(bank: DataBank, store: FeatureStore, task: Task, bloc: Collection[str], *, product_level: int,
+def task_table(bank: DataBank, store: FeatureCache, task: Task, bloc: Collection[str], *, product_level: int,
                engine: Engine | None = None, log: Log = lambda _m: None) -> StoredTable:
     """The task's whole table (every year with candidates), from the store or built year by year and stored."""
     key = dataset_key(bank, task, bloc, product_level)
