@@ -11,6 +11,12 @@ baselines' inputs only), and three training set-ups side by side:
 Target: model NDCG@10 ≥ 1.25 × the best baseline in every bloc × task cell with the 95 % interval
 of the difference above 0. Needs RECOMMENDER_REAL_DATA. ``QUALITY_CELLS`` (e.g.
 ``SCO/joint-projects/pooled``) limits the run to some cells.
+
+Diversification (issue 27) has one set-up, ``world`` (every country's candidates train, 1962–2014):
+pooled average precision and ROC AUC over each test year's candidates, for the bloc and for the
+world's 150 largest exporters, with the lift's 95 % interval from a bootstrap over countries.
+Target on the 150 exporters: pooled AP ≥ 1.25 × the best baseline, interval above 0, AUC above
+every baseline.
 """
 
 from __future__ import annotations
@@ -59,13 +65,18 @@ def run() -> dict:
     # QUALITY_CELLS re-measures some cells and keeps the others' recorded results
     results = dict(json.loads(RESULT.read_text()).get("results", {})) if wanted and RESULT.exists() else {}
     for since in sorted({s["since"] for s in SETUPS.values()}):
-        if wanted and not any(c.endswith("/" + name) for c in wanted for name, o in SETUPS.items() if o["since"] == since):
+        if wanted and not any(c.endswith("/" + name) for c in wanted for name, o in SETUPS.items() if o["since"] == since) \
+                and not (since == 1962 and any(c.endswith("/diversification/world") for c in wanted)):
             continue
         home = WORK / f"quality-{since}"
         shutil.rmtree(home, ignore_errors=True)
         _bank(home, data, since=since)
         for bloc in ("SCO", "ASEAN"):
             cfg = Config(home=home).with_bloc(bloc)
+            cell = f"{bloc}/diversification/world"
+            if since == 1962 and (not wanted or cell in wanted):
+                results[cell] = _diversification(cfg)
+                _save(results, wanted)
             for task in ("import-substitution", "joint-projects"):
                 for setup, options in SETUPS.items():
                     cell = f"{bloc}/{task}/{setup}"
@@ -95,6 +106,45 @@ def run() -> dict:
                           f"95% CI {100 * m['lift_ci_low']:+.1f}%..{100 * m['lift_ci_high']:+.1f}%), ablation "
                           f"{results[cell]['ablation_ndcg_at_10']:.3f}, {results[cell]['seconds']:.0f}s", flush=True)
     return _save(results, wanted)
+
+
+def _pooled(overall: dict, intervals, best: str) -> dict:
+    total = intervals[intervals["test_year"] == "overall"].iloc[0]
+    model = overall["model"]
+    baselines = {k: v for k, v in overall.items() if k not in ("model", "lgbm_on_baseline_inputs")}
+    return {"model_pooled_ap": round(model["pooled_ap"], 4), "model_pooled_auc": round(model["pooled_auc"], 4),
+            "model_ndcg_at_10": round(model["ndcg_at_10"], 4),
+            "best_baseline": best, "best_baseline_pooled_ap": round(overall[best]["pooled_ap"], 4),
+            "ap_lift": round(float(total["lift"]), 4), "ap_lift_ci95": [round(float(total["lift_low"]), 4), round(float(total["lift_high"]), 4)],
+            "ablation_pooled_ap": round(overall["lgbm_on_baseline_inputs"]["pooled_ap"], 4),
+            "ablation_pooled_auc": round(overall["lgbm_on_baseline_inputs"]["pooled_auc"], 4),
+            "auc_above_every_baseline": bool(all(model["pooled_auc"] > v["pooled_auc"] for v in baselines.values())),
+            "countries": int(total["queries"]),
+            "baselines": {k: {"pooled_ap": round(v["pooled_ap"], 4), "pooled_auc": round(v["pooled_auc"], 4)} for k, v in baselines.items()},
+            "met": bool(total["lift"] >= TARGET and total["lift_low"] > 0
+                        and all(model["pooled_auc"] > v["pooled_auc"] for v in baselines.values()))}
+
+
+def _diversification(cfg) -> dict:
+    """The diversification cell: the bloc's test candidates and the world's 150 largest exporters'."""
+    from recommender.pipeline import train_task
+
+    start = time.perf_counter()
+    ev = train_task(cfg, "diversification", horizon=5, test_years=[2008, 2009], seeds=3,
+                    experiment="quality-diversification").evaluation
+    intervals = ev.extra["tables"]["lift_intervals.csv"]
+    panel = ev.extra["panels"]["world150"]
+    out = {"bloc": _pooled(ev.overall, intervals, ev.best_baseline[0]),
+           "world150": _pooled(panel["overall"], panel["intervals"], panel["best_baseline"]),
+           "seeds_ndcg_at_10": {str(k): round(v, 4) for k, v in ev.extra["seeds"].items()},
+           "calibration": {k: round(v, 5) for k, v in ev.extra["metrics"].items() if k.startswith("calibration_")},
+           "best_iteration": ev.best_iteration, "seconds": round(time.perf_counter() - start, 1)}
+    out["met"] = out["world150"]["met"]
+    w = out["world150"]
+    print(f"{cfg.bloc.name}/diversification/world  world150 pooled AP {w['model_pooled_ap']:.4f} vs {w['best_baseline']} "
+          f"{w['best_baseline_pooled_ap']:.4f} ({100 * w['ap_lift']:+.1f}%, 95% CI {100 * w['ap_lift_ci95'][0]:+.1f}%.."
+          f"{100 * w['ap_lift_ci95'][1]:+.1f}%), AUC {w['model_pooled_auc']:.3f}", flush=True)
+    return out
 
 
 def _save(results: dict, wanted: set[str]) -> dict:

@@ -8,7 +8,7 @@ HEADER = """# Feature registry
 
 Generated from `features/registry.py` by `python -m docs.generate`; a test fails when this file is
 stale. Task tables use these features under roles: `supplier_*` / `importer_*` (import
-substitution) and `partner_a_*` / `partner_b_*` (joint projects); pair-, flow- and product-level
+substitution), `partner_a_*` / `partner_b_*` (joint projects) and `country_*` (diversification); pair-, flow- and product-level
 features keep their names. Every value for year t uses data from years ≤ t only.
 
 """

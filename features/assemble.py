@@ -46,10 +46,12 @@ class BaseTables:
     product_sector: pd.Series | None  # product → sector
     bloc: tuple[str, ...]
     pair_products: pd.DataFrame  # two-way trade within the bloc (:func:`pair_product_table`)
+    imports: pd.DataFrame | None = None  # year, importer, product, imports: every country's imports (world)
 
 
 FEATURE_LAGS = (0, 3, 5)
-"""Years back that any feature of year t reads: t, t−3 (growth, share changes), t−5 (capacity, complexity dynamics)."""
+"""Years back that any feature of year t reads: t, t−3 (growth, share changes), t−5 (capacity, complexity dynamics).
+A task may read more (:attr:`models.tasks.Task.lags`: diversification's RCA trajectory adds t−1 and t−2)."""
 
 
 def build_base(
@@ -62,6 +64,7 @@ def build_base(
     products: pd.DataFrame | None = None,
     years: Collection[int] | None = None,
     complexity: pd.DataFrame | None = None,
+    lags: Collection[int] = FEATURE_LAGS,
 ) -> BaseTables:
     """Compute every feature family from trade (and optional capacity, geography, products).
 
@@ -83,7 +86,7 @@ def build_base(
         if capacity is not None:
             capacity = capacity[capacity["year"] <= until]
     if years is not None:  # features of these years read only them and their 3- and 5-year lags
-        needed = lag_years(years)
+        needed = lag_years(years, lags)
         view = view.restrict(lambda y: y.isin(needed))
         if capacity is not None:
             capacity = capacity[capacity["year"].isin(needed)]
@@ -108,12 +111,13 @@ def build_base(
         product_sector=sector,
         bloc=members,
         pair_products=pair_product_table(touched, members),
+        imports=view.imports,
     )
 
 
-def lag_years(years: Collection[int]) -> set[int]:
-    """The years the features of ``years`` read: each year and its lags (:data:`FEATURE_LAGS`)."""
-    return {int(y) - lag for y in years for lag in FEATURE_LAGS}
+def lag_years(years: Collection[int], lags: Collection[int] = FEATURE_LAGS) -> set[int]:
+    """The years the features of ``years`` read: each year and its ``lags`` (default :data:`FEATURE_LAGS`)."""
+    return {int(y) - lag for y in years for lag in lags}
 
 
 def _merge_prefixed(out: pd.DataFrame, table: pd.DataFrame, keys: dict[str, str], columns: list[str], prefix: str) -> pd.DataFrame:
@@ -128,7 +132,7 @@ def _product_features(out: pd.DataFrame, base: BaseTables) -> pd.DataFrame:
     return out.merge(product, on=["year", "product"], how="left")
 
 
-def _capacity(out: pd.DataFrame, base: BaseTables, role: str) -> pd.DataFrame:
+def capacity_columns(out: pd.DataFrame, base: BaseTables, role: str) -> pd.DataFrame:
     cols = [f"{role}_{c}" for c in CAPACITY]
     if base.capacity is None or base.product_sector is None:
         return out.assign(**{c: np.nan for c in cols})
@@ -157,8 +161,8 @@ def import_substitution_features(base: BaseTables, candidates: pd.DataFrame) -> 
     geo = geography_features(base.geography, out.rename(columns={"supplier": "exporter"}))
     out = out.merge(geo.rename(columns={"exporter": "supplier"}), on=["supplier", "importer"], how="left")
     out = _product_features(out, base)
-    out = _capacity(out, base, "supplier")
-    out = _capacity(out, base, "importer")
+    out = capacity_columns(out, base, "supplier")
+    out = capacity_columns(out, base, "importer")
     return out
 
 
@@ -209,6 +213,6 @@ def joint_project_features(base: BaseTables, candidates: pd.DataFrame) -> pd.Dat
     geo = geography_features(base.geography, out.rename(columns={"partner_a": "exporter", "partner_b": "importer"}))
     out = out.merge(geo.rename(columns={"exporter": "partner_a", "importer": "partner_b"}), on=["partner_a", "partner_b"], how="left")
     out = _product_features(out, base)
-    out = _capacity(out, base, "partner_a")
-    out = _capacity(out, base, "partner_b")
+    out = capacity_columns(out, base, "partner_a")
+    out = capacity_columns(out, base, "partner_b")
     return out

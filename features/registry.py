@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-ROLES = ("supplier", "importer", "partner_a", "partner_b")
+ROLES = ("supplier", "importer", "partner_a", "partner_b", "country")
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,28 @@ FEATURES: dict[str, Feature] = {f.name: f for f in [
        "{country}'s exports of it changed by {value} over five years"),
     _F("rca_change_3y", "exporter×product", "3-year change in RCA", "RCA_t − RCA_{t−3}", _BALASSA, "index",
        "{country}'s RCA in it moved by {value} in three years"),
+    _F("exports_total", "exporter", "total exports, all products", "X_c = Σ_p X_cp", "trade data", "usd",
+       "{country} exports {value} a year in all"),
+    _F("rca_lag1", "exporter×product", "RCA a year earlier", "RCA_{t−1} (0 without exports)", _BALASSA, "index",
+       "{country}'s RCA in it was {value} a year earlier"),
+    _F("rca_lag3", "exporter×product", "RCA three years earlier", "RCA_{t−3}", _BALASSA, "index",
+       "{country}'s RCA in it was {value} three years earlier"),
+    _F("rca_lag5", "exporter×product", "RCA five years earlier", "RCA_{t−5}", _BALASSA, "index",
+       "{country}'s RCA in it was {value} five years earlier"),
+    _F("rca_slope", "exporter×product", "trend of RCA over t−5…t", "least-squares slope of RCA on year (lags 0, 1, 2, 3, 5)",
+       _BALASSA, "index", "{country}'s RCA in it has been rising by {value} a year"),
+    # bloc × product (diversification: the bloc's position in a product a country does not make yet)
+    _F("bloc_best_rca", "bloc×product", "the best other member's RCA in the product", "max_{m∈B, m≠c} RCA_mp",
+       _BALASSA, "index", "a bloc member has an RCA of {value} in it: the know-how is in the bloc"),
+    _F("bloc_competitive_members", "bloc×product", "other members exporting it competitively", "#{m∈B, m≠c: RCA_mp ≥ 1}",
+       _HH, "count", "{value} other bloc members export it competitively"),
+    _F("bloc_ext_imports", "bloc×product", "the bloc's imports of the product from outside it", "Σ_{j∈B} Σ_{k∉B} X_{k→j,p}",
+       "trade data", "usd", "the bloc imports {value} of it from outside: a market for new capacity"),
+    _F("strong_member_intensity", "country×bloc×product", "trade with the members strong in the product",
+       "Σ_{m∈B, RCA_mp≥1} (X_{c→m} + X_{m→c}) / (X_c + M_c)", "trade data", "share",
+       "{value} of {country}'s trade is with members strong in it"),
+    _F("world_import_growth_3y", "product", "3-year log growth of world imports of the product", "ln(1+M_pt) − ln(1+M_p,t−3)",
+       "trade data", "log", "world demand for it changed by {value} (log) in three years"),
     # product
     _F("pci", "product", "Product Complexity Index", "eigenvector of M̃_pp', scaled like ECI", _HH, "index",
        "it is a complex product (PCI {value})"),
@@ -188,7 +210,7 @@ def reason(column: str, value: float, names: dict[str, str]) -> str:
     feature, role = resolve(column)
     if not feature.reason:
         return f"{feature.description}: {format_value(value, feature.unit)}"
-    country = names.get(role or "", names.get("supplier", names.get("partner_a", "")))
+    country = names.get(role or "", names.get("country", names.get("supplier", names.get("partner_a", ""))))
     fields = {"country": country, "value": format_value(value, feature.unit), "sector": names.get("sector", "the sector"),
               "supplier": names.get("supplier", names.get("partner_a", "")),
               "importer": names.get("importer", names.get("partner_b", ""))}

@@ -63,3 +63,35 @@ def random(seed: int) -> Baseline:
     def score(table: pd.DataFrame) -> np.ndarray:
         return np.random.default_rng(seed).random(len(table))
     return score
+
+
+ATLAS_BALANCED = (0.50, 0.15, 0.35)
+"""Weights of (nearness, PCI, COG) of the Atlas of Economic Complexity's growth-opportunity ranking by default."""
+ATLAS_LOW_HANGING = (0.60, 0.15, 0.25)
+"""The Atlas's "low-hanging fruit" strategy: more weight on nearness (1 − distance)."""
+
+
+def atlas(weights: tuple[float, float, float] = ATLAS_BALANCED, group: tuple[str, ...] = ("country", "year")) -> Baseline:
+    """The Atlas of Economic Complexity's growth-opportunity score (Growth Lab, Harvard; Hausmann et al. 2014,
+    atlas.cid.harvard.edu "Growth opportunities"): for a country's products with RCA < 1,
+    ``w_d · z(−distance) + w_pci · z(PCI) + w_cog · z(COG)``, each variable standardised within the
+    country's candidates of the year (``group``); weights 50/15/35 by default (balanced portfolio),
+    60/15/25 for "low-hanging fruit" (:data:`ATLAS_LOW_HANGING`). A missing input counts as the
+    group's mean (z = 0); a candidate missing all three ranks last.
+    """
+    w_near, w_pci, w_cog = weights
+
+    def score(table: pd.DataFrame) -> np.ndarray:
+        keys = [table[g] for g in group]
+        parts = {"near": -table["country_distance"].astype(float), "pci": table["pci"].astype(float),
+                 "cog": table["country_cog"].astype(float)}
+        z = {}
+        for name, values in parts.items():
+            grouped = values.groupby(keys, observed=True, sort=False)
+            std = grouped.transform("std").replace(0.0, np.nan)
+            z[name] = ((values - grouped.transform("mean")) / std).fillna(0.0).to_numpy()
+        known = np.column_stack([np.isfinite(v.to_numpy()) for v in parts.values()]).any(axis=1)
+        total = w_near * z["near"] + w_pci * z["pci"] + w_cog * z["cog"]
+        return _missing_last(np.where(known, total, np.nan))
+    score.__name__ = "atlas"
+    return score

@@ -1,10 +1,20 @@
-"""Calibrated probabilities: P(relevance ≥ 1 | model score), by isotonic regression on out-of-fold scores.
+"""Calibrated probabilities: P(relevance ≥ 1 | model score), by isotonic regression on out-of-fold scores,
+interpolated between the centres of its steps.
 
 LambdaRank scores order candidates within a query; they are not probabilities and are not
 comparable across queries. The calibration maps a score to the share of candidates with that
 score that turned out relevant in held-out test years (Zadrozny & Elkan 2002), so lists that mix
-queries can be ranked by probability. It is stored as JSON (the isotonic step function's
-thresholds), never pickled, and applied with linear interpolation between thresholds.
+queries can be ranked by probability. It is stored as JSON (knots ``x`` → ``y``), never pickled,
+and applied with linear interpolation between the knots.
+
+**Smooth, not steps.** Isotonic regression is a step function: its thresholds come in pairs at
+each step's edges, so interpolating between them keeps the steps, and a file of 3,528 candidates
+got 34 distinct probabilities (ranks mostly ties). The default ``"interpolated"`` fit puts one
+knot at the mean score of each step instead (the isotonic fit of Zadrozny & Elkan 2002 made
+continuous, as in the smoothed isotonic calibration of Jiang et al. 2011): still monotone, still
+fitted on out-of-fold scores, but increasing between knots, so distinct scores get distinct
+probabilities. ``"steps"`` keeps the old fit for comparison; :func:`calibration_quality` reports
+the Brier score and the expected calibration error of both, cross-fitted.
 """
 
 from __future__ import annotations
@@ -13,15 +23,29 @@ import numpy as np
 import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 
+METHODS = ("interpolated", "steps")
 
-def fit_calibration(score: np.ndarray, relevance: np.ndarray) -> dict:
-    """``{"x": thresholds, "y": probabilities, "n": rows, "positives": share}`` from out-of-fold scores."""
+
+def fit_calibration(score: np.ndarray, relevance: np.ndarray, method: str = "interpolated") -> dict:
+    """``{"x": knots, "y": probabilities, "n": rows, "positives": share, "method": method}`` from out-of-fold scores.
+
+    ``"interpolated"``: one knot per isotonic step, at the mean score of the step's rows, with the
+    step's value; ``"steps"``: the isotonic thresholds themselves (a step function).
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown calibration method {method!r}; choose one of {METHODS}")
     s = np.asarray(score, dtype=float)
     y = (np.asarray(relevance, dtype=float) >= 1).astype(float)
     keep = np.isfinite(s) & np.isfinite(np.asarray(relevance, dtype=float))
     iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(s[keep], y[keep])
-    return {"x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist(), "n": int(keep.sum()),
-            "positives": float(y[keep].mean()) if keep.any() else float("nan")}
+    x_knots, y_knots = iso.X_thresholds_, iso.y_thresholds_
+    if method == "interpolated" and keep.any():
+        steps = pd.DataFrame({"s": s[keep], "p": iso.predict(s[keep])}).groupby("p", sort=True)["s"].mean()
+        x_knots, y_knots = steps.to_numpy(), steps.index.to_numpy(dtype=float)
+        order = np.argsort(x_knots, kind="stable")
+        x_knots, y_knots = x_knots[order], np.maximum.accumulate(y_knots[order])
+    return {"x": np.asarray(x_knots, dtype=float).tolist(), "y": np.asarray(y_knots, dtype=float).tolist(),
+            "n": int(keep.sum()), "positives": float(y[keep].mean()) if keep.any() else float("nan"), "method": method}
 
 
 def apply_calibration(calibration: dict, score: np.ndarray) -> np.ndarray:
@@ -57,3 +81,30 @@ def cross_fitted_reliability(score: np.ndarray, relevance: np.ndarray, year: np.
     curve = reliability_curve(probability, relevance)
     curve["cross_fitted"] = len(years) > 1
     return curve
+
+
+def expected_calibration_error(probability: np.ndarray, relevance: np.ndarray, *, bins: int = 10) -> float:
+    """Σ_b (n_b / n) · |mean predicted − observed frequency| over ``bins`` quantile bins of the predictions."""
+    curve = reliability_curve(probability, relevance, bins=bins)
+    if curve.empty:
+        return float("nan")
+    return float((curve["count"] * (curve["predicted"] - curve["observed"]).abs()).sum() / curve["count"].sum())
+
+
+def calibration_quality(score: np.ndarray, relevance: np.ndarray, year: np.ndarray) -> dict[str, float]:
+    """Brier score, expected calibration error and the number of distinct probabilities of each method,
+    cross-fitted over test years as :func:`cross_fitted_reliability` (in-sample with one year)."""
+    years = np.unique(year)
+    y = (np.asarray(relevance, dtype=float) >= 1).astype(float)
+    out: dict[str, float] = {}
+    for method in METHODS:
+        probability = np.full(len(score), np.nan)
+        for t in years:
+            mask = year == t
+            source = ~mask if len(years) > 1 else mask
+            probability[mask] = apply_calibration(fit_calibration(score[source], relevance[source], method), score[mask])
+        ok = np.isfinite(probability) & np.isfinite(np.asarray(relevance, dtype=float))
+        out[f"calibration_{method}_brier"] = float(np.mean((probability[ok] - y[ok]) ** 2)) if ok.any() else float("nan")
+        out[f"calibration_{method}_ece"] = expected_calibration_error(probability[ok], y[ok])
+        out[f"calibration_{method}_distinct"] = float(len(np.unique(probability[ok])))
+    return out

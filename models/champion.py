@@ -22,7 +22,7 @@ from models.store import Store, as_param
 
 CHAMPION = "champion"
 CALIBRATION_FILE = "calibration.json"
-COMPARABLE = ("test_years", "horizon", "product_level", "relevance_thresholds", "min_candidate_value_usd")
+COMPARABLE = ("test_years", "horizon", "product_level", "relevance_thresholds", "min_candidate_value_usd", "decision_metric")
 """Run params that must be equal for two test NDCG@10 values to be compared (plus the bank hash)."""
 
 
@@ -58,11 +58,16 @@ def _candidate(client: MlflowClient, mv) -> _Candidate | None:
         run = client.get_run(mv.run_id)
     except MlflowException:
         return None
-    score = run.data.metrics.get("test_ndcg_at_10")
+    score = run.data.metrics.get(f"test_{run.data.params.get('decision_metric', 'ndcg_at_10')}")
     if run.info.lifecycle_stage == "deleted" or run.info.status in ("FAILED", "KILLED") or score is None:
         return None
     return _Candidate(str(mv.version), score, run.data.params, run.data.tags.get("bank_manifest_hash"),
                       (mv.tags or {}).get(PROMOTE_TAG) == "forced")
+
+
+def _metric(candidate: _Candidate) -> str:
+    """How the rule names the score it compares: ``NDCG@10``, or ``pooled AP`` for diversification."""
+    return {"ndcg_at_10": "NDCG@10", "pooled_ap": "pooled AP"}.get(candidate.params.get("decision_metric", "ndcg_at_10"), "score")
 
 
 def _challenge(champion: _Candidate | None, new: _Candidate) -> tuple[bool, str]:
@@ -75,11 +80,11 @@ def _challenge(champion: _Candidate | None, new: _Candidate) -> tuple[bool, str]
     if champion.bank != new.bank:
         differs.append("data bank")
     if differs:
-        return False, (f"its {', '.join(differs)} differ from champion version {champion.version}'s, so NDCG@10 "
+        return False, (f"its {', '.join(differs)} differ from champion version {champion.version}'s, so its test score "
                        f"{champion.score:.4f} is not comparable with {new.score:.4f}; use --promote to replace it")
     if new.score > champion.score:
-        return True, f"NDCG@10 {new.score:.4f} beats version {champion.version}'s {champion.score:.4f} on the same test years"
-    return False, f"NDCG@10 {champion.score:.4f} of champion version {champion.version} ≥ version {new.version}'s {new.score:.4f}"
+        return True, f"{_metric(new)} {new.score:.4f} beats version {champion.version}'s {champion.score:.4f} on the same test years"
+    return False, f"{_metric(new)} {champion.score:.4f} of champion version {champion.version} ≥ version {new.version}'s {new.score:.4f}"
 
 
 def _versions(client: MlflowClient, name: str) -> list:

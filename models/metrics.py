@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score
+from sklearn.metrics import average_precision_score, roc_auc_score
 
-METRICS = ("ndcg_at_5", "ndcg_at_10", "ndcg_at_20", "map_at_10", "precision_at_10", "auc_pr")
+METRICS = ("ndcg_at_5", "ndcg_at_10", "ndcg_at_20", "map_at_10", "precision_at_10", "auc_pr", "pooled_ap", "pooled_auc")
 
 
 def _finite_scores(score: np.ndarray) -> np.ndarray:
@@ -150,10 +150,36 @@ def auc_pr(relevance: np.ndarray, score: np.ndarray) -> float:
     return float(average_precision_score(y, _finite_scores(score)))
 
 
-def ranking_report(relevance: np.ndarray, score: np.ndarray, groups: np.ndarray) -> dict[str, float]:
-    """NDCG@5/10/20, MAP@10, P@10 and AUC-PR."""
+def roc_auc(relevance: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve of relevance ≥ 1 vs 0, pooled; ties count one half; missing scores rank last."""
+    y = np.asarray(relevance) >= 1
+    if y.all() or not y.any():
+        return float("nan")
+    return float(roc_auc_score(y, _finite_scores(score)))
+
+
+def pooled_by_year(relevance: np.ndarray, score: np.ndarray, years: np.ndarray, metric=None) -> float:
+    """The mean over test years of a pooled metric (default :func:`auc_pr`) computed over all candidates of each year.
+
+    Pooled figures compare candidates across queries, as a list that mixes countries is read; with
+    small queries and rare positives they are steadier than per-query means. Years without both a
+    positive and a negative are left out.
+    """
+    metric = metric or auc_pr
+    relevance, score, years = np.asarray(relevance), np.asarray(score), np.asarray(years)
+    values = [metric(relevance[years == y], score[years == y]) for y in np.unique(years)]
+    values = [v for v in values if np.isfinite(v)]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def ranking_report(relevance: np.ndarray, score: np.ndarray, groups: np.ndarray,
+                   years: np.ndarray | None = None) -> dict[str, float]:
+    """NDCG@5/10/20, MAP@10, P@10 and AUC-PR; with ``years``, also the per-year pooled AP and ROC AUC
+    (:func:`pooled_by_year`)."""
     frame = _blocks(relevance, score, groups)
-    return {
+    pooled = {} if years is None else {"pooled_ap": pooled_by_year(relevance, score, years),
+                                       "pooled_auc": pooled_by_year(relevance, score, years, roc_auc)}
+    return {**pooled,
         "ndcg_at_5": _mean(_ndcg(frame, 5)),
         "ndcg_at_10": _mean(_ndcg(frame, 10)),
         "ndcg_at_20": _mean(_ndcg(frame, 20)),

@@ -18,11 +18,7 @@ import pandas as pd
 
 from features.assemble import BaseTables, build_base
 from features.trade import TradeView
-from models.tasks import Task
-
-POOL = "pool"
-"""Column naming the country set a candidate was built for: ``BLOC_POOL`` for the bloc, else a pseudo-bloc id."""
-BLOC_POOL = "bloc"
+from models.tasks import BLOC_POOL, POOL, Task
 
 
 def with_pool(dataset: pd.DataFrame, pool: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
@@ -69,3 +65,18 @@ def pooled_dataset(task: Task, base: BaseTables, trade: TradeView | pd.DataFrame
     if not frames:
         return pd.DataFrame()
     return pd.concat(frames, ignore_index=True)
+
+
+def world_split(table: pd.DataFrame, *, size_column: str, year: int, largest: int = 150,
+                panel: str = "world150") -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame]]:
+    """A world-trained task's table (every country, tagged :data:`~models.tasks.POOL`) as (the bloc's rows,
+    the other countries' labelled rows for training, the test panel of the ``largest`` countries by
+    ``size_column`` in ``year``: all their rows, bloc members included).
+
+    The size ranking reads year ``year`` only (the first test year: known then).
+    """
+    bloc = table[table[POOL] == BLOC_POOL].reset_index(drop=True)
+    world = table[(table[POOL] != BLOC_POOL) & table["relevance"].notna()].reset_index(drop=True)
+    sizes = table.loc[table["year"] == year].groupby("country", observed=True)[size_column].max()
+    chosen = sizes.sort_values(ascending=False).index[:largest]
+    return bloc, world, {panel: table[table["country"].isin(chosen)].reset_index(drop=True)}

@@ -16,11 +16,11 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from sklearn.metrics import average_precision_score
 
 from features.resources import release_free_memory, usable_cpus
 from models.errors import ModelError
-from models.pooling import POOL
-from models.tasks import Task
+from models.tasks import POOL, Task
 
 SPEC_DIR = Path(__file__).parent / "specs"
 MAX_QUERY_ROWS = 10_000  # LightGBM's limit of rows per query
@@ -118,7 +118,8 @@ def ranking_dataset(table: pd.DataFrame, features: list[str], spec: Task, seed: 
 def validation_curve(model: lgb.Booster, valid: pd.DataFrame, features: list[str], spec: Task, params: dict,
                      *, seed: int = 0) -> np.ndarray:
     """NDCG@``eval_at`` of ``valid`` after each boosting round of ``model``, as LightGBM's own ``ndcg`` metric
-    computes it on a validation set (``metric="ndcg"``; LightGBM ``DCGCalculator``).
+    computes it on a validation set (``metric="ndcg"``; LightGBM ``DCGCalculator``); for a spec that stops
+    on ``average_precision``, that metric of the whole validation set after each round.
 
     Per query, with rows in :func:`query_order` (the order of the validation ``lgb.Dataset`` of
     :func:`fit_ranker`): sort by raw score, descending, ties kept in row order (a stable sort);
@@ -131,6 +132,14 @@ def validation_curve(model: lgb.Booster, valid: pd.DataFrame, features: list[str
     of the validation queries.
     """
     order, sizes = query_order(valid, spec, seed)
+    x = feature_matrix(valid, features, order)
+    if stopping_metric(params) == "average_precision":  # pooled over the validation set, as LightGBM's own metric
+        positive = valid["relevance"].to_numpy()[order] >= 1
+        raw, curve = np.zeros(len(order)), np.empty(model.num_trees())
+        for i in range(model.num_trees()):
+            raw += model.predict(x, start_iteration=i, num_iteration=1, raw_score=True)
+            curve[i] = average_precision_score(positive, raw) if positive.any() else 0.0
+        return curve
     k = int(params["eval_at"])
     gains = np.asarray(params.get("label_gain", 2.0 ** np.arange(31) - 1), dtype=float)
     label_gain = gains[valid["relevance"].to_numpy()[order].astype(int)]
@@ -143,7 +152,6 @@ def validation_curve(model: lgb.Booster, valid: pd.DataFrame, features: list[str
         return np.bincount(query, weights=label_gain[rows] * discount, minlength=sizes.size)
 
     ideal = dcg(np.lexsort((-label_gain, query)))
-    x = feature_matrix(valid, features, order)
     raw = np.zeros(len(order))
     curve = np.empty(model.num_trees())
     for i in range(model.num_trees()):
@@ -156,9 +164,18 @@ def validation_curve(model: lgb.Booster, valid: pd.DataFrame, features: list[str
 def booster_params(params: dict, *, seed: int, threads: int) -> dict:
     """LightGBM parameters from a model spec: its booster settings, the seed, determinism and threads."""
     p = {k: v for k, v in params.items() if k not in {"spec_version", "task", "early_stopping_rounds", "eval_at", "tuning_note",
-                                                      "n_estimators"}}
-    p.update(seed=seed, deterministic=True, force_row_wise=True, num_threads=threads, verbose=-1, metric="ndcg")
+                                                      "n_estimators", "metric"}}
+    p.update(seed=seed, deterministic=True, force_row_wise=True, num_threads=threads, verbose=-1, metric=stopping_metric(params))
     return p
+
+
+def stopping_metric(params: dict) -> str:
+    """LightGBM's validation metric for early stopping: the spec's ``metric``, by default ``ndcg`` (at ``eval_at``).
+
+    A ranking spec (LambdaRank) stops on NDCG@k within queries; the diversification spec (binary
+    objective, decided on pooled average precision) on ``average_precision`` over the whole validation year.
+    """
+    return str(params.get("metric", "ndcg"))
 
 
 def fit_ranker(train: pd.DataFrame, valid: pd.DataFrame | None, features: list[str], spec: Task, params: dict,

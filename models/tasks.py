@@ -24,18 +24,33 @@ import numpy as np
 import pandas as pd
 
 from features.assemble import (
+    FEATURE_LAGS,
     BaseTables,
+    capacity_columns,
     import_substitution_features,
     joint_project_features,
     pair_product_table,
 )
 from features.columns import check_columns
-from features.trade import supplier_shares
+from features.complexity import compute_complexity
+from features.diversification import (
+    INFO_COLUMNS,
+    diversification_candidates,
+    diversification_features,
+)
+from features.trade import TradeView, supplier_shares
 from models import baselines as bl
 from models.errors import ModelError
 
 IMPORT_SUBSTITUTION = "import-substitution"
 JOINT_PROJECTS = "joint-projects"
+DIVERSIFICATION = "diversification"
+
+POOL = "pool"
+"""Column naming the country set a candidate was built for: ``BLOC_POOL`` for the bloc, else a pseudo-bloc id."""
+BLOC_POOL = "bloc"
+WORLD_POOL = "world"
+"""The tag of the world's other countries in a task that trains on every country (diversification)."""
 
 
 def grade(delta: np.ndarray, thresholds: tuple[float, float, float]) -> np.ndarray:
@@ -63,11 +78,17 @@ class Task:
     unordered_pair: bool = False  # joint projects: (a, b) and (b, a) are one pair, stored a < b
     focus_role: str = ""  # the role ``--country`` filters on; "" = either role
     baseline_inputs: tuple[str, ...] = ()  # the feature columns the heuristics read (for the ablation)
+    decision_metric: str = "ndcg_at_10"  # what the best baseline, the lift and the champion decision use
+    lags: tuple[int, ...] = FEATURE_LAGS  # years back the features of year t read (t − lag)
+    info_columns: tuple[str, ...] = ()  # columns shown beside a recommendation that are not features
+    world_training: bool = False  # candidates of every country; the bloc's tagged "bloc", the rest train only
+    needs_world_outcomes: bool = False  # labels read every country's exports at t + h, not the bloc's flows
+    validation_years: int = 1  # the bloc's years T − h − k + 1 … T − h that early-stop a fold of test year T
 
     # ---- options -----------------------------------------------------------------------------
     def params(self) -> dict:
         return {"task": self.name, "horizon": self.horizon, "min_candidate_value_usd": self.min_value,
-                "relevance_thresholds": list(self.thresholds)}
+                "relevance_thresholds": list(self.thresholds), "decision_metric": self.decision_metric}
 
     def with_options(self, *, horizon: int | None = None, min_value: float | None = None,
                      thresholds: tuple[float, float, float] | None = None) -> Task:
@@ -81,8 +102,9 @@ class Task:
     # ---- columns -------------------------------------------------------------------------------
     @property
     def input_columns(self) -> list[str]:
-        """What a user's projects file must have: the two roles and the product."""
-        return [*self.roles, "product"]
+        """What a user's projects file must have: the country roles that identify a candidate, and the product
+        (diversification: country, product; a ``partner`` column there passes through as written)."""
+        return [*(r for r in self.roles if r in self.keys), "product"]
 
     def normalise_pairs(self, keys: pd.DataFrame) -> pd.DataFrame:
         """Order unordered pairs (a < b); ordered tasks are returned as they are."""
@@ -97,8 +119,8 @@ class Task:
         return table[roles].isin(list(countries)).any(axis=1)
 
     def feature_columns(self, table: pd.DataFrame) -> list[str]:
-        """Every column but the keys, the label and the country-set id of pooled tables."""
-        return [c for c in table.columns if c not in self.keys and c not in {"relevance", "pool"}]
+        """Every column but the keys, the label, the country-set id of pooled tables and the info columns."""
+        return [c for c in table.columns if c not in self.keys and c not in {"relevance", POOL, *self.info_columns}]
 
     # ---- behaviour -----------------------------------------------------------------------------
     def candidates(self, base: BaseTables, years: Collection[int]) -> pd.DataFrame:
@@ -113,6 +135,10 @@ class Task:
     def baselines(self, *, seed: int = 0) -> dict[str, bl.Baseline]:
         raise NotImplementedError
 
+    def outcomes(self, base: BaseTables) -> pd.DataFrame:
+        """What :meth:`labels` reads when no later trade is given: the base's flows that touch the bloc."""
+        return base.trade
+
     def _observed(self, trade: pd.DataFrame, candidates: pd.DataFrame) -> np.ndarray:
         return (candidates["year"] + self.horizon).isin(trade["year"].unique()).to_numpy()
 
@@ -124,7 +150,7 @@ class Task:
         where that year is missing.
         """
         table = self.features(base, self.candidates(base, years))
-        table["relevance"] = self.labels(base.trade if trade is None else trade, table, base.bloc).to_numpy()
+        table["relevance"] = self.labels(self.outcomes(base) if trade is None else trade, table, base.bloc).to_numpy()
         return table.sort_values(list(self.group) + list(self.keys)).reset_index(drop=True)
 
 
@@ -195,6 +221,67 @@ class JointProjects(Task):
         }
 
 
+@dataclass(frozen=True)
+class Diversification(Task):
+    """New production capacities: which products a country should start to export competitively.
+
+    Candidates are every country of the world (bloc members tagged ``pool = "bloc"``, the others
+    ``"world"``, :data:`models.pooling.POOL`): the model learns from the world and is judged on the
+    bloc. Relevance is binary, RCA[c,p,t+h] ≥ ``activation`` (1).
+    """
+
+    ceiling: float = 0.5  # RCA below this in t − 2, t − 1 and t: the country does not make the product yet
+    activation: float = 1.0  # RCA at t + h at or above this: it does
+
+    def params(self) -> dict:
+        return {**super().params(), "rca_ceiling": self.ceiling, "rca_activation": self.activation}
+
+    def candidates(self, base: BaseTables, years: Collection[int]) -> pd.DataFrame:
+        cand = diversification_candidates(base.complexity, years, ceiling=self.ceiling)
+        members = set(base.bloc)
+        return cand.assign(**{POOL: np.where(cand["country"].isin(members), BLOC_POOL, WORLD_POOL)})
+
+    def features(self, base: BaseTables, candidates: pd.DataFrame) -> pd.DataFrame:
+        out = diversification_features(base.complexity, base.imports, base.trade, base.importer, base.bloc, candidates)
+        out = out.assign(**{POOL: candidates[POOL].to_numpy()}) if POOL in candidates else out
+        return capacity_columns(out, base, "country")
+
+    def labels(self, trade, candidates: pd.DataFrame, bloc: Collection[str]) -> pd.Series:
+        """1 if RCA[c,p,t+h] ≥ ``activation`` (0 when c does not export p then), NaN when t + h is not in ``trade``.
+
+        ``trade``: world exports (a :class:`~features.trade.TradeView`, or a complexity table with ``rca``).
+        """
+        check_columns(candidates, ["year", "country", "product"], "candidates")
+        panel = trade if isinstance(trade, pd.DataFrame) and "rca" in trade else \
+            compute_complexity(trade.exports)[["year", "exporter", "product", "rca"]] if isinstance(trade, TradeView) else None
+        if panel is None:
+            raise ModelError("diversification labels need world exports (a TradeView or a complexity table), not bloc flows")
+        later = candidates.assign(year=candidates["year"] + self.horizon)
+        rca = later[["year", "country", "product"]].merge(
+            panel.rename(columns={"exporter": "country"})[["year", "country", "product", "rca"]],
+            on=["year", "country", "product"], how="left")["rca"].to_numpy()
+        observed = later["year"].isin(set(panel["year"].unique())).to_numpy()
+        rel = (np.nan_to_num(rca, nan=0.0) >= self.activation).astype(float)
+        rel[~observed] = np.nan
+        return pd.Series(rel, index=candidates.index, name="relevance")
+
+    def outcomes(self, base: BaseTables):
+        return base.complexity
+
+    def baselines(self, *, seed: int = 0) -> dict[str, bl.Baseline]:
+        return {
+            "density": bl.column("country_density"),
+            "cog": bl.column("country_cog"),
+            "pci": bl.column("pci"),
+            "rca_level": bl.column("country_rca"),
+            "rca_momentum": bl.column("country_rca_change_3y"),
+            "export_growth": bl.column("country_export_growth_3y"),
+            "atlas": bl.atlas(),
+            "atlas_low_hanging": bl.atlas(bl.ATLAS_LOW_HANGING),
+            "random": bl.random(seed),
+        }
+
+
 TASKS: dict[str, Task] = {
     IMPORT_SUBSTITUTION: ImportSubstitution(
         IMPORT_SUBSTITUTION, keys=("year", "importer", "product", "supplier"), group=("importer", "year"),
@@ -208,6 +295,13 @@ TASKS: dict[str, Task] = {
         horizon=5, min_value=100_000.0, thresholds=(0.02, 0.005, 0.001), unordered_pair=True,
         baseline_inputs=("two_way_share", "two_way_share_change_3y", "grubel_lloyd", "pair_share", "partner_a_rca",
                          "partner_b_rca", "partner_a_import_share", "partner_b_import_share")),
+    DIVERSIFICATION: Diversification(
+        DIVERSIFICATION, keys=("year", "country", "product"), group=("country", "year"),
+        output_keys=("year", "country", "product"), roles=("country", "partner"), horizon=5, min_value=0.0,
+        thresholds=(1.0, 1.0, 1.0), focus_role="country", decision_metric="pooled_ap",
+        lags=(0, 1, 2, 3, 5), info_columns=INFO_COLUMNS, world_training=True, needs_world_outcomes=True, validation_years=3,
+        baseline_inputs=("country_density", "country_distance", "country_cog", "pci", "country_rca",
+                         "country_rca_change_3y", "country_export_growth_3y")),
 }
 
 

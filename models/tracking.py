@@ -95,10 +95,11 @@ def log_training(
     fail_orphans(store.client(), exp_id)
     name = model_name(task, bloc)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
-    model_score = evaluation.overall["model"]["ndcg_at_10"]
+    metric = {"ndcg_at_10": "NDCG@10", "pooled_ap": "pooled AP"}.get(evaluation.decision_metric, evaluation.decision_metric)
+    model_score = evaluation.overall["model"][evaluation.decision_metric]
     base_name, base_score = evaluation.best_baseline
     description = (f"{task} for {bloc} ({', '.join(bloc_members)}), horizon {params['horizon']} years, test years "
-                   f"{', '.join(map(str, evaluation.test_years))}. NDCG@10: model {model_score:.3f} vs best baseline "
+                   f"{', '.join(map(str, evaluation.test_years))}. {metric}: model {model_score:.3f} vs best baseline "
                    f"{base_name} {base_score:.3f}.")
     run_id, version = None, None
     try:
@@ -258,8 +259,8 @@ def _scorer_of(key: str) -> tuple[str, str] | None:
     return (head[:-1], name) if head[:-1] in MODEL_SCORERS else None
 
 
-def run_summary(client: MlflowClient, run_id: str) -> tuple[dict[str, dict[str, float]], dict[int, dict[str, float]]]:
-    """(overall metrics by scorer, NDCG@10 by test year and scorer) read back from a training run."""
+def run_summary(client: MlflowClient, run_id: str, metric: str = "ndcg_at_10") -> tuple[dict[str, dict[str, float]], dict[int, dict[str, float]]]:
+    """(overall metrics by scorer, ``metric`` by test year and scorer) read back from a training run."""
     overall: dict[str, dict[str, float]] = {}
     by_year: dict[int, dict[str, float]] = {}
     for key, value in client.get_run(run_id).data.metrics.items():
@@ -267,7 +268,7 @@ def run_summary(client: MlflowClient, run_id: str) -> tuple[dict[str, dict[str, 
         if parsed is None:
             continue
         scorer, name = parsed
-        if name == "ndcg_at_10_by_year":
+        if name == f"{metric}_by_year":
             for m in client.get_metric_history(run_id, key):
                 by_year.setdefault(int(m.step), {})[scorer] = m.value
         elif not name.endswith("_by_year"):

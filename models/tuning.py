@@ -18,7 +18,7 @@ import pandas as pd
 
 from models.errors import ModelError
 from models.evaluation import fold_split, labelled_years
-from models.metrics import ndcg_at_k
+from models.metrics import auc_pr, ndcg_at_k
 from models.pooling import with_pool
 from models.ranker import fit_ranker, query_ids
 from models.tasks import Task
@@ -63,6 +63,7 @@ def tune(dataset: pd.DataFrame, spec: Task, params: dict, *, first_test_year: in
     settings = [{}] + [{k: v[int(rng.integers(len(v)))] for k, v in SPACE.items()} for _ in range(max(n_trials - 1, 0))]
     features = spec.feature_columns(window)
     rows = []
+    metric = spec.decision_metric  # NDCG@10 within queries, or pooled AP over the inner test year's candidates
     for i, setting in enumerate(settings):
         trial = {**params, **setting}
         scores = {}
@@ -70,14 +71,16 @@ def tune(dataset: pd.DataFrame, spec: Task, params: dict, *, first_test_year: in
             fit, valid, test = fold_split(window, pooled, year, spec)
             model = fit_ranker(fit, valid, features, spec, trial, seed=seed)
             score = model.predict(test[features])
-            scores[year] = ndcg_at_k(test["relevance"].to_numpy(), score, query_ids(test, spec), k=10)
+            relevance = test["relevance"].to_numpy()
+            scores[year] = auc_pr(relevance, score) if metric == "pooled_ap" else \
+                ndcg_at_k(relevance, score, query_ids(test, spec), k=10)
         mean = float(np.nanmean(list(scores.values())))
-        rows.append({"trial": i, **{k: trial[k] for k in SPACE}, "inner_ndcg_at_10": mean,
-                     **{f"inner_ndcg_at_10_{y}": v for y, v in scores.items()}})
-        log(f"tuning trial {i + 1}/{len(settings)}: inner NDCG@10 {mean:.4f}")
+        rows.append({"trial": i, **{k: trial[k] for k in SPACE if k in trial}, f"inner_{metric}": mean,
+                     **{f"inner_{metric}_{y}": v for y, v in scores.items()}})
+        log(f"tuning trial {i + 1}/{len(settings)}: inner {metric} {mean:.4f}")
     trials = pd.DataFrame(rows)
-    best = trials.loc[trials["inner_ndcg_at_10"].idxmax()]
+    best = trials.loc[trials[f"inner_{metric}"].idxmax()]
     chosen = {**params, **settings[int(best["trial"])],
               "tuning_note": (f"nested random search, {len(settings)} settings, seed {seed}: inner test years "
-                              f"{inner} (outcomes ≤ {first_test_year - 1}), best inner NDCG@10 {best['inner_ndcg_at_10']:.4f}")}
+                              f"{inner} (outcomes ≤ {first_test_year - 1}), best inner {metric} {best[f'inner_{metric}']:.4f}")}
     return TuningResult(chosen, trials, inner, end)

@@ -59,7 +59,7 @@ def bank(cfg: Config) -> DataBank:
 @pytest.fixture(scope="session")
 def pipeline_home(tmp_path_factory):
     """A home with the tiny world's bank and one trained model per task (horizon 2, 60 rounds)."""
-    from models.tasks import IMPORT_SUBSTITUTION, JOINT_PROJECTS
+    from models.tasks import DIVERSIFICATION, IMPORT_SUBSTITUTION, JOINT_PROJECTS
     from recommender.demo import build_demo_bank
     from recommender.pipeline import train_task
 
@@ -67,7 +67,7 @@ def pipeline_home(tmp_path_factory):
     list(build_demo_bank(cfg, spec=WorldSpec.tiny(seed=7)))
     outcomes = {
         task: train_task(cfg, task, horizon=2, overrides={"n_estimators": "60"})
-        for task in (IMPORT_SUBSTITUTION, JOINT_PROJECTS)
+        for task in (IMPORT_SUBSTITUTION, JOINT_PROJECTS, DIVERSIFICATION)
     }
     return cfg, outcomes
 

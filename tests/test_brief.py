@@ -24,14 +24,14 @@ def brief(pipeline_home, tmp_path_factory):
 def test_brief_is_self_contained_and_complete(brief):
     cfg, path, result = brief
     page = path.read_text(encoding="utf-8")
-    assert result.sections == list(SECTIONS) and result.charts == ["feasibility", "trend", "quality"]
-    assert page.count("<svg") == 3 and "<script" not in page.lower()
+    assert result.sections == list(SECTIONS) and result.charts == ["opportunities", "feasibility", "trend", "quality"]
+    assert page.count("<svg") == 4 and "<script" not in page.lower()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", page) and "@import" not in page
     assert not re.search(r"url\((?!#)", page)  # only the SVGs' own clip paths, nothing fetched
     for section in SECTIONS:
         assert f'id="{section}"' in page
     assert "Kazakhstan" in page and "KAZ" in page  # names, with codes beside them
-    assert set(result.model_versions) == {"import-substitution", "joint-projects"}
+    assert set(result.model_versions) == {"diversification", "import-substitution", "joint-projects"}
     assert "@media print" in page and "<nav>" in page
 
 

@@ -39,10 +39,10 @@ def demo_home(tmp_path_factory):
     return home, proc.stdout
 
 
-def test_demo_trains_both_tasks_and_recommends(demo_home):
+def test_demo_trains_the_three_tasks_and_recommends(demo_home):
     _, out = demo_home
-    for text in ("ingest trade:", "Data bank", "Train import-substitution", "Train joint-projects", "model vs baselines",
-                 "NDCG@10: model", "lift over the best baseline", "Top recommendations for KAZ", "Brief", "brief-KAZ.html", "recommender ui"):
+    for text in ("ingest trade:", "Data bank", "Train import-substitution", "Train joint-projects", "Train diversification",
+                 "model vs baselines", "NDCG@10: model", "pooled AP: model", "Top recommendations for KAZ (diversification)", "lift over the best baseline", "Top recommendations for KAZ", "Brief", "brief-KAZ.html", "recommender ui"):
         assert text in out, text
 
 
@@ -51,7 +51,7 @@ def test_demo_twice_reuses_the_trained_champions_and_leaves_the_bank_alone(demo_
     bank = DataBank(home / "bank")
     before = bank_state(bank)
     out = run(home, "demo", "--size", "tiny").stdout
-    assert out.count("reusing the champion") == 2 and "ingest trade: unchanged" in out
+    assert out.count("reusing the champion") == 3 and "ingest trade: unchanged" in out
     assert bank_state(bank) == before
     info = json.loads(run(home, "bank", "info", "--json").stdout)
     assert set(info) >= {"trade", "capacity", "geography", "products", "sources", "manifest_hash"}
@@ -59,7 +59,8 @@ def test_demo_twice_reuses_the_trained_champions_and_leaves_the_bank_alone(demo_
     assert sum(info["trade"]["value_usd_by_year"].values()) > 0
     assert info["capacity"]["indicators"]["value_added"]["countries"] == 16
     versions = json.loads(run(home, "models", "--json").stdout)
-    assert sorted((v["model"], v["status"]) for v in versions) == [("import-substitution-SCO", "champion"),
+    assert sorted((v["model"], v["status"]) for v in versions) == [("diversification-SCO", "champion"),
+                                                                   ("import-substitution-SCO", "champion"),
                                                                    ("joint-projects-SCO", "champion")]
 
 
@@ -76,6 +77,34 @@ def test_recommend_writes_every_candidate(demo_home, tmp_path):
     jp_table = pd.read_csv(jp, dtype={"product": str})
     assert list(jp_table.columns[:7]) == ["year", "partner_a", "partner_b", "product", "score", "probability", "rank"]
     assert jp_table["rank"].max() == 2
+    div = tmp_path / "div.csv"
+    run(home, "recommend", "--task", "diversification", "--country", "KAZ", "--output", div)
+    div_table = pd.read_csv(div, dtype={"product": str, "partner": str}, keep_default_na=False)
+    assert list(div_table.columns[:10]) == ["year", "country", "product", "score", "probability", "rank", "partner",
+                                            "partner_rca", "market_usd", "reasons"]
+    assert (div_table["country"] == "KAZ").all() and div_table["rank"].min() == 1
+    named = div_table[div_table["partner"] != ""]
+    assert len(named) and named["partner"].isin(["BLR", "CHN", "IND", "IRN", "KGZ", "PAK", "RUS", "TJK", "UZB"]).all()
+    assert (pd.to_numeric(named["partner_rca"]) >= 1).all()  # the partner exports it competitively
+    assert div_table["probability"].nunique() > 10  # smooth calibration: not a handful of steps
+
+
+def test_score_a_diversification_list_of_country_and_product(demo_home, tmp_path):
+    """(country, product[, partner]) proposals: partner passes through as written; keys are (country, product)."""
+    home, _ = demo_home
+    products = DataBank(home / "bank").read("products")["product"].tolist()
+    path = tmp_path / "capacities.csv"
+    pd.DataFrame({"country": ["KAZ", "uzb", "KAZ"], "product": products[:3], "partner": ["RUS", "", "CHN"]}).to_csv(path, index=False)
+    out = tmp_path / "scored.csv"
+    proc = run(home, "score", str(path), "--task", "diversification", "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert list(table.columns[:3]) == ["country", "product", "partner"] and len(table) == 3
+    assert table["partner"].tolist() == ["RUS", "", "CHN"] and sorted(table["rank"].astype(int)) == [1, 2, 3]
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"country": ["USA"], "product": products[:1]}).to_csv(bad, index=False)
+    proc = run(home, "score", str(bad), "--task", "diversification", "--output", str(tmp_path / "x.csv"), check=False)
+    assert proc.returncode == 2 and "outside the bloc" in proc.stderr and not (tmp_path / "x.csv").exists()
 
 
 def _projects(bank: DataBank, tmp_path, n_extra: int = 0):

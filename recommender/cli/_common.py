@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
@@ -15,8 +16,9 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from models.tasks import TASKS
 from recommender.config import Config
 
-console = Console(soft_wrap=True)
-console_err = Console(stderr=True, soft_wrap=True)
+# off a terminal (a log, CI, a pipe) tables print at full width: never cut to 80 columns with "…"
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 400)
+console_err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 400)
 
 
 def root_callback(

@@ -60,7 +60,8 @@ def print_recommendations(table, task: str, title: str, limit: int = 60) -> None
     grid.add_column("score", justify="right", no_wrap=True)
     grid.add_column("why (strongest feature contributions)", ratio=3, min_width=30)
     for _, row in table.head(limit).iterrows():
-        cells = [f"{row[c]} ({row[c[:-5]]})" if c[:-5] in roles else str(row[c]) for c, _ in cols]  # names, codes beside
+        cells = [(f"{row[c]} ({row[c[:-5]]})" if row[c[:-5]] else "—") if c[:-5] in roles else str(row[c])
+                 for c, _ in cols]  # names, codes beside
         grid.add_row(*cells, f"{row['score']:.3f}", row["reasons"])
     console.print(grid)
     if len(table) > limit:

@@ -58,37 +58,46 @@ def parse_thresholds(text: str | None) -> tuple[float, float, float] | None:
     return values
 
 
-def results_table(overall: dict[str, dict[str, float]], by_year: dict[int, dict[str, float]], title: str) -> Table:
-    """Scorers (model first by NDCG@10) × metrics, with NDCG@10 per test year."""
+METRIC_LABELS = {"ndcg_at_10": "NDCG@10", "pooled_ap": "pooled AP", "pooled_auc": "pooled AUC"}
+
+
+def results_table(overall: dict[str, dict[str, float]], by_year: dict[int, dict[str, float]], title: str,
+                  metric: str = "ndcg_at_10") -> Table:
+    """Scorers (best first by ``metric``) × metrics, with ``metric`` per test year (``by_year``)."""
     metrics = ["ndcg_at_5", "ndcg_at_10", "ndcg_at_20", "map_at_10", "precision_at_10", "auc_pr"]
+    if any("pooled_ap" in report for report in overall.values()):
+        metrics += ["pooled_ap", "pooled_auc"]
     table = Table(title=title)
     table.add_column("scorer", no_wrap=True, min_width=16)
     for m in metrics:
-        table.add_column(m.replace("ndcg_at_", "N@").replace("_at_", "@").replace("precision", "P").upper(), justify="right")
+        label = {"pooled_ap": "pooled AP", "pooled_auc": "pooled AUC"}.get(m)
+        table.add_column(label or m.replace("ndcg_at_", "N@").replace("_at_", "@").replace("precision", "P").upper(), justify="right")
     years = sorted(by_year)
     for year in years:
-        table.add_column(f"N@10\n{year}", justify="right")
+        table.add_column(f"{'N@10' if metric == 'ndcg_at_10' else METRIC_LABELS.get(metric, metric)}\n{year}", justify="right")
 
     def fmt(value: float | None) -> str:
         return "-" if value is None or value != value else f"{value:.3f}"
 
-    ordered = sorted(overall.items(), key=lambda kv: -(kv[1].get("ndcg_at_10") or 0.0))
+    ordered = sorted(overall.items(), key=lambda kv: -(kv[1].get(metric) or 0.0))
     for name, report in ordered:
         table.add_row(name, *(fmt(report.get(m)) for m in metrics), *(fmt(by_year[y].get(name)) for y in years),
                       style="bold" if name == "model" else "")
     return table
 
 
-def print_summary(overall: dict, by_year: dict, title: str) -> None:
-    console.print(results_table(overall, by_year, title))
+def print_summary(overall: dict, by_year: dict, title: str, metric: str = "ndcg_at_10") -> None:
+    """The results table and the model against the best baseline on ``metric`` (the task's decision metric)."""
+    console.print(results_table(overall, by_year, title, metric))
     from models.evaluation import MODEL_SCORERS
 
-    baselines = {k: v["ndcg_at_10"] for k, v in overall.items()
-                 if k not in MODEL_SCORERS and v.get("ndcg_at_10") == v.get("ndcg_at_10")}
+    baselines = {k: v[metric] for k, v in overall.items()
+                 if k not in MODEL_SCORERS and v.get(metric) == v.get(metric) and metric in v}
     if baselines and "model" in overall:
         best = max(baselines, key=baselines.get)
-        model = overall["model"]["ndcg_at_10"]
-        console.print(f"NDCG@10: model {model:.3f} vs best baseline {best} {baselines[best]:.3f} ({100 * (model / baselines[best] - 1):+.1f}%)")
+        model = overall["model"][metric]
+        console.print(f"{METRIC_LABELS.get(metric, metric)}: model {model:.3f} vs best baseline {best} {baselines[best]:.3f} "
+                      f"({100 * (model / baselines[best] - 1):+.1f}%)")
 
 
 DEFAULT_POOL = 0
@@ -102,9 +111,11 @@ def print_uncertainty(metrics: dict, intervals) -> None:
                       f"over {int(metrics.get('n_test_queries', 0))} test queries")
     if intervals is not None and len(intervals):
         for _, row in intervals.iterrows():
-            console.print(f"  {row['test_year']:>7}: NDCG@10 model − {row['baseline']} = {row['diff']:+.3f} "
+            label = METRIC_LABELS.get(row.get("metric", "ndcg_at_10"), "NDCG@10")
+            unit = "countries" if row.get("metric") == "pooled_ap" else "queries"
+            console.print(f"  {row['test_year']:>7}: {label} model − {row['baseline']} = {row['diff']:+.3f} "
                           f"[95% CI {row['diff_low']:+.3f}, {row['diff_high']:+.3f}], lift {100 * row['lift']:+.1f}% "
-                          f"[{100 * row['lift_low']:+.1f}%, {100 * row['lift_high']:+.1f}%] over {int(row['queries'])} queries")
+                          f"[{100 * row['lift_low']:+.1f}%, {100 * row['lift_high']:+.1f}%] over {int(row['queries'])} {unit}")
     if metrics.get("seeds", 0) > 1:
         console.print(f"  model NDCG@10 over {int(metrics['seeds'])} seeds: mean {metrics['seed_ndcg_at_10_mean']:.3f}, "
                       f"sd {metrics['seed_ndcg_at_10_std']:.3f}, range {metrics['seed_ndcg_at_10_min']:.3f}–{metrics['seed_ndcg_at_10_max']:.3f}")
@@ -141,8 +152,14 @@ def train(
                              seeds=seeds, pool_sets=pool, tune_trials=tune, engine=runner,
                              log=lambda msg: (status.update(msg), console.print(f"  {msg}")))
     ev = outcome.evaluation
-    by_year = {f.test_year: {k: v["ndcg_at_10"] for k, v in f.metrics.items()} for f in ev.folds}
-    print_summary(ev.overall, by_year, f"{task} · {cfg.bloc.name} · test years {', '.join(map(str, ev.test_years))}")
+    metric = ev.decision_metric
+    by_year = {f.test_year: {k: v[metric] for k, v in f.metrics.items()} for f in ev.folds}
+    print_summary(ev.overall, by_year, f"{task} · {cfg.bloc.name} · test years {', '.join(map(str, ev.test_years))}", metric)
     print_uncertainty(ev.extra.get("metrics", {}), ev.extra.get("tables", {}).get("lift_intervals.csv"))
+    for name, panel in ev.extra.get("panels", {}).items():
+        console.print(f"\n[bold]{name}[/]: the same fold models on the test candidates of the {panel['queries']} largest "
+                      f"exporters ({panel['candidates']:,} candidates)")
+        print_summary(panel["overall"], {}, f"{task} · {name} · test years {', '.join(map(str, ev.test_years))}", metric)
+        print_uncertainty({}, panel["intervals"])
     console.print(f"MLflow run {outcome.record.run_id}, registered {outcome.record.model_name} version {outcome.record.version}")
     console.print(outcome.record.decision)

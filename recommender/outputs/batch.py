@@ -105,9 +105,10 @@ def validate(path: Path, task: Task, cfg: Config, products: list[str]) -> Valida
             missing = [c for c in cols if c not in batch.schema.names]
             if missing:
                 raise DataValidationError(str(path), [Problem(f"required column(s) {missing} missing; file has {batch.schema.names}", count=0)],
-                                          hint="import-substitution needs importer, supplier, product; joint-projects needs partner_a, partner_b, product")
+                                          hint="import-substitution needs importer, supplier, product; joint-projects needs "
+                                               "partner_a, partner_b, product; diversification needs country, product")
         country_codes, canonical = [], []
-        for c in cols[:2]:
+        for c in cols[:-1]:  # the country columns (one for diversification, two for the pair tasks)
             index, values = _distinct(batch.column(c))
             canon = [countries.canonical(v) for v in values]
             problems.add_mask(f"{c} missing (empty cell)", index < 0, offset)
@@ -117,22 +118,25 @@ def validate(path: Path, task: Task, cfg: Config, products: list[str]) -> Valida
             problems.add_mask(f"{c} outside the bloc {cfg.bloc.name} ({', '.join(members)})", (index >= 0) & ~unknown & (code < 0), offset)
             country_codes.append(code)
             canonical.append((index, canon))
-        # the two columns' codes compared as integers: each code's place among both columns' codes, sorted
-        place = {v: i for i, v in enumerate(sorted({v for _, canon in canonical for v in canon}))}
-        (ia, ca), (ib, cb) = canonical
-        a = _pick(np.array([place[v] for v in ca], dtype=np.int64), ia, -1)
-        b = _pick(np.array([place[v] for v in cb], dtype=np.int64), ib, -1)
-        present = (a >= 0) & (b >= 0)
-        problems.add_mask("the two countries are the same", present & (a == b), offset)
+        if len(canonical) == 2:  # the two columns' codes compared as integers: each code's place among both columns' codes
+            place = {v: i for i, v in enumerate(sorted({v for _, canon in canonical for v in canon}))}
+            (ia, ca), (ib, cb) = canonical
+            a = _pick(np.array([place[v] for v in ca], dtype=np.int64), ia, -1)
+            b = _pick(np.array([place[v] for v in cb], dtype=np.int64), ib, -1)
+            present = (a >= 0) & (b >= 0)
+            problems.add_mask("the two countries are the same", present & (a == b), offset)
         index, values = _distinct(batch.column("product"))
         problems.add_mask("product missing (empty cell)", index < 0, offset)
         prod = _pick(product_index.get_indexer([v.strip() for v in values]), index, -1)
         problems.add_mask("product not in the data bank (check the code and its leading zeros)", (prod < 0) & (index >= 0), offset)
-        first, second = country_codes
         if task.unordered_pair:  # (a, b) and (b, a) are one pair, stored a < b (Task.normalise_pairs)
+            first, second = country_codes
             swap = present & (a > b)
-            first, second = np.where(swap, second, first), np.where(swap, first, second)
-        parts.append((first * len(members) + second) * max(len(products), 1) + prod)
+            country_codes = [np.where(swap, second, first), np.where(swap, first, second)]
+        pair = country_codes[0]
+        for code in country_codes[1:]:
+            pair = pair * len(members) + code
+        parts.append(pair * max(len(products), 1) + prod)
         offset += batch.num_rows
     out = Validation(rows=offset)
     if offset == 0:
@@ -142,9 +146,12 @@ def validate(path: Path, task: Task, cfg: Config, products: list[str]) -> Valida
     uniques, out.codes = np.unique(np.concatenate(parts), return_inverse=True)
     out.duplicates = offset - len(uniques)
     pair, prod = np.divmod(uniques, max(len(products), 1))
-    first, second = np.divmod(pair, len(members))
     m = np.array(members, dtype=object)
-    out.keys = pd.DataFrame({cols[0]: m[first], cols[1]: m[second], "product": np.asarray(products, dtype=object)[prod]})
+    keys: dict[str, np.ndarray] = {}
+    for c in reversed(cols[:-1]):
+        pair, code = np.divmod(pair, len(members))
+        keys[c] = m[code]
+    out.keys = pd.DataFrame({**{c: keys[c] for c in cols[:-1]}, "product": np.asarray(products, dtype=object)[prod]})
     if out.duplicates:
         out.warnings.append(f"{out.duplicates:,} row(s) repeat a {'/'.join(cols)} combination already in the file; each is scored")
     return out

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from features.registry import format_usd
 from models.champion import current_champion, model_name
 from models.errors import ModelError
-from models.tasks import IMPORT_SUBSTITUTION, JOINT_PROJECTS
+from models.tasks import DIVERSIFICATION, IMPORT_SUBSTITUTION, JOINT_PROJECTS, get_task
 from recommender import countries
 from recommender.config import Config
 from recommender.errors import RecommenderError
@@ -29,7 +29,8 @@ from recommender.outputs.recommend import recommend
 from recommender.outputs.writers import atomic_output
 from recommender.pipeline import member_and_year, open_bank, trade_table
 
-SECTIONS = ("summary", "import-substitution", "joint-projects", "charts", "scenario")
+METRIC_NAMES = {"ndcg_at_10": "NDCG@10", "pooled_ap": "pooled AP"}
+SECTIONS = ("summary", "new-capacities", "import-substitution", "joint-projects", "charts", "scenario")
 
 CSS = """
 body { font-family: "DejaVu Sans", Arial, sans-serif; color: #1d2733; max-width: 1100px; margin: 2em auto; padding: 0 1em; line-height: 1.45; }
@@ -90,22 +91,58 @@ def _table(headers: list[str], rows: list[list[str]], numeric: set[int] = frozen
 
 
 def _model_quality(cfg: Config) -> dict[str, dict]:
-    """For each task: the champion's version, held-out NDCG@10, the best baseline and the lift's interval."""
+    """For each task: the champion's version, its held-out decision metric (NDCG@10; pooled AP for
+    diversification), the best baseline on it and the lift's interval."""
     client = cfg.store.client()
     out = {}
-    for task in (IMPORT_SUBSTITUTION, JOINT_PROJECTS):
+    for task in (DIVERSIFICATION, IMPORT_SUBSTITUTION, JOINT_PROJECTS):
         name = model_name(task, cfg.bloc.name)
         mv = current_champion(client, name)
         if mv is None:
             continue
+        metric = get_task(task).decision_metric
         metrics = client.get_run(mv.run_id).data.metrics
-        baselines = {k[len("baseline_"):-len("_test_ndcg_at_10")]: v for k, v in metrics.items()
-                     if k.startswith("baseline_") and k.endswith("_test_ndcg_at_10")}
+        suffix = f"_test_{metric}"
+        baselines = {k[len("baseline_"):-len(suffix)]: v for k, v in metrics.items()
+                     if k.startswith("baseline_") and k.endswith(suffix)}
         best = max(baselines, key=baselines.get) if baselines else None
-        out[task] = {"version": f"{name}/{mv.version}", "ndcg": metrics.get("test_ndcg_at_10"), "baselines": baselines,
+        out[task] = {"version": f"{name}/{mv.version}", "ndcg": metrics.get(f"test_{metric}"), "baselines": baselines,
+                     "metric": METRIC_NAMES.get(metric, metric),
                      "best": best, "lift": metrics.get("lift_vs_best_baseline"),
                      "low": metrics.get("lift_ci_low"), "high": metrics.get("lift_ci_high")}
     return out
+
+
+def _new_capacities(brief: Brief, name: str, new: pd.DataFrame | None, top: int) -> str:
+    """Section 2: the products the country should start making (diversification champion), with the member
+    best placed to build each with it, the bloc's market, and an Atlas-style chart (density × PCI, size
+    = probability)."""
+    brief.sections.append("new-capacities")
+    head = f"""<h2 id="new-capacities">2. New capacities to build</h2>
+<p>Products {_e(name)} does not export competitively yet (RCA below 0.5 three years running) that it is likeliest
+to start exporting competitively within the horizon, learnt from every country's history; the partner is the bloc
+member strong in the product that trades most with {_e(name)}; the market is the bloc's imports of it from outside.</p>"""
+    if new is None or not len(new):
+        return head + "<p>No diversification model yet: run <code>recommender train --task diversification</code>.</p>"
+    best = _best_first(new)
+    rows = [[_product(r["product"], r["product_name"]), f"{r['probability']:.1%}" if pd.notna(r["probability"]) else "—",
+             _named(r["partner"]) if r["partner"] else "—", f"{r['partner_rca']:.2f}" if pd.notna(r["partner_rca"]) else "—",
+             format_usd(float(r["market_usd"])), _e(r["reasons"])] for _, r in best.head(top + 2).iterrows()]
+    fig = Figure(figsize=(8, 5), layout="constrained")
+    ax = fig.subplots()
+    cand = best.head(150)
+    weight = cand["probability"].fillna(0.0) if cand["probability"].notna().any() else cand["score"] - cand["score"].min()
+    ax.scatter(cand["country_density"], cand["pci"], s=20 + 400 * weight / max(float(weight.max()), 1e-9), alpha=0.55,
+               color="#2c6e9b", edgecolor="white")
+    for _, r in cand.head(6).iterrows():
+        ax.annotate(str(r["product"]), (r["country_density"], r["pci"]), fontsize=7, alpha=0.8)
+    ax.set_xlabel("relatedness: density of the product for the country (Hidalgo et al. 2007)")
+    ax.set_ylabel("complexity: PCI of the product")
+    ax.set_title("Opportunities, as the Atlas of Economic Complexity draws them (size: probability)")
+    brief.charts.append("opportunities")
+    chart = (f"<figure id='chart-opportunities'>{_svg(fig)}<figcaption>Each dot is a product the country does not make "
+             "yet; right = closer to what it already makes, up = more complex.</figcaption></figure>")
+    return head + _table(["product", "probability", "partner", "partner RCA", "bloc market", "why"], rows, {1, 3, 4}) + chart
 
 
 def build_brief(cfg: Config, country: str, *, year: int | None = None, top: int = 8,
@@ -131,6 +168,10 @@ def build_brief(cfg: Config, country: str, *, year: int | None = None, top: int 
         joint, _ = recommend(cfg, JOINT_PROJECTS, year=year, countries=[country])
     except ModelError:
         joint = None
+    try:
+        new, _ = recommend(cfg, DIVERSIFICATION, year=year, countries=[country], features=["country_density", "pci"])
+    except ModelError:
+        new = None
     brief = Brief("", country, year, model_versions={t: q["version"] for t, q in quality.items()})
     name = countries.country_name(country)
     parts: list[str] = []
@@ -142,14 +183,14 @@ def build_brief(cfg: Config, country: str, *, year: int | None = None, top: int 
     for task, q in quality.items():
         lift = f"{q['lift']:+.1%} [{q['low']:+.1%}, {q['high']:+.1%}]" if q.get("lift") is not None else "—"
         best = f"{_e(q['best'])} {q['baselines'][q['best']]:.3f}" if q["best"] else "—"
-        quality_rows.append([_e(task), _e(q["version"]), f"{q['ndcg']:.3f}" if q["ndcg"] is not None else "—", best, lift])
+        quality_rows.append([_e(task), _e(q["version"]), f"{q['metric']} {q['ndcg']:.3f}" if q["ndcg"] is not None else "—", best, lift])
     parts.append(f"""<h2 id="summary">1. Summary</h2>
 <p><b>{_e(name)}</b> <span class='code'>{_e(country)}</span> in the {_e(cfg.bloc.name)} bloc
 ({', '.join(_e(countries.country_name(m)) for m in cfg.bloc.members if m != country)}), trade year {year}.
 Imports of {format_usd(float(imports.sum()))}, of which {format_usd(float(extra.sum()))} from outside the bloc.</p>
 <h3>Data sources</h3>{_table(["table", "file", "format", "years"], source_rows)}
 <h3>Models and their held-out quality</h3>
-{_table(["task", "model version", "NDCG@10", "best baseline", "lift (95% interval)"], quality_rows, {2, 3, 4})
+{_table(["task", "model version", "held-out score", "best baseline", "lift (95% interval)"], quality_rows, {2, 3, 4})
  if quality_rows else "<p>No trained model yet: run <code>recommender train</code>. The tables below then show trade only.</p>"}
 <div class="caveat"><b>How to read the scores.</b> A score ranks candidates within one query (an importer, or a
 partner pair); <i>probability</i> is the calibrated chance, from held-out years, that the candidate turns out relevant
@@ -157,6 +198,7 @@ partner pair); <i>probability</i> is the calibrated chance, from held-out years,
 bank's level ({_e(len(str(now['product'].iloc[0])) if len(now) else '?')}-character codes); a section or HS2 code hides products
 the bloc does not make. Past trade is evidence of capability, not a forecast of policy.</div>""")
     brief.sections.append("summary")
+    parts.append(_new_capacities(brief, name, new, top))
 
     # --- import substitution ---------------------------------------------------------------------
     rows = []
@@ -174,7 +216,7 @@ the bloc does not make. Past trade is evidence of capability, not a forecast of 
             prob = f"{r['probability']:.2f}" if pd.notna(r["probability"]) else "—"
             rows.append([_product(product, product_label) if i == 0 else "", format_usd(value) if i == 0 else "",
                          _named(r["supplier"]), f"{r['score']:.2f}", prob, f"{share:.1%}", _e(r["reasons"])])
-    parts.append(f"""<h2 id="import-substitution">2. Import substitution</h2>
+    parts.append(f"""<h2 id="import-substitution">3. Import substitution</h2>
 <p>{_e(name)}'s largest import bills from outside the bloc in {year}, and the bloc members best placed to supply
 them instead (score, calibrated probability, their current share of {_e(name)}'s imports of the product, and the three
 strongest reasons).</p>
@@ -188,7 +230,7 @@ strongest reasons).</p>
             partner = r["partner_b"] if r["partner_a"] == country else r["partner_a"]
             prob = f"{r['probability']:.2f}" if pd.notna(r["probability"]) else "—"
             jrows.append([_named(partner), _product(r["product"], r["product_name"]), f"{r['score']:.2f}", prob, _e(r["reasons"])])
-    parts.append(f"""<h2 id="joint-projects">3. Joint projects</h2>
+    parts.append(f"""<h2 id="joint-projects">4. Joint projects</h2>
 <p>Sectors {_e(name)} and a partner could develop together: pairs whose two-way trade in the product is likely to
 grow (the model's best partner × product candidates).</p>
 {_table(["partner", "product", "score", "probability", "why"], jrows, {2, 3}) if jrows else "<p>No joint-projects model yet.</p>"}""")
@@ -239,9 +281,9 @@ grow (the model's best partner × product candidates).</p>
         figures.append(("quality", "The model against the heuristics economists use, on test years it never saw.", _svg(fig)))
     chart_html = "".join(f"<figure id='chart-{key}'>{svg}<figcaption>{_e(caption)}</figcaption></figure>"
                          for key, caption, svg in figures)
-    parts.append(f"""<h2 id="charts">4. Charts</h2>{chart_html or "<p>No data for charts.</p>"}""")
+    parts.append(f"""<h2 id="charts">5. Charts</h2>{chart_html or "<p>No data for charts.</p>"}""")
     brief.sections.append("charts")
-    brief.charts = [key for key, _, _ in figures]
+    brief.charts += [key for key, _, _ in figures]
 
     # --- scenario --------------------------------------------------------------------------------
     if scenario_cut:
@@ -256,7 +298,7 @@ grow (the model's best partner × product candidates).</p>
             srows.append([_product(product, first["product_name"]), format_usd(first["lost_usd"]), format_usd(first["coverable_usd"]),
                           who or "no bloc supplier"])
         t = sc.totals
-        parts.append(f"""<h2 id="scenario">5. Scenario: imports from {_e(', '.join(sc.cut[:10]))}{' …' if len(sc.cut) > 10 else ''} stop</h2>
+        parts.append(f"""<h2 id="scenario">6. Scenario: imports from {_e(', '.join(sc.cut[:10]))}{' …' if len(sc.cut) > 10 else ''} stop</h2>
 <p>Gap {format_usd(t['gap_usd'])} over {t['products']} products; coverable by the bloc at current export levels
 {format_usd(t['coverable_usd'])}; uncovered {format_usd(t['uncovered_usd'])}.</p>
 {_table(["product", "lost imports", "coverable", "who could fill it (share of the gap)"], srows, {1, 2})}""")

@@ -19,12 +19,14 @@ from recommender.pipeline import (
 
 
 def recommend(cfg: Config, task: Task | str, *, year: int | None = None, countries: list[str] | None = None,
-              top: int | None = None, model_uri: str | None = None, engine: Engine | None = None) -> tuple[pd.DataFrame, str]:
+              top: int | None = None, model_uri: str | None = None, engine: Engine | None = None,
+              features: list[str] | None = None) -> tuple[pd.DataFrame, str]:
     """Rank all candidates of ``year`` (default the bank's last) with the champion model.
 
     ``countries`` keeps import-substitution rows whose importer is listed, and joint-project rows
     with either partner listed. Columns: ``year, importer, supplier, product, score, probability, rank`` or
     ``year, partner_a, partner_b, product, score, probability, rank``, then ``reasons`` and names.
+    ``features``: feature columns to append after the names (the brief's chart reads density and PCI).
     Returns the table and the model's version.
     """
     task = as_task(task)
@@ -38,6 +40,9 @@ def recommend(cfg: Config, task: Task | str, *, year: int | None = None, countri
         table = table[spec.concerns(table, wanted)]
     ranked = rank(table, spec, top=top)
     ranked["reasons"] = explain(scored.model.booster, ranked, scored.model.features, spec, scored.sectors) if len(ranked) else []
-    out = add_names(ranked[[*spec.output_keys, "score", "probability", "rank", "reasons"]], spec, scored.classification,
+    columns = [*spec.output_keys, "score", "probability", "rank", *[c for c in spec.info_columns if c in ranked], "reasons"]
+    out = add_names(ranked[columns], spec, scored.classification,
                     product_names(open_bank(cfg)))
+    if features:
+        out = pd.concat([out, ranked[features].reset_index(drop=True)], axis=1)
     return out, scored.version

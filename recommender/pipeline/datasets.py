@@ -162,15 +162,18 @@ class YearBuilder:
         The flows hold years up to the last of ``years`` plus, with ``labels``, each year + h.
         """
         years = sorted(int(y) for y in years)
-        inputs = sorted(lag_years(years) & set(self.bank_years))
+        inputs = sorted(lag_years(years, self.task.lags) & set(self.bank_years))
         later = sorted({y + self.task.horizon for y in years} & set(self.bank_years)) if labels else []
         view = self._view(sorted(set(inputs) | set(later)))
         now = view.restrict(lambda col: col <= years[-1])
         capacity = None if self.capacity is None else self.capacity[self.capacity["year"].isin(inputs)]
         base = build_base(now, self.bloc, capacity=capacity, geography=self.geography, products=self.products,
-                          years=years, complexity=self._complexity_of(inputs))
-        self._forget(before=min(lag_years([years[-1] + 1])))  # what the next years will not read again
-        return base, view.flows
+                          years=years, complexity=self._complexity_of(inputs), lags=self.task.lags)
+        outcomes = view.flows
+        if labels and self.task.needs_world_outcomes:  # labels read every country's exports (RCA) at t + h
+            outcomes = self._complexity_of(later) if later else base.complexity.iloc[:0]
+        self._forget(before=min(lag_years([years[-1] + 1], self.task.lags)))  # what the next years will not read again
+        return base, outcomes
 
     def table(self, years: Collection[int], *, labels: bool = True) -> pd.DataFrame:
         """Candidates of ``years`` with features and, with ``labels``, relevance (NaN where year + h is missing)."""

@@ -39,8 +39,8 @@ def explain(model, table: pd.DataFrame, features: list[str], task: Task, sectors
 def add_names(table: pd.DataFrame, task: Task, classification: str = "hs", names: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Append ``<role>_name`` columns and ``product_name`` after the stable output columns."""
     out = table.copy()
-    for role in [k for k in task.output_keys if k in task.roles]:
-        out[f"{role}_name"] = out[role].map(country_name)
+    for role in [k for k in task.roles if k in out]:  # diversification's partner may be empty: no member is competitive
+        out[f"{role}_name"] = out[role].map(lambda code: country_name(code) if code else "")
     labels = {p: product_label(p, classification, names) for p in pd.unique(out["product"])}
     out["product_name"] = out["product"].map(labels)
     return out

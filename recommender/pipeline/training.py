@@ -17,9 +17,9 @@ import pandas as pd
 from features.assemble import build_base
 from models.engine import Engine, LocalEngine
 from models.evaluation import Evaluation, check_test_years, evaluate, refit
-from models.pooling import pooled_dataset, pseudo_blocs
+from models.pooling import pooled_dataset, pseudo_blocs, world_split
 from models.ranker import Log, load_params
-from models.tasks import Task, as_task
+from models.tasks import BLOC_POOL, POOL, Task, as_task
 from models.tracking import RunRecord, log_training
 from models.tuning import tune
 from recommender.bank import DataBank
@@ -82,13 +82,21 @@ def train_task(
     dataset = stored.table
     log(f"candidates: {len(dataset):,} ({int(dataset['relevance'].notna().sum()):,} labelled)")
     pool = pooled_candidates(bank, spec, cfg.bloc.members, level, pool_sets, seed, log) if pool_sets else None
+    panels = None
+    if spec.world_training:  # the world trains; the bloc early-stops, tests and decides; the largest exporters test too
+        if pool_sets:
+            raise RecommenderError(f"--pool does not apply to {spec.name}: it already trains on every country of the bank")
+        first = min(check_test_years(dataset[dataset[POOL] == BLOC_POOL], spec, test_years))
+        dataset, pool, panels = world_split(dataset, size_column="country_exports_total", year=first)
+        log(f"world training: {len(pool):,} labelled candidates of other countries; bloc {len(dataset):,}; "
+            f"test panel of the 150 largest exporters: {len(panels['world150']):,}")
     test_years = check_test_years(dataset, spec, test_years)
     tuning = None
     if tune_trials:
         tuning = tune(dataset, spec, params, first_test_year=min(test_years), n_trials=tune_trials, seed=seed, pool=pool, log=log)
         params = tuning.params
     evaluation = evaluate(dataset, spec, params, test_years=test_years, seed=seed, seeds=seeds, pool=pool,
-                          n_resamples=n_resamples, engine=engine, log=log)
+                          n_resamples=n_resamples, engine=engine, log=log, panels=panels)
     if tuning is not None:
         evaluation.extra["tables"]["tuning_trials.csv"] = tuning.trials
     log(f"refit on every labelled year with {evaluation.best_iteration} rounds")

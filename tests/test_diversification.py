@@ -1,0 +1,122 @@
+"""The diversification task on a world whose activations are set by hand.
+
+Five countries (A and B the bloc; C and D the rest of the world; E only imports), three products,
+years 2000–2006, horizon 2. A exports only x until 2003 and starts exporting y at scale in 2004:
+its (A, y) candidates of 2002 and 2003 must be labelled 1 (RCA ≥ 1 two years later), everything
+else 0, and years whose outcome lies after 2006 unlabelled.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.assemble import build_base
+from features.complexity import compute_complexity
+from features.diversification import diversification_candidates
+from models.baselines import atlas
+from models.tasks import BLOC_POOL, DIVERSIFICATION, POOL, WORLD_POOL, get_task
+
+YEARS = range(2000, 2007)
+BLOC = ("A", "B")
+
+
+def hand_world(a_starts_y: int = 2004) -> pd.DataFrame:
+    rows = []
+    for year in YEARS:
+        exports = {("B", "x"): 100, ("B", "y"): 100, ("B", "z"): 100, ("C", "z"): 100, ("C", "x"): 50,
+                   ("D", "y"): 100, ("D", "x"): 20, ("A", "x"): 100}
+        if year >= a_starts_y:
+            exports[("A", "y")] = 200
+        rows += [(year, c, "E", p, float(v)) for (c, p), v in exports.items()]
+        rows.append((year, "A", "B", "x", 10.0))  # A trades with B, not with the others
+    return pd.DataFrame(rows, columns=["year", "exporter", "importer", "product", "value_usd"])
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    spec = get_task(DIVERSIFICATION).with_options(horizon=2)
+    base = build_base(hand_world(), BLOC)
+    return spec.build_dataset(base, list(YEARS))
+
+
+def test_rca_is_balassa_from_world_exports():
+    trade = hand_world()
+    exports = trade.groupby(["year", "exporter", "product"], as_index=False)["value_usd"].sum().rename(columns={"value_usd": "value"})
+    rca = compute_complexity(exports).set_index(["year", "exporter", "product"])["rca"]
+    x_ay, x_a = 200, 310  # A's exports of y and of everything in 2004
+    x_y, x_w = 400, 880
+    assert rca[(2004, "A", "y")] == pytest.approx((x_ay / x_a) / (x_y / x_w))
+    assert rca[(2003, "A", "y")] == 0.0  # a missing flow is 0
+
+
+def test_candidates_are_the_products_below_half_rca_three_years_running(table):
+    keys = set(map(tuple, table[["year", "country", "product"]].to_numpy()))
+    # no candidates before 2002: t − 1 and t − 2 are unknown
+    assert not any(y < 2002 for y, _, _ in keys)
+    assert {(2002, "A", "y"), (2002, "A", "z"), (2003, "A", "y"), (2002, "C", "y"), (2002, "D", "z")} <= keys
+    assert (2004, "A", "y") not in keys  # RCA ≥ 0.5 in 2004
+    assert (2006, "A", "y") not in keys  # RCA ≥ 0.5 in 2004 and 2005, inside the window
+    assert not any(c == "B" for _, c, _ in keys)  # B exports everything competitively
+    assert not any(p == "x" and c == "A" for _, c, p in keys)
+    candidates = diversification_candidates(compute_complexity(
+        hand_world().groupby(["year", "exporter", "product"], as_index=False)["value_usd"].sum().rename(columns={"value_usd": "value"})),
+        [2002], ceiling=0.5)
+    assert set(candidates["country"]) == {"A", "C", "D"}
+
+
+def test_labels_are_activations_h_years_later(table):
+    rel = table.set_index(["year", "country", "product"])["relevance"]
+    assert rel[(2002, "A", "y")] == 1 and rel[(2003, "A", "y")] == 1
+    assert rel[(2002, "A", "z")] == 0 and rel[(2002, "C", "y")] == 0 and rel[(2003, "D", "z")] == 0
+    assert rel[(2004, "A", "z")] == 0  # 2006 is known
+    assert rel.loc[[k for k in rel.index if k[0] >= 2005]].isna().all()  # 2007, 2008 are not
+    assert set(rel.dropna().unique()) <= {0.0, 1.0}
+
+
+def test_bloc_rows_are_tagged_and_partners_named(table):
+    tags = table.drop_duplicates("country").set_index("country")[POOL]
+    assert tags["A"] == BLOC_POOL and tags["C"] == WORLD_POOL and tags["D"] == WORLD_POOL
+    row = table.set_index(["year", "country", "product"]).loc[(2002, "A", "z")]
+    assert row["partner"] == "B" and row["partner_rca"] > 1  # B exports z competitively
+    assert row["bloc_competitive_members"] == 1
+    assert row["strong_member_intensity"] == pytest.approx(10 / 110)  # A trades 10 with B of 110 in all (exports; it imports nothing)
+    spec = get_task(DIVERSIFICATION)
+    features = spec.feature_columns(table)
+    assert "partner" not in features and "market_usd" not in features and POOL not in features
+    assert {"country_rca", "rca_lag1", "rca_slope", "country_density", "country_cog", "pci", "country_eci",
+            "country_imports", "world_import_growth_3y", "bloc_best_rca", "bloc_ext_imports"} <= set(features)
+
+
+def test_features_of_a_year_do_not_read_later_years():
+    """Leakage guard: what happens after t (A starting y in 2004 or not at all) leaves year t's features alone."""
+    spec = get_task(DIVERSIFICATION).with_options(horizon=2)
+    early = spec.build_dataset(build_base(hand_world(2004), BLOC), [2002, 2003])
+    never = spec.build_dataset(build_base(hand_world(2100), BLOC), [2002, 2003])
+    features = spec.feature_columns(early)
+    pd.testing.assert_frame_equal(early[["year", "country", "product", *features]],
+                                  never[["year", "country", "product", *features]])
+    assert early["relevance"].sum() > never["relevance"].sum()  # only the outcome differs
+
+
+def test_atlas_baseline_varies_within_a_country_and_weights_as_documented():
+    table = pd.DataFrame({"country": "A", "year": 2000, "country_distance": [0.2, 0.8, 0.5],
+                          "pci": [0.0, 0.0, 0.0], "country_cog": [0.0, 0.0, 0.0]})
+    score = atlas()(table)
+    assert np.argsort(-score).tolist() == [0, 2, 1]  # nearness decides when PCI and COG are flat
+    both = table.assign(pci=[0.0, 3.0, 0.0])
+    assert atlas((0.0, 1.0, 0.0))(both).argmax() == 1
+
+
+def test_every_feature_is_registered_with_a_readable_reason(table):
+    from features.registry import describe, reason
+
+    spec = get_task(DIVERSIFICATION)
+    features = spec.feature_columns(table)
+    assert len(describe(features)) == len(features)  # unknown columns raise
+    row = table.iloc[0]
+    for column in features:
+        sentence = reason(column, float(row[column]) if np.isfinite(row[column]) else float("nan"),
+                          {"country": "Kazakhstan", "partner": "Russia", "sector": "machinery"})
+        assert sentence and "{" not in sentence and "}" not in sentence, (column, sentence)
