@@ -42,19 +42,23 @@ def bootstrap_difference(relevance: np.ndarray, score_a: np.ndarray, score_b: np
             "p_not_above": float((diff <= 0).mean())}
 
 
+def _per_year(predictions: pd.DataFrame, stats) -> pd.DataFrame:
+    """``stats(mask)`` for each test year's rows and for all of them (``test_year`` = "overall")."""
+    years = sorted(predictions["year"].unique())
+    return pd.DataFrame([{"test_year": label, **stats(mask)} for label, mask in
+                         [*((str(y), (predictions["year"] == y).to_numpy()) for y in years),
+                          ("overall", np.ones(len(predictions), dtype=bool))]])
+
+
 def interval_table(predictions: pd.DataFrame, group_ids: np.ndarray, *, model: str, baseline: str,
                    n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
     """:func:`bootstrap_difference` of ``score_<model>`` vs ``score_<baseline>`` per test year and overall."""
-    rows = []
-    years = sorted(predictions["year"].unique())
-    for label, mask in [*((str(y), (predictions["year"] == y).to_numpy()) for y in years),
-                        ("overall", np.ones(len(predictions), dtype=bool))]:
+    def stats(mask: np.ndarray) -> dict:
         part = predictions[mask]
-        stats = bootstrap_difference(part["relevance"].to_numpy(), part[f"score_{model}"].to_numpy(),
-                                     part[f"score_{baseline}"].to_numpy(), group_ids[mask],
-                                     n_resamples=n_resamples, seed=seed)
-        rows.append({"test_year": label, "model": model, "baseline": baseline, **stats})
-    return pd.DataFrame(rows)
+        return {"model": model, "baseline": baseline, **bootstrap_difference(
+            part["relevance"].to_numpy(), part[f"score_{model}"].to_numpy(), part[f"score_{baseline}"].to_numpy(),
+            group_ids[mask], n_resamples=n_resamples, seed=seed)}
+    return _per_year(predictions, stats)
 
 
 def bootstrap_pooled(relevance: np.ndarray, score_a: np.ndarray, score_b: np.ndarray, clusters: np.ndarray,
@@ -97,13 +101,9 @@ def bootstrap_pooled(relevance: np.ndarray, score_a: np.ndarray, score_b: np.nda
 def pooled_interval_table(predictions: pd.DataFrame, cluster: str, *, model: str, baseline: str,
                           n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
     """:func:`bootstrap_pooled` of ``score_<model>`` vs ``score_<baseline>`` per test year and overall."""
-    rows = []
-    years = sorted(predictions["year"].unique())
-    for label, mask in [*((str(y), (predictions["year"] == y).to_numpy()) for y in years),
-                        ("overall", np.ones(len(predictions), dtype=bool))]:
+    def stats(mask: np.ndarray) -> dict:
         part = predictions[mask]
-        stats = bootstrap_pooled(part["relevance"].to_numpy(), part[f"score_{model}"].to_numpy(),
-                                 part[f"score_{baseline}"].to_numpy(), part[cluster].to_numpy(), part["year"].to_numpy(),
-                                 n_resamples=n_resamples, seed=seed)
-        rows.append({"test_year": label, "model": model, "baseline": baseline, "metric": "pooled_ap", **stats})
-    return pd.DataFrame(rows)
+        return {"model": model, "baseline": baseline, "metric": "pooled_ap", **bootstrap_pooled(
+            part["relevance"].to_numpy(), part[f"score_{model}"].to_numpy(), part[f"score_{baseline}"].to_numpy(),
+            part[cluster].to_numpy(), part["year"].to_numpy(), n_resamples=n_resamples, seed=seed)}
+    return _per_year(predictions, stats)

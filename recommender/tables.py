@@ -54,6 +54,18 @@ def unreadable(path: Path, exc: BaseException) -> DataValidationError:
                                hint="give a UTF-8 CSV with a header row, or a Parquet file")
 
 
+def _flat_schema(path: Path, columns: list[str] | None = None) -> pa.Schema:
+    """A Parquet file's schema, refused with the column's name when a wanted column is nested (list,
+    struct, map: one value per cell is what every table here holds)."""
+    schema = pq.ParquetFile(path).schema_arrow
+    nested = [f"{f.name} ({f.type})" for f in schema if (columns is None or f.name in columns) and pa.types.is_nested(f.type)]
+    if nested:
+        raise DataValidationError(str(path), [Problem(f"column(s) {', '.join(nested)} hold lists or records, not one value "
+                                                      "per cell", count=0)],
+                                  hint="flatten them (one row per value) or drop them before ingesting or scoring")
+    return schema
+
+
 def read_header(path: Path) -> list[str]:
     """Column names, without reading the rows; a CSV's must be unique.
 
@@ -62,7 +74,7 @@ def read_header(path: Path) -> list[str]:
     """
     try:
         if is_parquet(path):
-            return list(pq.ParquetFile(path).schema_arrow.names)
+            return list(pq.ParquetFile(path).schema_arrow.names)  # a nested column is refused when it is read
         with open(path, encoding="utf-8-sig", newline="") as f:
             names = next((row for row in csv.reader(f) if row), None)
     except UNREADABLE as exc:
@@ -95,6 +107,7 @@ def read_batches(path: Path, columns: list[str] | None = None, *, text: bool | C
     """
     try:
         if is_parquet(path):
+            _flat_schema(path, columns)
             for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=columns):
                 yield _as_text(batch, text)
         else:

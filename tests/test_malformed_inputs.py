@@ -37,6 +37,17 @@ GEO = "iso3_a,iso3_b,dist_km,contig"
 JP = ["--task", "import-substitution"]
 
 # (id, command, file name, content: text | bytes | writer, extra args, what the message must say)
+def _nested(path: Path, column: str) -> None:
+    """A Parquet file whose ``column`` holds lists (Arrow would say "not implemented" on the cast to text)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = {"year": [2010], "exporter": ["KAZ"], "importer": ["CHN"], "supplier": ["RUS"], "partner_a": ["KAZ"],
+            "partner_b": ["RUS"], "product": ["060110"], "value_usd": [1.0]}
+    data[column] = [[data[column][0]]]
+    pq.write_table(pa.table(data), path)
+
+
 INGEST_CASES = [
     # tidy trade, CSV
     ("trade-missing-column", "trade", "t.csv", "year,exporter,product,value_usd\n2010,KAZ,060110,1\n", [], "required column(s) ['importer'] missing"),
@@ -74,6 +85,9 @@ INGEST_CASES = [
     ("comtrade-unknown-reporter", "trade", "c.csv",
      "refYear,flowCode,reporterISO,partnerISO,cmdCode,primaryValue\n2012,X,ZZZ,CHN,060110,1\n", ["--format", "comtrade"], "ZZZ"),
     # CEPII BACI
+    ("baci-country-codes-missing", "trade", "b.csv", f"{BACI}\n2015,398,156,60110,12.5,1\n",
+     ["--format", "baci", "--country-codes", "/no/such/country_codes_V202401b.csv"], "--country-codes /no/such/country_codes_V202401b.csv: no such file"),
+    ("trade-nested-parquet", "trade", "t.parquet", lambda path: _nested(path, "value_usd"), [], "hold lists or records"),
     ("baci-missing-column", "trade", "b.csv", "t,i,j,v,q\n2015,398,156,12.5,1\n", ["--format", "baci"], "BACI columns ['k'] missing"),
     ("baci-unknown-country", "trade", "b.csv", f"{BACI}\n2015,398,999,60110,12.5,1\n", ["--format", "baci"], "#999"),
     ("baci-text-value", "trade", "b.csv", f"{BACI}\n2015,398,156,60110,abc,1\n", ["--format", "baci"], "could not parse"),
@@ -180,6 +194,7 @@ SCORE_CASES = [
     ("score-empty-file", "p.csv", b"", "the file is empty"),
     ("score-not-utf8", "p.csv", b"importer,supplier,product\nKAZ,\xff\xfe,1\n", "not UTF-8"),
     ("score-truncated-parquet", "p.parquet", b"PAR1\x00garbage", "could not read"),
+    ("score-nested-parquet", "p.parquet", lambda path: _nested(path, "product"), "hold lists or records"),
     ("score-spreadsheet", "p.xlsx", b"PK\x03\x04", "must be a .csv or .parquet"),
 ]
 

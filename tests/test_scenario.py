@@ -81,6 +81,20 @@ def test_scenario_command_on_the_tiny_world(pipeline_home, tmp_path, monkeypatch
     assert (fillers["available_usd"] <= fillers["exports_usd"]).all()
     assert fillers["probability"].between(0, 1).all()  # the champion scored every (KAZ, supplier, product)
     assert "gap $" in text and "coverable by SCO" in text and table["product_name"].notna().all()
+    assert "model import-substitution-SCO/" in text and "no champion" not in text
+
+
+def test_scenario_says_no_champion_only_without_one(tmp_path, monkeypatch, capsys):
+    """The title line names the champion when there is one (above) and says "none (no champion)" only when there is not."""
+    from recommender.bank.synthetic import WorldSpec
+    from recommender.config import Config
+    from recommender.demo import build_demo_bank
+
+    cfg = Config(home=tmp_path / "home")
+    list(build_demo_bank(cfg, spec=WorldSpec.tiny(seed=3)))
+    monkeypatch.setattr(sys, "argv", ["recommender", "--home", str(cfg.home), "scenario", "--importer", "KAZ", "--cut", "CHN"])
+    main()
+    assert "model none (no champion)" in capsys.readouterr().out
 
 
 def test_scenario_errors_are_clear(pipeline_home, monkeypatch, capsys):

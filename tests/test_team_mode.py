@@ -129,6 +129,11 @@ def test_server_checks_the_database_first_and_keeps_secrets_off_the_command_line
         plan_server(tmp_path, pg.uri("nosuchdb"), str(tmp_path / "artifacts"))
     with pytest.raises(RecommenderError, match="PostgreSQL"):
         plan_server(tmp_path, f"sqlite:///{tmp_path}/x.db", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", "password1234")  # MLflow's old default: one sentence, not a traceback
+    with pytest.raises(RecommenderError, match="default admin password .* set it to a password of your own") as info:
+        plan_server(tmp_path, pg.uri(), str(tmp_path / "artifacts"), auth=True)
+    assert "password1234" not in str(info.value)
+    monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
     proc = subprocess.run([sys.executable, "-m", "recommender", "server", "--backend-store-uri", wrong,
                            "--artifacts-destination", str(tmp_path / "artifacts")], capture_output=True, text=True,
                           timeout=600, env=_env(None))

@@ -29,6 +29,7 @@ from recommender.config import BLOCS, Config
 from recommender.errors import RecommenderError
 from recommender.pipeline import (
     add_names,
+    load_model,
     member_and_year,
     open_bank,
     product_names,
@@ -129,19 +130,21 @@ def run_scenario(cfg: Config, importer: str, cut: str | Collection[str], *, shar
         fillers = fillers[fillers["product"].isin(gaps["product"])]
     table = gaps.merge(fillers, on="product", how="left")
     table["importer"] = importer
-    version = None
     table["score"] = np.nan
     table["probability"] = np.nan
     keyed = table["supplier"].notna()
-    if keyed.any():
-        try:
-            scored = score_candidates(cfg, IMPORT_SUBSTITUTION, table.loc[keyed, ["importer", "supplier", "product"]],
-                                      year=year)
-            table.loc[keyed, "score"] = scored.rows["score"].to_numpy()
-            table.loc[keyed, "probability"] = scored.rows["probability"].to_numpy()
-            version = scored.version
-        except ModelError:
-            version = None  # no champion: the arithmetic stands on its own
+    try:  # only a missing champion is forgiven: the arithmetic then stands on its own
+        model = load_model(cfg, IMPORT_SUBSTITUTION)
+    except ModelError as exc:
+        if "no champion model" not in str(exc):
+            raise
+        model = None
+    version = model.version if model is not None else None
+    if model is not None and keyed.any():
+        scored = score_candidates(cfg, IMPORT_SUBSTITUTION, table.loc[keyed, ["importer", "supplier", "product"]],
+                                  year=year, model=model)
+        table.loc[keyed, "score"] = scored.rows["score"].to_numpy()
+        table.loc[keyed, "probability"] = scored.rows["probability"].to_numpy()
     table = add_names(table, get_task(IMPORT_SUBSTITUTION), bank.classification, product_names(bank))
     columns = ["product", "product_name", "lost_usd", "coverable_usd", "uncovered_usd", "supplier", "supplier_name",
                "exports_usd", "sold_to_importer_usd", "available_usd", "covers_share", "score", "probability"]

@@ -27,6 +27,7 @@ DEFAULT_PORT = 5000
 ADMIN_PASSWORD_ENV = "MLFLOW_AUTH_ADMIN_PASSWORD"  # MLflow's own: the admin's password on first start
 SECRET_KEY_ENV = "MLFLOW_FLASK_SERVER_SECRET_KEY"  # MLflow's own: signs the auth app's CSRF tokens
 AUTH_CACHE_SECONDS = 300
+MLFLOW_OLD_DEFAULT_PASSWORD = "password1234"  # the basic_auth.ini default of MLflow < 3.x, refused by MLflow now
 
 
 def redact(uri: str) -> str:
@@ -131,6 +132,10 @@ def plan_server(home: Path, backend_store_uri: str, artifacts_destination: str, 
                            f"auth_cache_ttl_seconds = {AUTH_CACHE_SECONDS}\n")
         env["MLFLOW_AUTH_CONFIG_PATH"] = str(ini)
         argv += ["--app-name", "basic-auth"]
+        if os.environ.get(ADMIN_PASSWORD_ENV) == MLFLOW_OLD_DEFAULT_PASSWORD:  # MLflow refuses it with a traceback
+            raise RecommenderError(f"{ADMIN_PASSWORD_ENV} holds the default admin password that older MLflow versions "
+                                   "shipped, which MLflow refuses (GHSA-gq3w-7jj3-x7gr): set it to a password of your own "
+                                   f"(e.g. export {ADMIN_PASSWORD_ENV}=\"$(openssl rand -base64 18)\") and start again")
         if not os.environ.get(ADMIN_PASSWORD_ENV) and not _has_users(backend_store_uri):
             raise RecommenderError(f"the first start with --auth creates the admin account {admin_username!r}: set its "
                                    f"password in {ADMIN_PASSWORD_ENV} (read once; later starts ignore it)")

@@ -117,6 +117,9 @@ def ingest_trade_files(
     files = trade_files(paths)
     for path in files:
         check_source(path, format, TRADE_FORMATS)
+    if country_codes is not None and not Path(country_codes).is_file():
+        raise RecommenderError(f"--country-codes {country_codes}: no such file (BACI's country_codes_V*.csv, "
+                               "beside the yearly files in the release); nothing was written")
     members = [(path, name) for path in files for name in (_zip_members(path) if _is_zip(path) else [None])]
     results: list[IngestResult | None] = [None] * len(members)
     seen_years: dict[int, str] = {}
@@ -268,6 +271,8 @@ def _ingest_one(tx: Transaction, bank: DataBank, reader: _ReadAhead, label: str,
         except NonNumeric as exc:
             validator.problems.add("year is not a whole number", exc.year_rows, offset)
             validator.problems.add("value_usd is not a number", exc.value_rows, offset)
+        except DataValidationError:
+            raise  # already one clear message (e.g. a nested Parquet column)
         except (pa.ArrowInvalid, ValueError) as exc:
             raise DataValidationError(label, [Problem(f"could not parse: {exc}")],
                                       hint="check the column types (years and values numeric, codes text)") from exc
