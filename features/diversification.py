@@ -197,12 +197,12 @@ def diversification_features(complexity: pd.DataFrame, imports: pd.DataFrame, fl
     out = out.merge(world_demand(imports)[["year", "product", "world_import_growth_3y"]], on=["year", "product"], how="left")
     out = out.merge(bloc_market(importer), on=["year", "product"], how="left")
     out["bloc_ext_imports"] = out["bloc_ext_imports"].fillna(0.0)
-    totals = (complexity.groupby(["year", "exporter"], observed=True)["export_value"].sum()
-              .add(imports.groupby(["year", "importer"], observed=True)["imports"].sum().rename_axis(["year", "exporter"]),
-                   fill_value=0.0))
+    exports_total = totals_of(complexity)
+    totals = exports_total.add(imports.groupby(["year", "importer"], observed=True)["imports"].sum()
+                               .rename_axis(["year", "exporter"]), fill_value=0.0)  # exports + imports of each country
     position = _bloc_position(complexity, keys, tuple(sorted(set(bloc))), flows, totals)
     out = pd.concat([out, position], axis=1)
-    out["country_exports_total"] = totals_of(complexity).reindex(
+    out["country_exports_total"] = exports_total.reindex(
         pd.MultiIndex.from_arrays([out["year"], out["country"]])).to_numpy()
     out["market_usd"] = out["bloc_ext_imports"]
     return out

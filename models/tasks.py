@@ -252,9 +252,11 @@ class Diversification(Task):
         ``trade``: world exports (a :class:`~features.trade.TradeView`, or a complexity table with ``rca``).
         """
         check_columns(candidates, ["year", "country", "product"], "candidates")
-        panel = trade if isinstance(trade, pd.DataFrame) and "rca" in trade else \
-            compute_complexity(trade.exports)[["year", "exporter", "product", "rca"]] if isinstance(trade, TradeView) else None
-        if panel is None:
+        if isinstance(trade, TradeView):
+            panel = compute_complexity(trade.exports)[["year", "exporter", "product", "rca"]]
+        elif isinstance(trade, pd.DataFrame) and "rca" in trade:
+            panel = trade
+        else:
             raise ModelError("diversification labels need world exports (a TradeView or a complexity table), not bloc flows")
         later = candidates.assign(year=candidates["year"] + self.horizon)
         rca = later[["year", "country", "product"]].merge(
