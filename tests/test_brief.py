@@ -55,8 +55,8 @@ def test_brief_renders_in_headless_chromium(brief, tmp_path):
     subprocess.run([*flags, "--window-size=1200,2400", f"--screenshot={png}", path.as_uri()], capture_output=True, timeout=600, check=True)
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     # what a reader sees on paper: every section title, every chart's title and caption
-    for title in ("1. Summary", "2. Import substitution", "3. Joint projects", "4. Charts", "5. Scenario",
-                  "Feasibility vs attractiveness", "by source", "held-out NDCG@10", "Data sources", "How to read the scores"):
+    for title in ("1. Summary", "2. New capacities to build", "3. Import substitution", "4. Joint projects", "5. Charts",
+                  "6. Scenario", "Opportunities, as the Atlas", "Feasibility vs attractiveness", "by source", "held-out NDCG@10", "Data sources", "How to read the scores"):
         assert title in text, title
     pages = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True).stdout
     assert int(re.search(r"Pages:\s+(\d+)", pages).group(1)) >= 3  # sections start on new pages when printed

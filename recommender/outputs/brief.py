@@ -106,7 +106,7 @@ def _model_quality(cfg: Config) -> dict[str, dict]:
         baselines = {k[len("baseline_"):-len(suffix)]: v for k, v in metrics.items()
                      if k.startswith("baseline_") and k.endswith(suffix)}
         best = max(baselines, key=baselines.get) if baselines else None
-        out[task] = {"version": f"{name}/{mv.version}", "ndcg": metrics.get(f"test_{metric}"), "baselines": baselines,
+        out[task] = {"version": f"{name}/{mv.version}", "score": metrics.get(f"test_{metric}"), "baselines": baselines,
                      "metric": METRIC_NAMES.get(metric, metric),
                      "best": best, "lift": metrics.get("lift_vs_best_baseline"),
                      "low": metrics.get("lift_ci_low"), "high": metrics.get("lift_ci_high")}
@@ -183,7 +183,7 @@ def build_brief(cfg: Config, country: str, *, year: int | None = None, top: int 
     for task, q in quality.items():
         lift = f"{q['lift']:+.1%} [{q['low']:+.1%}, {q['high']:+.1%}]" if q.get("lift") is not None else "—"
         best = f"{_e(q['best'])} {q['baselines'][q['best']]:.3f}" if q["best"] else "—"
-        quality_rows.append([_e(task), _e(q["version"]), f"{q['metric']} {q['ndcg']:.3f}" if q["ndcg"] is not None else "—", best, lift])
+        quality_rows.append([_e(task), _e(q["version"]), f"{q['metric']} {q['score']:.3f}" if q["score"] is not None else "—", best, lift])
     parts.append(f"""<h2 id="summary">1. Summary</h2>
 <p><b>{_e(name)}</b> <span class='code'>{_e(country)}</span> in the {_e(cfg.bloc.name)} bloc
 ({', '.join(_e(countries.country_name(m)) for m in cfg.bloc.members if m != country)}), trade year {year}.
@@ -274,10 +274,10 @@ grow (the model's best partner × product candidates).</p>
         fig = Figure(figsize=(9, 4), layout="constrained")
         axes = fig.subplots(1, len(quality), squeeze=False)[0]
         for ax, (task, q) in zip(axes, quality.items(), strict=True):
-            items = sorted(q["baselines"].items(), key=lambda kv: kv[1])[-5:] + [("model", q["ndcg"] or 0.0)]
+            items = sorted(q["baselines"].items(), key=lambda kv: kv[1])[-5:] + [("model", q["score"] or 0.0)]
             ax.barh([k for k, _ in items], [v for _, v in items], color=["#9aa8b5"] * (len(items) - 1) + ["#2c6e9b"])
             ax.set_title(task, fontsize=9)
-            ax.set_xlabel("held-out NDCG@10")
+            ax.set_xlabel(f"held-out {q['metric']}")  # NDCG@10, or pooled AP for diversification
         figures.append(("quality", "The model against the heuristics economists use, on test years it never saw.", _svg(fig)))
     chart_html = "".join(f"<figure id='chart-{key}'>{svg}<figcaption>{_e(caption)}</figcaption></figure>"
                          for key, caption, svg in figures)
