@@ -1,9 +1,11 @@
-"""The one reader of users' tables (CSV or Parquet), with one rule for missing values.
+"""The one reader of users' tables (CSV, Parquet or a workbook), with one rule for missing values.
 
 Every file the application reads from a user — trade, capacity, geography, BACI country codes,
 projects to score — goes through :func:`read_batches` (Arrow record batches, what scoring
 streams), or :func:`read_frames` / :func:`read_frame` (the same as pandas). CSV is parsed by
 Arrow's streaming reader: about 3× faster than ``pandas.read_csv`` on a million project rows.
+Workbooks (``.xlsx``, ``.xlsm``, ``.xlsb``, ``.xls``, ``.ods``) are read by calamine
+(:mod:`recommender.workbooks`), one sheet, every cell as text.
 
 **Text.** Columns asked for as text are read as text and never reinterpreted: product codes
 keep their leading zeros, ``"NA"`` stays Namibia, and Parquet numbers become their shortest
@@ -30,6 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from recommender import workbooks
 from recommender.errors import DataValidationError, Problem
 
 Progress = Callable[[int], None]
@@ -44,6 +47,11 @@ def is_parquet(path: Path) -> bool:
     return Path(path).suffix.lower() in PARQUET_SUFFIXES
 
 
+def is_table_file(path: Path) -> bool:
+    """CSV (or .txt), Parquet or a workbook: what :func:`read_batches` reads."""
+    return is_parquet(path) or workbooks.is_workbook(path) or Path(path).suffix.lower() in {".csv", ".txt"}
+
+
 def unreadable(path: Path, exc: BaseException) -> DataValidationError:
     """The one message for a file that cannot be read at all."""
     message = str(exc)
@@ -51,7 +59,7 @@ def unreadable(path: Path, exc: BaseException) -> DataValidationError:
         "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) or "invalid UTF8" in message else \
         f"could not read it ({type(exc).__name__}: {message})"
     return DataValidationError(str(path), [Problem(reason, count=0)],
-                               hint="give a UTF-8 CSV with a header row, or a Parquet file")
+                               hint="give a UTF-8 CSV with a header row, a Parquet file or an .xlsx workbook")
 
 
 def _flat_schema(path: Path, columns: list[str] | None = None) -> pa.Schema:
@@ -66,12 +74,15 @@ def _flat_schema(path: Path, columns: list[str] | None = None) -> pa.Schema:
     return schema
 
 
-def read_header(path: Path) -> list[str]:
+def read_header(path: Path, *, sheet: str | None = None) -> list[str]:
     """Column names, without reading the rows; a CSV's must be unique.
 
     A CSV's header is its first line that is not empty: Arrow's reader, which reads the rows with
-    these names as text columns, skips empty lines too.
+    these names as text columns, skips empty lines too. A workbook's is its sheet's first row
+    (:func:`recommender.workbooks.read_sheet`, ``sheet`` chosen as it says).
     """
+    if workbooks.is_workbook(path):
+        return workbooks.read_sheet(path, sheet).column_names
     try:
         if is_parquet(path):
             return list(pq.ParquetFile(path).schema_arrow.names)  # a nested column is refused when it is read
@@ -98,13 +109,21 @@ def _as_text(batch: pa.RecordBatch, text: bool | Collection[str]) -> pa.RecordBa
 
 
 def read_batches(path: Path, columns: list[str] | None = None, *, text: bool | Collection[str] = True,
-                 chunk_rows: int = 1_000_000) -> Iterator[pa.RecordBatch]:
+                 chunk_rows: int = 1_000_000, sheet: str | None = None,
+                 codes: Collection[str] = ()) -> Iterator[pa.RecordBatch]:
     """The file as Arrow record batches of at most ``chunk_rows`` rows, ``columns`` only (all when None).
 
     ``text``: True reads every column as text; a collection reads those columns as text and keeps
-    Parquet's own types for the others (a CSV is all text either way). A CSV row with more or
-    fewer fields than the header is refused, with its line number.
+    Parquet's own types for the others (a CSV or a workbook is all text either way). A CSV row with
+    more or fewer fields than the header is refused, with its line number. ``sheet`` and ``codes``
+    concern workbooks: the sheet to read, and the columns that hold codes, where a date or a
+    formula is refused (:func:`recommender.workbooks.read_sheet`).
     """
+    if workbooks.is_workbook(path):
+        table = workbooks.read_sheet(path, sheet, codes=tuple(codes))
+        table = table.select(columns) if columns is not None else table
+        yield from table.to_batches(max_chunksize=chunk_rows)
+        return
     try:
         if is_parquet(path):
             _flat_schema(path, columns)
@@ -149,18 +168,19 @@ def _csv_batches(path: Path, columns: list[str] | None, chunk_rows: int) -> Iter
 
 
 def read_frames(path: Path, columns: list[str] | None = None, *, text: bool | Collection[str] = True,
-                chunk_rows: int = 1_000_000) -> Iterator[pd.DataFrame]:
+                chunk_rows: int = 1_000_000, sheet: str | None = None, codes: Collection[str] = ()) -> Iterator[pd.DataFrame]:
     """:func:`read_batches` as pandas DataFrames."""
-    for batch in read_batches(path, columns, text=text, chunk_rows=chunk_rows):
+    for batch in read_batches(path, columns, text=text, chunk_rows=chunk_rows, sheet=sheet, codes=codes):
         yield batch.to_pandas()
 
 
-def read_frame(path: Path, columns: list[str] | None = None, *, text: bool | Collection[str] = True) -> pd.DataFrame:
+def read_frame(path: Path, columns: list[str] | None = None, *, text: bool | Collection[str] = True,
+               sheet: str | None = None, codes: Collection[str] = ()) -> pd.DataFrame:
     """The whole file as one DataFrame (see :func:`read_frames`); an empty file body gives no rows."""
-    frames = list(read_frames(path, columns, text=text))
+    frames = list(read_frames(path, columns, text=text, sheet=sheet, codes=codes))
     if frames:
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    return pd.DataFrame({c: pd.Series(dtype="str") for c in (columns or read_header(path))})
+    return pd.DataFrame({c: pd.Series(dtype="str") for c in (columns or read_header(path, sheet=sheet))})
 
 
 def file_sha256(path: Path, chunk: int = 1 << 22) -> str:

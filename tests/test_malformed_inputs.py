@@ -195,7 +195,7 @@ SCORE_CASES = [
     ("score-not-utf8", "p.csv", b"importer,supplier,product\nKAZ,\xff\xfe,1\n", "not UTF-8"),
     ("score-truncated-parquet", "p.parquet", b"PAR1\x00garbage", "could not read"),
     ("score-nested-parquet", "p.parquet", lambda path: _nested(path, "product"), "hold lists or records"),
-    ("score-spreadsheet", "p.xlsx", b"PK\x03\x04", "must be a .csv or .parquet"),
+    ("score-spreadsheet", "p.xlsx", b"PK\x03\x04", "not a readable workbook"),
 ]
 
 

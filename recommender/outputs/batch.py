@@ -32,7 +32,7 @@ from models.tasks import Task, as_task
 from recommender import countries
 from recommender.config import Config
 from recommender.errors import DataValidationError, Problem, ProblemCollector, RecommenderError
-from recommender.outputs.writers import atomic_output, check_output, neutralise_batch
+from recommender.outputs.writers import atomic_output, check_output, neutralise_batch, write_sheets
 from recommender.pipeline import (
     Scored,
     explain,
@@ -41,7 +41,7 @@ from recommender.pipeline import (
     product_codes,
     score_candidates,
 )
-from recommender.tables import Progress, file_sha256, is_parquet, read_batches
+from recommender.tables import Progress, file_sha256, is_table_file, read_batches
 
 OUTPUT_COLUMNS = ["score", "probability", "rank", "rank_in_query", "percentile", "reasons", "model_version"]
 """What ``score`` adds, documented in the README: ``score`` the model's raw score (comparable only within a
@@ -51,12 +51,13 @@ file's rows of the same query (importer; or partner pair), ``percentile`` of the
 candidate of that year, ``reasons``, ``model_version``."""
 
 
-def read_chunks(path: Path, task: Task, chunk_rows: int = 250_000) -> Iterator[pa.RecordBatch]:
+def read_chunks(path: Path, task: Task, chunk_rows: int = 250_000, sheet: str | None = None) -> Iterator[pa.RecordBatch]:
     """Record batches of the projects file (:func:`recommender.tables.read_batches`): key columns as
     text, pass-through columns as they are (all text in a CSV; Parquet keeps its types)."""
-    if not (is_parquet(path) or path.suffix.lower() in {".csv", ".txt"}):
-        raise RecommenderError(f"{path}: projects must be a .csv or .parquet file")
-    yield from read_batches(path, text=set(task.input_columns), chunk_rows=chunk_rows)
+    if not is_table_file(path):
+        raise RecommenderError(f"{path}: projects must be a .csv, .parquet or .xlsx (.xls, .ods) file")
+    yield from read_batches(path, text=set(task.input_columns), chunk_rows=chunk_rows, sheet=sheet,
+                            codes=task.input_columns)
 
 
 def _distinct(column: pa.Array) -> tuple[np.ndarray, list]:
@@ -85,7 +86,7 @@ class Validation:
     keys: pd.DataFrame | None = None  # distinct normalised keys
 
 
-def validate(path: Path, task: Task, cfg: Config, products: list[str]) -> Validation:
+def validate(path: Path, task: Task, cfg: Config, products: list[str], sheet: str | None = None) -> Validation:
     """Check the whole file, encoding each row's key; raise :class:`DataValidationError` on any problem.
 
     Country codes are normalised (:func:`recommender.countries.canonical`) and products stripped
@@ -100,7 +101,7 @@ def validate(path: Path, task: Task, cfg: Config, products: list[str]) -> Valida
     product_index = pd.Index(products)
     parts: list[np.ndarray] = []
     offset = 0
-    for batch in read_chunks(path, task):
+    for batch in read_chunks(path, task, sheet=sheet):
         if offset == 0:
             missing = [c for c in cols if c not in batch.schema.names]
             if missing:
@@ -178,7 +179,7 @@ class ScoreResult:
 
 def score_file(cfg: Config, task: Task | str, path: str | Path, output: str | Path, *, year: int | None = None,
                model_uri: str | None = None, reasons: bool = True, progress: Progress | None = None,
-               track: bool = True, engine: Engine | None = None) -> ScoreResult:
+               track: bool = True, engine: Engine | None = None, sheet: str | None = None) -> ScoreResult:
     """Validate, score and write a projects file. See the module docstring for the passes."""
     path, output = Path(path), Path(output)
     task = as_task(task)  # unknown task → the standard error
@@ -189,7 +190,7 @@ def score_file(cfg: Config, task: Task | str, path: str | Path, output: str | Pa
         raise RecommenderError("--output must differ from the input file")
     model = load_model(cfg, task, model_uri)  # a refused or missing model fails before any work
     task = model.task  # with the options it was trained with
-    check = validate(path, task, cfg, product_codes(open_bank(cfg)))
+    check = validate(path, task, cfg, product_codes(open_bank(cfg)), sheet=sheet)
 
     # distinct keys → features, scores and reasons, computed once
     scored: Scored = score_candidates(cfg, task, check.keys, year=year, model=model, engine=engine)
@@ -210,13 +211,14 @@ def score_file(cfg: Config, task: Task | str, path: str | Path, output: str | Pa
     percentile = np.round(100.0 * np.searchsorted(reference, scores, side="right") / max(len(reference), 1), 2)
 
     # pass 2: input columns untouched + results, to a temporary file renamed into place
-    csv = output.suffix.lower() == ".csv"
+    csv, xlsx = output.suffix.lower() == ".csv", output.suffix.lower() == ".xlsx"
+    sheets: list[pd.DataFrame] = []
     version = pa.scalar(scored.version, pa.string())
     writer = None
     with atomic_output(output) as tmp:
         try:
             start = 0
-            for batch in read_chunks(path, task):
+            for batch in read_chunks(path, task, sheet=sheet):
                 stop = start + batch.num_rows
                 names = [f"input_{c}" if c in OUTPUT_COLUMNS else c for c in batch.schema.names]
                 added = {"score": scores[start:stop], "probability": probability[start:stop], "rank": rank[start:stop],
@@ -226,6 +228,10 @@ def score_file(cfg: Config, task: Task | str, path: str | Path, output: str | Pa
                 out = pa.RecordBatch.from_arrays([*batch.columns, *added.values()], names=[*names, *added])
                 if csv:
                     out = neutralise_batch(out)
+                if xlsx:
+                    sheets.append(out.to_pandas())
+                    start = stop
+                    continue
                 if writer is None:
                     schema = out.schema
                     writer = pacsv.CSVWriter(tmp, schema) if csv else pq.ParquetWriter(tmp, schema)
@@ -236,6 +242,14 @@ def score_file(cfg: Config, task: Task | str, path: str | Path, output: str | Pa
         finally:
             if writer is not None:
                 writer.close()
+    if xlsx:  # a workbook is written whole: one sheet of the scored projects and the About sheet
+        frame = pd.concat(sheets, ignore_index=True) if sheets else pd.DataFrame()
+        write_sheets(output, [(task.name, frame)], [
+            ("task", task.name), ("bloc", f"{cfg.bloc.name} ({', '.join(cfg.bloc.members)})"),
+            ("model version", scored.version), ("features of year", str(scored.year)), ("input", path.name),
+            ("how to read the score", "score ranks candidates within one query; probability is the calibrated chance, "
+             "from held-out years, that the candidate turns out relevant within the model's horizon; rank orders "
+             "the whole file by probability. Past trade is evidence of capability, not a forecast of policy.")])
     result = ScoreResult(output, check.rows, scored.version, scored.year, check.warnings, file_sha256(path))
     if track:
         result.run_id = _track(cfg, task.name, path, result)

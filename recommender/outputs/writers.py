@@ -1,4 +1,4 @@
-"""Writing result tables: CSV or Parquet by extension, atomically, spreadsheet-safe."""
+"""Writing result tables: CSV, Parquet or an Excel workbook by extension, atomically, spreadsheet-safe."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from recommender import workbooks
 from recommender.errors import RecommenderError
+
+OUTPUT_SUFFIXES = (".csv", ".parquet", ".xlsx")
 
 _FORMULA_FIRST = pa.array(["=", "+", "-", "@", "\t", "\r"], pa.string())
 _NUMBER = r"^[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?$"
@@ -57,10 +60,10 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def check_output(path: str | Path) -> Path:
-    """An output path must end in .csv or .parquet; a clear error otherwise."""
+    """An output path must end in .csv, .parquet or .xlsx; a clear error otherwise."""
     path = Path(path)
-    if path.suffix.lower() not in {".csv", ".parquet"}:
-        raise RecommenderError(f"--output must end in .csv or .parquet; got {path.name!r}")
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise RecommenderError(f"--output must end in .csv, .parquet or .xlsx; got {path.name!r}")
     return path
 
 
@@ -79,12 +82,33 @@ def atomic_output(path: str | Path) -> Iterator[str]:
         raise
 
 
-def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write ``frame`` to ``path`` (.csv or .parquet) via a temporary file and an atomic rename."""
+def write_table(frame: pd.DataFrame, path: str | Path, *, sheet: str = "results",
+                about: list[tuple[str, str]] | None = None) -> Path:
+    """Write ``frame`` to ``path`` (.csv, .parquet or .xlsx) via a temporary file and an atomic rename.
+
+    An .xlsx gets ``frame`` on the sheet ``sheet`` and ``about`` (item, text) on a last sheet
+    ``About`` (:func:`write_sheets`).
+    """
     path = check_output(path)
+    if path.suffix.lower() == ".xlsx":
+        return write_sheets(path, [(sheet, frame)], about or [])
     with atomic_output(path) as tmp:
         if path.suffix.lower() == ".csv":
             neutralise_formulas(frame).to_csv(tmp, index=False)
         else:
             frame.to_parquet(tmp, index=False)
+    return path
+
+
+def write_sheets(path: str | Path, sheets: list[tuple[str, pd.DataFrame]], about: list[tuple[str, str]]) -> Path:
+    """An .xlsx workbook of ``sheets`` and a last sheet ``About`` (:func:`recommender.workbooks.write_workbook`),
+    its text cells neutralised as in CSV, written atomically."""
+    path = Path(path)
+    if path.suffix.lower() != ".xlsx":
+        raise RecommenderError(f"{path.name}: a workbook must end in .xlsx")
+    with atomic_output(path) as tmp:
+        try:
+            workbooks.write_workbook(tmp, [(name, neutralise_formulas(frame)) for name, frame in sheets], about)
+        except ValueError as exc:  # too many rows for a sheet
+            raise RecommenderError(str(exc)) from exc
     return path

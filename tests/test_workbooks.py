@@ -1,0 +1,110 @@
+"""Workbooks in and out (recommender.workbooks): the sheet rules a person's workbook is held to, and
+the formatted .xlsx the outputs write, read back cell by cell."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+import xlsxwriter
+
+from recommender.errors import DataValidationError
+from recommender.outputs.writers import write_table
+from recommender.tables import read_frame, read_header
+
+
+def _book(path, sheets):
+    book = xlsxwriter.Workbook(str(path))
+    for name, rows in sheets.items():
+        ws = book.add_worksheet(name)
+        for i, row in enumerate(rows):
+            for j, v in enumerate(row):
+                if isinstance(v, dt.date):
+                    ws.write_datetime(i, j, dt.datetime.combine(v, dt.time()), book.add_format({"num_format": "yyyy-mm-dd"}))
+                elif isinstance(v, str) and v.startswith("="):
+                    ws.write_formula(i, j, v)
+                elif v is not None:
+                    ws.write(i, j, v)
+    book.close()
+    return path
+
+
+def test_a_sheet_reads_as_text_like_a_csv(tmp_path):
+    path = _book(tmp_path / "p.xlsx", {"Projects": [["importer", "product", "value"], ["Kazakhstan", "0101", 2010],
+                                                    ["IRN", 870323, 1.5], [None, None, None]]})
+    assert read_header(path) == ["importer", "product", "value"]
+    frame = read_frame(path)
+    assert frame["product"].tolist() == ["0101", "870323"]  # text kept, numbers as their exact text, no trailing row
+    assert frame["value"].tolist() == ["2010", "1.5"]
+
+
+def test_sheet_choice(tmp_path):
+    path = _book(tmp_path / "two.xlsx", {"A": [["x"], [1]], "B": [["y"], [2]], "Empty": []})
+    with pytest.raises(DataValidationError, match="(?s)2 sheets have data: 'A', 'B'.*--sheet"):
+        read_header(path)
+    assert read_header(path, sheet="B") == ["y"]
+    with pytest.raises(DataValidationError, match="no sheet named 'C'"):
+        read_header(path, sheet="C")
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    ([["Proposals for 2025"], [], ["importer", "product"], ["KAZ", "0101"]], "the header is on row 3, not row 1"),
+    ([["importer", None, "product"], ["KAZ", 1, "0101"]], "header cell.*B1 empty"),
+    ([], "the sheet is empty"),
+])
+def test_bad_headers_name_the_cell(tmp_path, rows, message):
+    path = _book(tmp_path / "bad.xlsx", {"S": rows or [[None]]})
+    with pytest.raises(DataValidationError, match=message):
+        read_header(path, sheet="S")
+
+
+def test_merged_header_is_refused(tmp_path):
+    book = xlsxwriter.Workbook(str(tmp_path / "m.xlsx"))
+    ws = book.add_worksheet("S")
+    ws.merge_range(0, 0, 0, 1, "importer")
+    ws.write_row(1, 0, ["KAZ", "0101"])
+    book.close()
+    with pytest.raises(DataValidationError, match="header cells A1:B1 are merged"):
+        read_header(tmp_path / "m.xlsx")
+
+
+def test_dates_and_formulas_where_codes_belong(tmp_path):
+    path = _book(tmp_path / "d.xlsx", {"S": [["importer", "product"], ["KAZ", dt.date(2024, 1, 5)], ["KAZ", '="01"&"01"']]})
+    with pytest.raises(DataValidationError) as err:
+        read_frame(path, codes=["importer", "product"])
+    text = str(err.value)
+    assert "holds dates where codes belong (cells B2)" in text and "holds formulas where codes belong (cells B3)" in text
+    assert "sheet 'S'" in text
+    assert len(read_frame(path)) == 2  # outside code columns, dates and formulas' values are read
+
+
+def test_encrypted_workbook(tmp_path):
+    msoffcrypto = pytest.importorskip("msoffcrypto")
+    from msoffcrypto.format.ooxml import OOXMLFile
+
+    plain = _book(tmp_path / "plain.xlsx", {"S": [["x"], [1]]})
+    with open(plain, "rb") as f, open(tmp_path / "secret.xlsx", "wb") as out:
+        OOXMLFile(f).encrypt("pw", out)
+    assert msoffcrypto
+    with pytest.raises(DataValidationError, match="encrypted"):
+        read_header(tmp_path / "secret.xlsx")
+
+
+def test_written_workbook_reads_back_cell_by_cell(tmp_path):
+    openpyxl = pytest.importorskip("openpyxl")
+    frame = pd.DataFrame({"importer": ["KAZ", "=HYPERLINK(\"x\")"], "product": ["0101", "8703"],
+                          "probability": [0.1234, None], "market_usd": [1234567.0, 2.0]})
+    path = write_table(frame, tmp_path / "out.xlsx", sheet="import-substitution", about=[("model version", "m v3")])
+    book = openpyxl.load_workbook(path)
+    assert book.sheetnames == ["import-substitution", "About"]
+    ws = book["import-substitution"]
+    assert ws.freeze_panes == "A2"
+    assert [c.value for c in ws[1]] == ["importer", "product", "probability", "market_usd"]
+    assert ws["A3"].value == "'=HYPERLINK(\"x\")" and ws["A3"].data_type == "s"  # text, neutralised as in CSV
+    assert ws["B2"].value == "0101"
+    assert ws["C2"].value == pytest.approx(0.1234) and ws["C2"].number_format == "0.0%"
+    assert ws["C3"].value is None
+    assert ws["D2"].number_format == "#,##0"
+    assert book["About"]["B2"].value == "m v3"
+    assert read_frame(path)["product"].tolist() == ["0101", "8703"]  # our own workbook reads back (About skipped)
