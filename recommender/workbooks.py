@@ -101,6 +101,12 @@ def _choose(book, path: Path, sheet: str | None) -> str:
     return with_data[0]
 
 
+def source_label(path: str | Path, sheet: str | None = None) -> str:
+    """How messages name a workbook's table: ``"<path>, sheet 'Projects'"`` (the sheet :func:`read_sheet` reads)."""
+    path = Path(path)
+    return f"{path}, sheet {_choose(_open(path), path, sheet)!r}"
+
+
 def _text(value) -> str | None:
     """A cell as text: what a CSV of the sheet would hold."""
     if value is None or value == "":

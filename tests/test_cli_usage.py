@@ -125,8 +125,12 @@ def test_score_keeps_columns_and_adds_results(demo_home, tmp_path):
     out = tmp_path / "scored.csv"
     proc = run(home, "score", path, "--task", "import-substitution", "--output", out)
     scored = pd.read_csv(out, dtype=str)
-    assert list(scored.columns) == [*frame.columns, "score", "probability", "rank", "rank_in_query", "percentile", "reasons",
-                                    "model_version"]
+    assert list(scored.columns) == [*frame.columns, "matched_importer", "importer_name", "matched_supplier", "supplier_name",
+                                    "matched_product", "product_name", "match", "country_match", "score", "probability",
+                                    "rank", "rank_in_query", "percentile", "reasons", "model_version"]
+    assert scored["matched_importer"].tolist() == ["KAZ", "UZB", "KAZ", "KAZ"]  # "uzb" read as UZB
+    assert scored["importer_name"][0] == "Kazakhstan" and (scored["match"] == "exact").all()
+    assert (scored["country_match"] == "code, code").all()
     assert scored["product"].tolist() == frame["product"].tolist()  # codes untouched, leading zeros kept
     assert scored["importer"].tolist() == frame["importer"].tolist()
     assert scored["name"][0].startswith("'=")  # spreadsheet formula neutralised
@@ -148,8 +152,8 @@ def test_score_keeps_columns_and_adds_results(demo_home, tmp_path):
 
 @pytest.mark.parametrize("bad, message", [
     ({"importer": "USA"}, "outside the bloc"),
-    ({"supplier": "XXQ"}, "unknown country code in supplier"),
-    ({"product": "999999"}, "product not in the data bank"),
+    ({"supplier": "XXQ"}, "supplier: unknown country 'XXQ'"),
+    ({"product": "999999"}, "not in the data bank"),
 ])
 def test_score_rejects_bad_rows_without_output(demo_home, tmp_path, bad, message):
     home, _ = demo_home

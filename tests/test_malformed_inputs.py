@@ -184,9 +184,11 @@ def test_malformed_ingest_is_refused_cleanly(base_home, tmp_path, monkeypatch, c
 SCORE_CASES = [
     ("score-missing-column", "p.csv", "importer,product\nKAZ,{p}\n", "required column(s) ['supplier'] missing"),
     ("score-outside-bloc", "p.csv", "importer,supplier,product\nUSA,RUS,{p}\n", "outside the bloc"),
-    ("score-unknown-code", "p.csv", "importer,supplier,product\nKAZ,XXQ,{p}\n", "unknown country code in supplier"),
-    ("score-unknown-product", "p.csv", "importer,supplier,product\nKAZ,RUS,999999\n", "product not in the data bank"),
-    ("score-lost-leading-zero", "p.csv", "importer,supplier,product\nKAZ,RUS,{p_short}\n", "product not in the data bank"),
+    ("score-unknown-code", "p.csv", "importer,supplier,product\nKAZ,XXQ,{p}\n", "supplier: unknown country 'XXQ'"),
+    ("score-ambiguous-country", "p.csv", "importer,supplier,product\nKAZ,Korea,{p}\n", "ambiguous country 'Korea': closest KOR"),
+    ("score-unknown-name", "p.csv", "importer,supplier,product\nKAZ,RUS,xyzzy gadgets\n", "unknown product 'xyzzy gadgets': closest"),
+    ("score-unknown-product", "p.csv", "importer,supplier,product\nKAZ,RUS,999999\n", "'999999' (read as 999999): not in the data bank"),
+    ("score-coarser-code", "p.csv", "importer,supplier,product\nKAZ,RUS,{p_chapter}\n", "is coarser than the bank's 6-digit codes; write one of"),
     ("score-same-country", "p.csv", "importer,supplier,product\nKAZ,KAZ,{p}\n", "the two countries are the same"),
     ("score-empty-importer", "p.csv", "importer,supplier,product\n,RUS,{p}\n", "importer missing"),
     ("score-empty-product", "p.csv", "importer,supplier,product\nKAZ,RUS,\n", "product missing"),
@@ -206,7 +208,7 @@ def test_malformed_projects_are_refused_cleanly(pipeline_home, tmp_path, monkeyp
     before = bank_state(bank)
     product = bank.read("products", columns=["product"])["product"].iloc[0]
     path = tmp_path / name
-    _write(path, content.format(p=product, p_short=str(int(product))) if isinstance(content, str) else content)
+    _write(path, content.format(p=product, p_chapter=product[:2]) if isinstance(content, str) else content)
     out = tmp_path / "scored.csv"
     code, text = _run_cli(monkeypatch, capsys, cfg.home, "score", path, *JP, "--output", out)
     assert code == 2, text

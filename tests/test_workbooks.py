@@ -108,3 +108,86 @@ def test_written_workbook_reads_back_cell_by_cell(tmp_path):
     assert ws["D2"].number_format == "#,##0"
     assert book["About"]["B2"].value == "m v3"
     assert read_frame(path)["product"].tolist() == ["0101", "8703"]  # our own workbook reads back (About skipped)
+
+
+def _cli(monkeypatch, capsys, home, *args) -> tuple[int, str]:
+    import sys
+
+    from recommender.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["recommender", "--home", str(home), *map(str, args)])
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    captured = capsys.readouterr()
+    return code, " ".join((captured.err + captured.out).split())
+
+
+def test_a_workbook_of_names_and_codes_at_three_levels_is_scored_to_a_workbook(pipeline_home, tmp_path, monkeypatch, capsys):
+    """An analyst's list: countries by name (UN, World Bank, numeric), products as HS6 (typed as a number, its
+    leading zero lost), HS8 with dots, HS10 with "HS", and names. Scored to .xlsx and read back cell by cell; the
+    same list written with the bank's own codes scores the same."""
+    import openpyxl
+
+    cfg, _ = pipeline_home
+    rows = [  # project, importer, supplier, product as written → (importer, supplier, product, match, country_match)
+        ("P1", "Kazakhstan", "Russian Federation", 890120, ("KAZ", "RUS", "890120", "exact", "by-name, by-name")),
+        ("P2", "Iran (Islamic Republic of)", "China", "8901.20.10", ("IRN", "CHN", "890120", "rolled-up", "by-name, by-name")),
+        ("P3", "Kyrgyz Republic", "398", "HS 9001100000", ("KGZ", "KAZ", "900110", "rolled-up", "by-name, numeric")),
+        ("P4", "UZB", "Belarus", 40110, ("UZB", "BLR", "040110", "exact", "code, by-name")),
+        ("P5", "Tajikistan", "Pakistan", "Tankers", ("TJK", "PAK", "890120", "by-name", "by-name, by-name")),
+        ("P6", "Belarus", "Russia", "optical fibres", ("BLR", "RUS", "900110", "by-name", "by-name, by-name")),
+    ]
+    book = _book(tmp_path / "projects.xlsx", {"Projects": [["project", "importer", "supplier", "product"],
+                                                           *[r[:4] for r in rows]]})
+    out = tmp_path / "scored.xlsx"
+    code, text = _cli(monkeypatch, capsys, cfg.home, "score", book, "--task", "import-substitution", "--output", out)
+    assert code == 0, text
+    assert "matched by name or rolled up" in text
+
+    wb = openpyxl.load_workbook(out)
+    assert wb.sheetnames == ["import-substitution", "About"]
+    ws = wb["import-substitution"]
+    assert ws.freeze_panes == "A2" and ws.auto_filter.ref.startswith("A1")
+    header = [c.value for c in ws[1]]
+    assert header[:4] == ["project", "importer", "supplier", "product"]
+    col = {name: i for i, name in enumerate(header)}
+    for (project, importer, supplier, product, expected), cells in zip(rows, ws.iter_rows(min_row=2), strict=True):
+        values = [c.value for c in cells]
+        assert values[col["project"]] == project
+        assert (values[col["importer"]], values[col["supplier"]], values[col["product"]]) == (importer, supplier, str(product))
+        assert (values[col["matched_importer"]], values[col["matched_supplier"]], values[col["matched_product"]],
+                values[col["match"]], values[col["country_match"]]) == expected
+        assert values[col["importer_name"]] and values[col["product_name"]].startswith(expected[2])
+        assert 0 <= values[col["probability"]] <= 1 and cells[col["probability"]].number_format == "0.0%"
+        assert cells[col["score"]].number_format == "0.000" and isinstance(values[col["rank"]], int)
+        assert values[col["model_version"]].startswith("import-substitution-SCO/")
+    about = {r[0].value: r[1].value for r in wb["About"].iter_rows()}
+    assert about["model version"].startswith("import-substitution-SCO/") and "calibrated chance" in about["how to read the score"]
+    assert any(k.startswith("source: trade") for k in about)
+
+    # the same projects with the bank's codes: the same scores, row by row
+    plain = tmp_path / "plain.csv"
+    pd.DataFrame([r[4][:3] for r in rows], columns=["importer", "supplier", "product"]).to_csv(plain, index=False)
+    code, text = _cli(monkeypatch, capsys, cfg.home, "score", plain, "--task", "import-substitution", "--output",
+                      tmp_path / "plain.scored.csv")
+    assert code == 0, text
+    by_code = pd.read_csv(tmp_path / "plain.scored.csv")
+    assert [r[col["score"]] for r in ws.iter_rows(min_row=2, values_only=True)] == pytest.approx(by_code["score"].tolist())
+
+
+def test_a_workbook_with_several_sheets_needs_sheet(pipeline_home, tmp_path, monkeypatch, capsys):
+    cfg, _ = pipeline_home
+    book = _book(tmp_path / "two.xlsx", {"KAZ": [["importer", "supplier", "product"], ["KAZ", "RUS", "890120"]],
+                                         "UZB": [["importer", "supplier", "product"], ["UZB", "Korea", "890120"]]})
+    code, text = _cli(monkeypatch, capsys, cfg.home, "score", book, "--task", "import-substitution", "--output", tmp_path / "o.csv")
+    assert code == 2 and "2 sheets have data: 'KAZ', 'UZB'" in text and "--sheet" in text, text
+    code, text = _cli(monkeypatch, capsys, cfg.home, "score", book, "--task", "import-substitution", "--sheet", "UZB",
+                      "--output", tmp_path / "o.csv")
+    assert code == 2 and "ambiguous country 'Korea': closest KOR" in text and "UZB" in text, text
+    assert not (tmp_path / "o.csv").exists()
+    code, text = _cli(monkeypatch, capsys, cfg.home, "score", book, "--task", "import-substitution", "--sheet", "KAZ",
+                      "--output", tmp_path / "o.csv")
+    assert code == 0 and pd.read_csv(tmp_path / "o.csv")["matched_product"].astype(str).tolist() == ["890120"], text

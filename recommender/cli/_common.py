@@ -54,6 +54,10 @@ def progress(description: str, total: float | None = None) -> Iterator[callable]
         yield lambda n=1: bar.advance(task, n)
 
 
+SheetOption = Annotated[str | None, typer.Option(
+    "--sheet", help="Sheet of an .xlsx/.xls/.ods input (default: its only sheet with data; several → name one)")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the table as JSON records (for scripts)")]
+
 BlocOption = Annotated[str | None, typer.Option("--bloc", help="SCO (default), EAEU, ASEAN, BRICS or a comma-separated ISO3 list")]
 
 EngineName = Enum("EngineName", {"local": "local", "dask": "dask"}, type=str)

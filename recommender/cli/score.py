@@ -13,6 +13,7 @@ from recommender.cli._common import (
     EngineName,
     EngineOption,
     SchedulerOption,
+    SheetOption,
     TaskOption,
     config,
     console,
@@ -25,12 +26,16 @@ from recommender.cli._common import (
 
 def score(
     ctx: typer.Context,
-    projects: Annotated[Path, typer.Argument(help="CSV or Parquet: importer, supplier, product (import-substitution) or partner_a, partner_b, product (joint-projects); other columns pass through")],
+    projects: Annotated[Path, typer.Argument(help="CSV, Parquet or workbook (.xlsx/.xls/.ods): importer, supplier, product "
+                                              "(import-substitution), partner_a, partner_b, product (joint-projects) or country, product "
+                                              "(diversification); countries as ISO3 codes or names, products as HS codes at any level, "
+                                              "sections or names; other columns pass through")],
     task: TaskOption,
     bloc: BlocOption = None,
     year: Annotated[int | None, typer.Option(help="Year whose data the features use (default: the bank's last)")] = None,
     model_uri: Annotated[str | None, typer.Option("--model-uri", help="MLflow model URI (default: the champion of the task and bloc)")] = None,
-    output: Annotated[Path | None, typer.Option(help="Output .csv or .parquet (default: <input>.scored.csv)")] = None,
+    output: Annotated[Path | None, typer.Option(help="Output .csv, .parquet or .xlsx (default: <input>.scored.csv)")] = None,
+    sheet: SheetOption = None,
     no_reasons: Annotated[bool, typer.Option("--no-reasons", help="Skip the reasons column (faster)")] = False,
     engine_name: EngineOption = EngineName.local,
     scheduler: SchedulerOption = None,
@@ -46,7 +51,7 @@ def score(
             total = max(sum(1 for _ in f) - 1, 0)
     with engine(engine_name, scheduler) as runner, progress(f"scoring {projects.name}", total=total) as advance:
         result = score_file(cfg, task, projects, output, year=year, model_uri=model_uri, reasons=not no_reasons,
-                            progress=advance, engine=runner)
+                            progress=advance, engine=runner, sheet=sheet)
     for warning in result.warnings:
         console_err.print(f"[yellow]warning:[/] {warning}")
     console.print(f"scored {result.rows:,} projects with {result.model_version} (features of {result.year}) → {result.output}")

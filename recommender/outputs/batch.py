@@ -1,4 +1,4 @@
-"""Batch scoring of a list of proposed projects (CSV or Parquet) with the champion model.
+"""Batch scoring of a list of proposed projects (CSV, Parquet or a workbook) with the champion model.
 
 The scoring itself is the pipeline's (:func:`recommender.pipeline.score_candidates`); this module
 owns the file: reading, validating and writing it.
@@ -6,12 +6,16 @@ owns the file: reading, validating and writing it.
 Three streaming passes over the file, each chunk at a time:
 
 1. **validate** everything (columns, countries, bloc, products, duplicates, empty file) before any
-   work; problems raise :class:`DataValidationError` listing the rows and nothing is written;
+   work, reading countries as codes or names and products as codes at any level, sections or names
+   (once per distinct value); problems raise :class:`DataValidationError` listing the rows, and
+   nothing is written;
 2. **score**: features and scores are computed once per distinct key (importer, supplier,
    product) or (partner_a, partner_b, product), so a million rows cost a few thousand feature rows;
-3. **write** the input columns untouched and in order, plus ``score``, ``rank`` (1 = best in the
-   file), ``percentile`` (against every candidate of that year), ``reasons`` and
-   ``model_version``, to a temporary file renamed into place at the end.
+3. **write** the input columns untouched and in order, then what each was read as
+   (``matched_<column>``, names, ``match``, ``country_match``), then ``score``, ``rank`` (1 = best
+   in the file), ``percentile`` (against every candidate of that year), ``reasons`` and
+   ``model_version``, to a temporary file renamed into place at the end (a workbook: a sheet of the
+   task and an About sheet, written whole).
 """
 
 from __future__ import annotations
@@ -27,21 +31,25 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from features.sectors import product_label
 from models.engine import Engine
 from models.tasks import Task, as_task
 from recommender import countries
 from recommender.config import Config
 from recommender.errors import DataValidationError, Problem, ProblemCollector, RecommenderError
+from recommender.outputs.about import about_rows
 from recommender.outputs.writers import atomic_output, check_output, neutralise_batch, write_sheets
 from recommender.pipeline import (
+    ProductMatcher,
     Scored,
     explain,
     load_model,
     open_bank,
-    product_codes,
+    product_names,
     score_candidates,
 )
 from recommender.tables import Progress, file_sha256, is_table_file, read_batches
+from recommender.workbooks import is_workbook, source_label
 
 OUTPUT_COLUMNS = ["score", "probability", "rank", "rank_in_query", "percentile", "reasons", "model_version"]
 """What ``score`` adds, documented in the README: ``score`` the model's raw score (comparable only within a
@@ -76,6 +84,22 @@ def _pick(per_value: np.ndarray, index: np.ndarray, missing) -> np.ndarray:
 
 
 @dataclass
+class Matched:
+    """What each distinct written value of a key column was read as: bank code and how (``exact``, ``by-name`` …)."""
+
+    codes: dict[str, str] = field(default_factory=dict)
+    how: dict[str, str] = field(default_factory=dict)
+
+    def columns(self, column: pa.Array) -> tuple[pa.Array, pa.Array]:
+        """The matched code and the how of every cell of ``column`` (computed on its distinct values)."""
+        index, values = _distinct(column)
+        picks = pa.array(np.where(index < 0, 0, index))
+        def take(table: dict[str, str]) -> pa.Array:
+            return pc.take(pa.array([table.get(v, "") for v in values] or [""], pa.string()), picks)
+        return take(self.codes), take(self.how)
+
+
+@dataclass
 class Validation:
     """What pass 1 learnt: row count, duplicate count, warnings and each row's key code."""
 
@@ -84,21 +108,45 @@ class Validation:
     warnings: list[str] = field(default_factory=list)
     codes: np.ndarray | None = None  # per row: index into ``keys``
     keys: pd.DataFrame | None = None  # distinct normalised keys
+    matched: dict[str, Matched] = field(default_factory=dict)  # per key column: written value → code, how
 
 
-def validate(path: Path, task: Task, cfg: Config, products: list[str], sheet: str | None = None) -> Validation:
+def _match_values(values: list, resolve, index: np.ndarray, column: str, matched: Matched,
+                  problems: ProblemCollector, offset: int) -> list[str | None]:
+    """Resolve each distinct value once (``resolve`` raises :class:`LookupError` with the choices); a value
+    that cannot be resolved is a problem on every row holding it."""
+    out: list[str | None] = []
+    for k, value in enumerate(values):
+        if value in matched.codes:
+            out.append(matched.codes[value])
+            continue
+        try:
+            code, how = resolve(value)
+        except LookupError as exc:
+            problems.add_mask(f"{column}: {exc}", index == k, offset)
+            out.append(None)
+            continue
+        matched.codes[value], matched.how[value] = code, how
+        out.append(code)
+    return out
+
+
+def validate(path: Path, task: Task, cfg: Config, products: list[str] | ProductMatcher, sheet: str | None = None) -> Validation:
     """Check the whole file, encoding each row's key; raise :class:`DataValidationError` on any problem.
 
-    Country codes are normalised (:func:`recommender.countries.canonical`) and products stripped
-    once per distinct value; unordered pairs (joint projects) are ordered a < b. Nothing is
-    written when a problem is found.
+    Countries are read as codes, numeric codes or names (:func:`recommender.countries.lookup`) and
+    products as codes at any level, sections or names (:class:`~recommender.pipeline.matching.ProductMatcher`),
+    once per distinct value; unordered pairs (joint projects) are ordered a < b. Nothing is written
+    when a problem is found.
     """
     cols = task.input_columns
     problems = ProblemCollector()
-    known = countries.known_codes()
+    matcher = products if isinstance(products, ProductMatcher) else ProductMatcher(products)
+    products = matcher.sorted_codes
     members = list(cfg.bloc.members)
     member_index = {m: i for i, m in enumerate(members)}
     product_index = pd.Index(products)
+    out = Validation(matched={c: Matched() for c in cols})
     parts: list[np.ndarray] = []
     offset = 0
     for batch in read_chunks(path, task, sheet=sheet):
@@ -111,25 +159,24 @@ def validate(path: Path, task: Task, cfg: Config, products: list[str], sheet: st
         country_codes, canonical = [], []
         for c in cols[:-1]:  # the country columns (one for diversification, two for the pair tasks)
             index, values = _distinct(batch.column(c))
-            canon = [countries.canonical(v) for v in values]
+            canon = _match_values(values, countries.lookup, index, c, out.matched[c], problems, offset)
             problems.add_mask(f"{c} missing (empty cell)", index < 0, offset)
-            unknown = _pick(np.array([v not in known for v in canon], dtype=bool), index, False)
+            unknown = _pick(np.array([v is None for v in canon], dtype=bool), index, False)
             code = _pick(np.array([member_index.get(v, -1) for v in canon], dtype=np.int64), index, -1)
-            problems.add_mask(f"unknown country code in {c} (not ISO 3166 alpha-3)", unknown, offset)
             problems.add_mask(f"{c} outside the bloc {cfg.bloc.name} ({', '.join(members)})", (index >= 0) & ~unknown & (code < 0), offset)
             country_codes.append(code)
             canonical.append((index, canon))
         if len(canonical) == 2:  # the two columns' codes compared as integers: each code's place among both columns' codes
-            place = {v: i for i, v in enumerate(sorted({v for _, canon in canonical for v in canon}))}
+            place = {v: i for i, v in enumerate(sorted({v for _, canon in canonical for v in canon if v is not None}))}
             (ia, ca), (ib, cb) = canonical
-            a = _pick(np.array([place[v] for v in ca], dtype=np.int64), ia, -1)
-            b = _pick(np.array([place[v] for v in cb], dtype=np.int64), ib, -1)
+            a = _pick(np.array([place.get(v, -1) for v in ca], dtype=np.int64), ia, -1)
+            b = _pick(np.array([place.get(v, -1) for v in cb], dtype=np.int64), ib, -1)
             present = (a >= 0) & (b >= 0)
             problems.add_mask("the two countries are the same", present & (a == b), offset)
         index, values = _distinct(batch.column("product"))
         problems.add_mask("product missing (empty cell)", index < 0, offset)
-        prod = _pick(product_index.get_indexer([v.strip() for v in values]), index, -1)
-        problems.add_mask("product not in the data bank (check the code and its leading zeros)", (prod < 0) & (index >= 0), offset)
+        codes = _match_values(values, matcher.resolve, index, "product", out.matched["product"], problems, offset)
+        prod = _pick(product_index.get_indexer([v if v is not None else "" for v in codes]), index, -1)
         if task.unordered_pair:  # (a, b) and (b, a) are one pair, stored a < b (Task.normalise_pairs)
             first, second = country_codes
             swap = present & (a > b)
@@ -139,11 +186,13 @@ def validate(path: Path, task: Task, cfg: Config, products: list[str], sheet: st
             pair = pair * len(members) + code
         parts.append(pair * max(len(products), 1) + prod)
         offset += batch.num_rows
-    out = Validation(rows=offset)
+    out.rows = offset
+    where = source_label(path, sheet) if is_workbook(path) else str(path)
     if offset == 0:
-        raise DataValidationError(str(path), [Problem("the file has no project rows", count=0)])
+        raise DataValidationError(where, [Problem("the file has no project rows", count=0)])
     if problems:
-        raise DataValidationError(str(path), problems.problems, hint="fix or remove these rows and score again")
+        raise DataValidationError(where, problems.problems, hint="fix or remove these rows and score again: countries as "
+                                  "ISO3 codes or names, products as HS codes (2, 4 or 6 digits), sections or names")
     uniques, out.codes = np.unique(np.concatenate(parts), return_inverse=True)
     out.duplicates = offset - len(uniques)
     pair, prod = np.divmod(uniques, max(len(products), 1))
@@ -155,7 +204,36 @@ def validate(path: Path, task: Task, cfg: Config, products: list[str], sheet: st
     out.keys = pd.DataFrame({**{c: keys[c] for c in cols[:-1]}, "product": np.asarray(products, dtype=object)[prod]})
     if out.duplicates:
         out.warnings.append(f"{out.duplicates:,} row(s) repeat a {'/'.join(cols)} combination already in the file; each is scored")
+    rolled = sorted(v for v, how in out.matched["product"].how.items() if how != "exact")
+    if rolled:
+        out.warnings.append(f"{len(rolled):,} product value(s) were matched by name or rolled up to the bank's codes "
+                            f"(e.g. {rolled[0]!r} → {out.matched['product'].codes[rolled[0]]}); see matched_product and match")
     return out
+
+
+def _matched_columns(batch: pa.RecordBatch, task: Task, check: Validation, classification: str,
+                     names: dict[str, str]) -> dict[str, pa.Array]:
+    """What each row's countries and product were read as: ``matched_<column>`` codes, country and product
+    names, ``match`` (the product: exact, rolled-up, by-name) and ``country_match`` (code, numeric, by-name;
+    one per country column, in order)."""
+    out: dict[str, pa.Array] = {}
+    hows = []
+    for c in task.input_columns:
+        code, how = check.matched[c].columns(batch.column(c))
+        out[f"matched_{c}"] = code
+        if c != "product":
+            out[f"{c}_name"] = _map_text(code, countries.country_name)
+            hows.append(how)
+    out["product_name"] = _map_text(out["matched_product"], lambda p: product_label(p, classification, names))
+    out["match"] = check.matched["product"].columns(batch.column("product"))[1]
+    out["country_match"] = hows[0] if len(hows) == 1 else pc.binary_join_element_wise(*hows, ", ")
+    return out
+
+
+def _map_text(column: pa.Array, fn) -> pa.Array:
+    """``fn`` of each distinct value of a text column, taken back to every cell."""
+    index, values = _distinct(column)
+    return pc.take(pa.array([fn(v) for v in values] or [""], pa.string()), pa.array(np.where(index < 0, 0, index)))
 
 
 def _rank_desc(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
@@ -190,7 +268,9 @@ def score_file(cfg: Config, task: Task | str, path: str | Path, output: str | Pa
         raise RecommenderError("--output must differ from the input file")
     model = load_model(cfg, task, model_uri)  # a refused or missing model fails before any work
     task = model.task  # with the options it was trained with
-    check = validate(path, task, cfg, product_codes(open_bank(cfg)), sheet=sheet)
+    bank = open_bank(cfg)
+    check = validate(path, task, cfg, ProductMatcher.for_bank(bank), sheet=sheet)
+    names = product_names(bank)
 
     # distinct keys → features, scores and reasons, computed once
     scored: Scored = score_candidates(cfg, task, check.keys, year=year, model=model, engine=engine)
@@ -210,46 +290,43 @@ def score_file(cfg: Config, task: Task | str, path: str | Path, output: str | Pa
     reference = np.sort(scored.candidates["score"].to_numpy()) if len(scored.candidates) else np.sort(key_scores)
     percentile = np.round(100.0 * np.searchsorted(reference, scores, side="right") / max(len(reference), 1), 2)
 
-    # pass 2: input columns untouched + results, to a temporary file renamed into place
-    csv, xlsx = output.suffix.lower() == ".csv", output.suffix.lower() == ".xlsx"
-    sheets: list[pd.DataFrame] = []
+    # pass 2: input columns untouched + what they were matched to + results, to a temporary file renamed into place
     version = pa.scalar(scored.version, pa.string())
-    writer = None
-    with atomic_output(output) as tmp:
-        try:
-            start = 0
-            for batch in read_chunks(path, task, sheet=sheet):
-                stop = start + batch.num_rows
-                names = [f"input_{c}" if c in OUTPUT_COLUMNS else c for c in batch.schema.names]
-                added = {"score": scores[start:stop], "probability": probability[start:stop], "rank": rank[start:stop],
-                         "rank_in_query": rank_in_query[start:stop], "percentile": percentile[start:stop],
-                         "reasons": pa.array(key_reasons[check.codes[start:stop]], pa.string()),
-                         "model_version": pa.repeat(version, batch.num_rows)}
-                out = pa.RecordBatch.from_arrays([*batch.columns, *added.values()], names=[*names, *added])
-                if csv:
-                    out = neutralise_batch(out)
-                if xlsx:
-                    sheets.append(out.to_pandas())
-                    start = stop
-                    continue
-                if writer is None:
-                    schema = out.schema
-                    writer = pacsv.CSVWriter(tmp, schema) if csv else pq.ParquetWriter(tmp, schema)
-                writer.write_batch(out.cast(schema))
-                if progress:
-                    progress(batch.num_rows)
-                start = stop
-        finally:
-            if writer is not None:
-                writer.close()
-    if xlsx:  # a workbook is written whole: one sheet of the scored projects and the About sheet
-        frame = pd.concat(sheets, ignore_index=True) if sheets else pd.DataFrame()
-        write_sheets(output, [(task.name, frame)], [
-            ("task", task.name), ("bloc", f"{cfg.bloc.name} ({', '.join(cfg.bloc.members)})"),
-            ("model version", scored.version), ("features of year", str(scored.year)), ("input", path.name),
-            ("how to read the score", "score ranks candidates within one query; probability is the calibrated chance, "
-             "from held-out years, that the candidate turns out relevant within the model's horizon; rank orders "
-             "the whole file by probability. Past trade is evidence of capability, not a forecast of policy.")])
+    csv = output.suffix.lower() == ".csv"
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        start = 0
+        for batch in read_chunks(path, task, sheet=sheet):
+            stop = start + batch.num_rows
+            matched = _matched_columns(batch, task, check, bank.classification, names)
+            taken = set(OUTPUT_COLUMNS) | set(matched)
+            columns = [f"input_{c}" if c in taken else c for c in batch.schema.names]
+            added = {**matched, "score": scores[start:stop], "probability": probability[start:stop], "rank": rank[start:stop],
+                     "rank_in_query": rank_in_query[start:stop], "percentile": percentile[start:stop],
+                     "reasons": pa.array(key_reasons[check.codes[start:stop]], pa.string()),
+                     "model_version": pa.repeat(version, batch.num_rows)}
+            out = pa.RecordBatch.from_arrays([*batch.columns, *added.values()], names=[*columns, *added])
+            yield neutralise_batch(out) if csv else out
+            if progress:
+                progress(batch.num_rows)
+            start = stop
+
+    if output.suffix.lower() == ".xlsx":  # a workbook is written whole: the scored projects, then the About sheet
+        frame = pa.Table.from_batches(list(batches())).to_pandas()
+        write_sheets(output, [(task.name, frame)], about_rows(cfg, bank, model_versions=[scored.version], year=scored.year,
+                                                               extra=[("task", task.name), ("input", path.name)]))
+    else:
+        writer = None
+        with atomic_output(output) as tmp:
+            try:
+                for out in batches():
+                    if writer is None:
+                        schema = out.schema
+                        writer = pacsv.CSVWriter(tmp, schema) if csv else pq.ParquetWriter(tmp, schema)
+                    writer.write_batch(out.cast(schema))
+            finally:
+                if writer is not None:
+                    writer.close()
     result = ScoreResult(output, check.rows, scored.version, scored.year, check.warnings, file_sha256(path))
     if track:
         result.run_id = _track(cfg, task.name, path, result)

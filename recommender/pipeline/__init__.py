@@ -7,6 +7,7 @@ Public names (the outputs, the CLI and notebooks import these):
 * :mod:`~recommender.pipeline.training` — ``train_task``
 * :mod:`~recommender.pipeline.scoring` — ``load_model``, ``TrainedModel``, ``score_candidates``, ``rank``
 * :mod:`~recommender.pipeline.explain` — ``explain``, ``add_names``
+* :mod:`~recommender.pipeline.matching` — ``ProductMatcher``: products written as codes at any level, sections, names
 """
 
 from recommender.pipeline.datasets import (
@@ -28,6 +29,7 @@ from recommender.pipeline.inputs import (
     trade_table,
     trade_year,
 )
+from recommender.pipeline.matching import ProductMatch, ProductMatcher
 from recommender.pipeline.scoring import (
     Scored,
     TrainedModel,
@@ -39,6 +41,6 @@ from recommender.pipeline.scoring import (
 from recommender.pipeline.training import TrainOutcome, pooled_candidates, train_task
 
 __all__ = ["FeatureCache", "Scored", "StoredTable", "TrainOutcome", "TrainedModel", "YearBuilder", "add_names",
-           "check_bloc", "dataset_key", "explain", "load_model", "member_and_year", "open_bank", "pooled_candidates",
+           "check_bloc", "dataset_key", "explain", "load_model", "member_and_year", "open_bank", "pooled_candidates", "ProductMatch", "ProductMatcher",
            "product_codes", "product_names", "rank", "resolve_level", "score_candidates", "task_table", "trade_year",
            "train_task", "trained_options", "year_chunks", "trade_table"]

@@ -11,6 +11,7 @@ from collections.abc import Callable, Collection
 
 import pandas as pd
 
+from features.sectors import shipped_names
 from recommender import countries
 from recommender.bank import DataBank
 from recommender.config import Bloc, Config
@@ -68,9 +69,12 @@ def product_codes(bank: DataBank) -> list[str]:
     return sorted(bank.read("products", columns=["product"])["product"]) if bank.has("products") else []
 
 
-def product_names(bank: DataBank) -> dict[str, str]:
-    """Product code → name from the bank's ``product_names`` table (``recommender ingest products``), or {}."""
-    if not bank.has("product_names"):
-        return {}
-    names = bank.read("product_names")
-    return dict(zip(names["product"], names["name"], strict=True))
+def product_names(bank: DataBank, *, shipped: bool = True) -> dict[str, str]:
+    """Product code → name: the bank's ``product_names`` table (``recommender ingest products``) over, with
+    ``shipped``, the HS names shipped with the project for the bank's codes (:func:`features.sectors.shipped_names`;
+    HS banks only: a bank of sections is named by the project's section names)."""
+    names = shipped_names(product_codes(bank)) if shipped and bank.classification == "hs" else {}
+    if bank.has("product_names"):
+        own = bank.read("product_names")
+        names.update(zip(own["product"], own["name"], strict=True))
+    return names
