@@ -46,7 +46,8 @@ AGGREGATES: frozenset[str] = frozenset(
 
 @cache
 def _current() -> dict[str, str]:
-    return {c.alpha_3: c.name for c in pycountry.countries}
+    """alpha-3 → the name people use: pycountry's common name where it has one ("Iran", "South Korea"), else its name."""
+    return {c.alpha_3: getattr(c, "common_name", None) or c.name for c in pycountry.countries}
 
 
 @cache

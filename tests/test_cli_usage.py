@@ -89,6 +89,24 @@ def test_recommend_writes_every_candidate(demo_home, tmp_path):
     assert div_table["probability"].nunique() > 10  # smooth calibration: not a handful of steps
 
 
+def test_recommend_takes_names_and_products_and_prints_json_and_full_width(demo_home, tmp_path):
+    """Off a terminal (this pipe) the table prints whole, never cut with "…"; --json prints the same rows as data;
+    --country and --product take names and codes at any level."""
+    home, _ = demo_home
+    proc = run(home, "recommend", "--task", "diversification", "--country", "Kazakhstan", "--top", "3")
+    assert "…" not in proc.stdout and "Kazakhstan (KAZ)" in proc.stdout
+    assert max(len(line) for line in proc.stdout.splitlines()) > 160  # wider than COLUMNS: nothing cut
+    data = json.loads(run(home, "recommend", "--task", "diversification", "--country", "Kazakhstan", "--top", "3",
+                          "--json").stdout)
+    assert data["model_version"].startswith("diversification-SCO/") and len(data["rows"]) == 3
+    assert {r["country"] for r in data["rows"]} == {"KAZ"} and [r["rank"] for r in data["rows"]] == [1, 2, 3]
+    chapter = data["rows"][0]["product"][:2]
+    only = json.loads(run(home, "recommend", "--task", "diversification", "--product", chapter, "--json").stdout)["rows"]
+    assert only and all(r["product"].startswith(chapter) for r in only)  # a chapter stands for its codes
+    bad = run(home, "recommend", "--task", "diversification", "--country", "Korea", check=False)
+    assert bad.returncode == 2 and "ambiguous country 'Korea'" in bad.stderr
+
+
 def test_score_a_diversification_list_of_country_and_product(demo_home, tmp_path):
     """(country, product[, partner]) proposals: partner passes through as written; keys are (country, product)."""
     home, _ = demo_home

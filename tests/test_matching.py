@@ -110,7 +110,7 @@ def test_countries_as_the_un_and_world_bank_write_them(text, iso3, how):
 
 
 def test_ambiguous_and_unknown_countries_list_the_choices():
-    with pytest.raises(LookupError, match=r"ambiguous country 'Korea': closest KOR \(Korea, Republic of\), PRK"):
+    with pytest.raises(LookupError, match=r"ambiguous country 'Korea': closest KOR \(South Korea\), PRK"):
         lookup("Korea")
     with pytest.raises(LookupError, match=r"unknown country 'Qzxland': closest [A-Z]{3} \("):
         lookup("Qzxland")

@@ -55,7 +55,7 @@ def test_cut_groups_expand():
     assert "DEU" in resolve_cut("EU27") and len(resolve_cut("EU27")) == 27
     assert resolve_cut("g7,usa") == sorted({"CAN", "FRA", "DEU", "ITA", "JPN", "GBR", "USA"})
     assert resolve_cut("ROM") == ["ROU"]
-    with pytest.raises(RecommenderError, match="neither an ISO3 code nor a group"):
+    with pytest.raises(RecommenderError, match="neither a country nor a group"):
         resolve_cut("NATO")
 
 
@@ -84,6 +84,35 @@ def test_scenario_command_on_the_tiny_world(pipeline_home, tmp_path, monkeypatch
     assert "model import-substitution-SCO/" in text and "no champion" not in text
 
 
+def test_scenario_in_words_to_json_and_a_workbook(pipeline_home, tmp_path, monkeypatch, capsys):
+    """Importer and cut countries by name, a chapter as --product (a set), --json, and a workbook of gaps and suppliers."""
+    import json
+
+    import openpyxl
+
+    cfg, _ = pipeline_home
+    base = ["recommender", "--home", str(cfg.home), "scenario", "--cut", "ASEAN,China"]
+    monkeypatch.setattr(sys, "argv", [*base, "--importer", "KAZ", "--json"])
+    main()
+    every = json.loads(capsys.readouterr().out)
+    chapter = every["rows"][0]["product"][:2]
+    out = tmp_path / "scenario.xlsx"
+    monkeypatch.setattr(sys, "argv", [*base, "--importer", "Kazakhstan", "--product", chapter, "--json", "--output", str(out)])
+    main()
+    data = json.loads(capsys.readouterr().out)
+    assert data["importer"] == "KAZ" and "CHN" in data["cut"] and data["rows"]
+    assert {r["product"][:2] for r in data["rows"]} == {chapter}
+    assert data["totals"]["gap_usd"] == pytest.approx(sum(r["lost_usd"] for r in every["rows"] if r["product"][:2] == chapter
+                                                          and r is next(q for q in every["rows"] if q["product"] == r["product"])))
+    wb = openpyxl.load_workbook(out)
+    assert wb.sheetnames == ["gaps", "suppliers", "About"]
+    gaps = list(wb["gaps"].iter_rows(values_only=True))
+    assert gaps[0][:3] == ("product", "product_name", "lost_usd") and len(gaps) - 1 == data["totals"]["products"]
+    assert wb["gaps"]["C2"].number_format == "#,##0" and wb["gaps"].freeze_panes == "A2"
+    about = {r[0]: r[1] for r in wb["About"].iter_rows(values_only=True)}
+    assert about["importer"].startswith("KAZ") and about["model version"].startswith("import-substitution-SCO/")
+
+
 def test_scenario_says_no_champion_only_without_one(tmp_path, monkeypatch, capsys):
     """The title line names the champion when there is one (above) and says "none (no champion)" only when there is not."""
     from recommender.bank.synthetic import WorldSpec
@@ -103,3 +132,7 @@ def test_scenario_errors_are_clear(pipeline_home, monkeypatch, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main()
     assert exit_info.value.code == 2 and "not a member of SCO" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "argv", ["recommender", "--home", str(cfg.home), "scenario", "--importer", "KAZ", "--cut", "Atlantis"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2 and "--cut: 'Atlantis' is neither a country nor a group" in capsys.readouterr().err

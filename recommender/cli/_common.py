@@ -58,6 +58,26 @@ SheetOption = Annotated[str | None, typer.Option(
     "--sheet", help="Sheet of an .xlsx/.xls/.ods input (default: its only sheet with data; several → name one)")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the table as JSON records (for scripts)")]
 
+def print_json(payload) -> None:
+    """``payload`` as JSON on stdout, nothing else (DataFrames become lists of records, NaN null)."""
+    import json
+
+    import pandas as pd
+
+    def plain(value):
+        if isinstance(value, pd.DataFrame):
+            return json.loads(value.to_json(orient="records", date_format="iso"))
+        if isinstance(value, dict):
+            return {str(k): plain(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        if isinstance(value, float) and value != value:
+            return None
+        return value
+
+    sys.stdout.write(json.dumps(plain(payload), indent=1, default=str) + "\n")
+
+
 BlocOption = Annotated[str | None, typer.Option("--bloc", help="SCO (default), EAEU, ASEAN, BRICS or a comma-separated ISO3 list")]
 
 EngineName = Enum("EngineName", {"local": "local", "dask": "dask"}, type=str)

@@ -13,14 +13,19 @@ from recommender.cli._common import (
     BlocOption,
     EngineName,
     EngineOption,
+    JsonOption,
     SchedulerOption,
     TaskOption,
     config,
     console,
+    console_err,
     engine,
+    print_json,
     task_name,
 )
+from recommender.outputs.about import about_rows
 from recommender.outputs.writers import write_table
+from recommender.pipeline import open_bank
 
 
 def recommend(
@@ -28,9 +33,11 @@ def recommend(
     task: TaskOption,
     bloc: BlocOption = None,
     year: Annotated[int | None, typer.Option(help="Candidate year (default: the bank's last year)")] = None,
-    country: Annotated[list[str] | None, typer.Option("--country", help="Importer (import substitution) or partner (joint projects); repeatable")] = None,
+    country: Annotated[list[str] | None, typer.Option("--country", help="Importer (import substitution), partner (joint projects) or country (diversification): ISO3 or name; repeatable")] = None,
+    product: Annotated[list[str] | None, typer.Option("--product", help="Only these products: HS code at any level, section or name; repeatable")] = None,
     top: Annotated[int | None, typer.Option(help="Keep the best N of each query group (default: all)")] = None,
-    output: Annotated[Path | None, typer.Option(help="Write CSV or Parquet (by extension)")] = None,
+    output: Annotated[Path | None, typer.Option(help="Write every row to .csv, .parquet or .xlsx (by extension)")] = None,
+    as_json: JsonOption = False,
     model_uri: Annotated[str | None, typer.Option("--model-uri", help="Score with this MLflow model instead of the champion")] = None,
     engine_name: EngineOption = EngineName.local,
     scheduler: SchedulerOption = None,
@@ -40,12 +47,17 @@ def recommend(
 
     cfg, task = config(ctx, bloc), task_name(task)
     with engine(engine_name, scheduler) as runner:
-        table, version = run(cfg, task, year=year, countries=country, top=top, model_uri=model_uri, engine=runner)
-    if output is not None:
-        write_table(table, output)
-        console.print(f"wrote {len(table):,} rows to {output} (model {version})")
-    shown = table if top is not None else table[table["rank"] <= 5]
+        table, version = run(cfg, task, year=year, countries=country, products=product, top=top, model_uri=model_uri,
+                             engine=runner)
     year_label = int(table["year"].iloc[0]) if len(table) else year
+    if output is not None:
+        about = about_rows(cfg, open_bank(cfg), model_versions=[version], year=year_label, extra=[("task", task)])
+        write_table(table, output, sheet=task, about=about)
+        (console_err if as_json else console).print(f"wrote {len(table):,} rows to {output} (model {version})")
+    shown = table if top is not None else table[table["rank"] <= 5]
+    if as_json:
+        print_json({"task": task, "bloc": cfg.bloc.name, "year": year_label, "model_version": version, "rows": shown})
+        return
     print_recommendations(shown, task, f"{task} · {cfg.bloc.name} · {year_label} · model {version}")
 
 

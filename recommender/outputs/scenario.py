@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,12 +28,15 @@ from models.tasks import IMPORT_SUBSTITUTION, get_task
 from recommender import countries
 from recommender.config import BLOCS, Config
 from recommender.errors import RecommenderError
+from recommender.outputs.about import about_rows
+from recommender.outputs.writers import check_output, write_sheets, write_table
 from recommender.pipeline import (
     add_names,
     load_model,
     member_and_year,
     open_bank,
     product_names,
+    product_set,
     score_candidates,
     trade_table,
 )
@@ -46,7 +50,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
 
 
 def resolve_cut(spec: str) -> list[str]:
-    """``"EU27,USA"`` → the sorted ISO3 codes; group names (EU27, G7, SCO, ...) expand to their members."""
+    """``"EU27,USA"`` → the sorted ISO3 codes; group names (EU27, G7, SCO, ...) expand to their members, and
+    countries may be written as names ("United States; Japan" needs commas: ``"United States,Japan"``)."""
     members: set[str] = set()
     for part in (p.strip() for p in spec.split(",")):
         if not part:
@@ -55,11 +60,11 @@ def resolve_cut(spec: str) -> list[str]:
         if name in GROUPS or name in BLOCS:
             members |= set(GROUPS.get(name) or BLOCS[name])
             continue
-        code = countries.canonical(name)
-        if code not in countries.known_codes():
-            raise RecommenderError(f"--cut: {part!r} is neither an ISO3 code nor a group "
-                                   f"({', '.join([*GROUPS, *BLOCS])})")
-        members.add(code)
+        try:
+            members.add(countries.lookup(part)[0])
+        except LookupError as exc:
+            raise RecommenderError(f"--cut: {part!r} is neither a country nor a group ({', '.join([*GROUPS, *BLOCS])}): "
+                                   f"{exc}") from None
     if not members:
         raise RecommenderError("--cut names no supplier: give ISO3 codes or a group, e.g. --cut EU27,USA")
     return sorted(members)
@@ -116,14 +121,21 @@ class Scenario:
 
 
 def run_scenario(cfg: Config, importer: str, cut: str | Collection[str], *, share: float = 1.0,
-                 year: int | None = None, top: int | None = None) -> Scenario:
-    """The supply shock on the bank's trade of ``year`` (default the last), with model scores when a champion exists."""
+                 year: int | None = None, top: int | None = None, products: list[str] | None = None) -> Scenario:
+    """The supply shock on the bank's trade of ``year`` (default the last), with model scores when a champion exists.
+
+    ``importer`` and the ``cut`` countries may be codes or names; ``products`` (HS codes at any level, sections or
+    names, a coarser one standing for the codes under it) limits the scenario to those products.
+    """
     bank = open_bank(cfg)
+    chosen = product_set(bank, products) if products else None
     importer, year = member_and_year(cfg, bank, importer, year, option="--importer")
     cut_codes = resolve_cut(cut) if isinstance(cut, str) else sorted(set(cut))
     if importer in cut_codes:
         cut_codes.remove(importer)
     trade = trade_table(bank, [year])
+    if chosen is not None:
+        trade = trade[trade["product"].isin(chosen)]
     gaps, fillers = supply_gap(trade, importer, cut_codes, cfg.bloc.members, share=share)
     if top:
         gaps = gaps.head(top)
@@ -151,3 +163,18 @@ def run_scenario(cfg: Config, importer: str, cut: str | Collection[str], *, shar
     totals = {"gap_usd": float(gaps["lost_usd"].sum()), "coverable_usd": float(gaps["coverable_usd"].sum()),
               "uncovered_usd": float(gaps["uncovered_usd"].sum()), "products": int(len(gaps))}
     return Scenario(table[columns], totals, importer, cut_codes, share, year, version)
+
+
+def write_scenario(cfg: Config, result: Scenario, path: str | Path) -> Path:
+    """The scenario to ``path``: a table of every product × supplier row (.csv, .parquet), or a workbook with
+    a sheet of the gaps (one row per product), a sheet of the suppliers and an About sheet."""
+    path = check_output(path)
+    if path.suffix.lower() != ".xlsx":
+        return write_table(result.table, path)
+    gaps = result.table.drop_duplicates("product")[["product", "product_name", "lost_usd", "coverable_usd", "uncovered_usd"]]
+    suppliers = result.table[result.table["supplier"].notna()]
+    about = about_rows(cfg, open_bank(cfg), model_versions=[result.model_version or "none (no champion): arithmetic only"],
+                       year=result.year, extra=[("importer", f"{result.importer} ({countries.country_name(result.importer)})"),
+                                                ("suppliers cut", ", ".join(result.cut)), ("share cut", f"{result.share:.0%}"),
+                                                ("gap", f"{result.totals['gap_usd']:,.0f} USD over {result.totals['products']:,} products")])
+    return write_sheets(path, [("gaps", gaps.reset_index(drop=True)), ("suppliers", suppliers.reset_index(drop=True))], about)

@@ -20,7 +20,9 @@ from recommender.pipeline.datasets import (
 )
 from recommender.pipeline.explain import add_names, explain
 from recommender.pipeline.inputs import (
+    bloc_member,
     check_bloc,
+    country_code,
     member_and_year,
     open_bank,
     product_codes,
@@ -29,7 +31,7 @@ from recommender.pipeline.inputs import (
     trade_table,
     trade_year,
 )
-from recommender.pipeline.matching import ProductMatch, ProductMatcher
+from recommender.pipeline.matching import ProductMatch, ProductMatcher, product_set
 from recommender.pipeline.scoring import (
     Scored,
     TrainedModel,
@@ -41,6 +43,6 @@ from recommender.pipeline.scoring import (
 from recommender.pipeline.training import TrainOutcome, pooled_candidates, train_task
 
 __all__ = ["FeatureCache", "Scored", "StoredTable", "TrainOutcome", "TrainedModel", "YearBuilder", "add_names",
-           "check_bloc", "dataset_key", "explain", "load_model", "member_and_year", "open_bank", "pooled_candidates", "ProductMatch", "ProductMatcher",
+           "check_bloc", "dataset_key", "explain", "load_model", "member_and_year", "open_bank", "pooled_candidates", "ProductMatch", "ProductMatcher", "product_set", "bloc_member", "country_code",
            "product_codes", "product_names", "rank", "resolve_level", "score_candidates", "task_table", "trade_year",
            "train_task", "trained_options", "year_chunks", "trade_table"]

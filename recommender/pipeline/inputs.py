@@ -41,12 +41,25 @@ def trade_year(bank: DataBank, year: int | None) -> int:
     return year
 
 
-def member_and_year(cfg: Config, bank: DataBank, country: str, year: int | None, *, option: str = "--country") -> tuple[str, int]:
-    """The canonical code of ``country`` (a member of the bloc) and :func:`trade_year` of ``year``."""
-    code = countries.canonical(country)
+def country_code(text: str, *, option: str = "--country") -> str:
+    """The ISO3 code of a country written as a code or a name (:func:`recommender.countries.lookup`), or a clear error."""
+    try:
+        return countries.lookup(text)[0]
+    except LookupError as exc:
+        raise RecommenderError(f"{option}: {exc}") from None
+
+
+def bloc_member(cfg: Config, text: str, *, option: str = "--country") -> str:
+    """:func:`country_code` of ``text``, which must be a member of the bloc."""
+    code = country_code(text, option=option)
     if code not in cfg.bloc.members:
-        raise RecommenderError(f"{option} {code} is not a member of {cfg.bloc.name} ({', '.join(cfg.bloc.members)})")
-    return code, trade_year(bank, year)
+        raise RecommenderError(f"{option} {text!r} ({code}) is not a member of {cfg.bloc.name} ({', '.join(cfg.bloc.members)})")
+    return code
+
+
+def member_and_year(cfg: Config, bank: DataBank, country: str, year: int | None, *, option: str = "--country") -> tuple[str, int]:
+    """:func:`bloc_member` of ``country`` and :func:`trade_year` of ``year``."""
+    return bloc_member(cfg, country, option=option), trade_year(bank, year)
 
 
 def check_bloc(bank: DataBank, bloc: Bloc, log: Callable[[str], None]) -> None:

