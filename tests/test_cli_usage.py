@@ -227,3 +227,19 @@ def test_ui_serves_the_tracking_store_on_loopback(demo_home):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_train_json_is_the_outcome_alone_on_stdout(tmp_path):
+    """--json: stdout is one JSON document (progress and logs go to stderr), with the metrics the table shows."""
+    from recommender.bank.synthetic import WorldSpec
+    from recommender.config import Config
+    from recommender.demo import build_demo_bank
+
+    home = tmp_path / "home"
+    list(build_demo_bank(Config(home=home), spec=WorldSpec.tiny(seed=5)))
+    proc = run(home, "train", "--task", "joint-projects", "--horizon", "2", "--seeds", "1", "--param", "n_estimators=30", "--json")
+    data = json.loads(proc.stdout)
+    assert data["model"] == "joint-projects-SCO" and data["version"] == "1" and data["promoted"] is True
+    assert data["decision_metric"] == "ndcg_at_10" and set(data["overall"]) >= {"model", "random"}
+    assert 0 <= data["overall"]["model"]["ndcg_at_10"] <= 1 and set(data["by_year"]) == {str(y) for y in data["test_years"]}
+    assert "train joint-projects" in proc.stderr

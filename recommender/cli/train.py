@@ -11,6 +11,7 @@ from recommender.cli._common import (
     BlocOption,
     EngineName,
     EngineOption,
+    JsonOption,
     SchedulerOption,
     TaskOption,
     choices,
@@ -18,6 +19,7 @@ from recommender.cli._common import (
     console,
     console_err,
     engine,
+    print_json,
     task_name,
     value,
 )
@@ -139,21 +141,32 @@ def train(
     tune: Annotated[int, typer.Option(min=0, help="Nested random search over N settings on years before the test years (0 = spec values)")] = 0,
     engine_name: EngineOption = EngineName.local,
     scheduler: SchedulerOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Train and evaluate a ranker (rolling origin, vs baselines), log it to MLflow, decide the champion."""
     from recommender.pipeline import train_task
 
     cfg, task = config(ctx, bloc), task_name(task)
     years = parse_years(test_years)
-    console.print(f"[bold]train[/] {task} for {cfg.bloc.name}: {', '.join(cfg.bloc.members)}")
+    out = console_err if as_json else console  # with --json, stdout holds the JSON alone
+    out.print(f"[bold]train[/] {task} for {cfg.bloc.name}: {', '.join(cfg.bloc.members)}")
     with engine(engine_name, scheduler) as runner, console_err.status("training...") as status:
         outcome = train_task(cfg, task, horizon=horizon, thresholds=parse_thresholds(thresholds), min_value=min_value, test_years=years, seed=seed, product_level=int(value(product_level)) if product_level else None,
                              overrides=parse_overrides(param), experiment=experiment, promote=promote,
                              seeds=seeds, pool_sets=pool, tune_trials=tune, engine=runner,
-                             log=lambda msg: (status.update(msg), console.print(f"  {msg}")))
+                             log=lambda msg: (status.update(msg), out.print(f"  {msg}")))
     ev = outcome.evaluation
     metric = ev.decision_metric
     by_year = {f.test_year: {k: v[metric] for k, v in f.metrics.items()} for f in ev.folds}
+    if as_json:
+        record = outcome.record
+        print_json({"task": task, "bloc": cfg.bloc.name, "run_id": record.run_id, "model": record.model_name,
+                    "version": record.version, "promoted": record.promoted, "decision": record.decision,
+                    "decision_metric": metric, "test_years": ev.test_years, "overall": ev.overall,
+                    "by_year": {str(y): v for y, v in by_year.items()}, "metrics": ev.extra.get("metrics", {}),
+                    "panels": {name: panel["overall"] for name, panel in ev.extra.get("panels", {}).items()},
+                    "dataset_rows": outcome.dataset_rows})
+        return
     print_summary(ev.overall, by_year, f"{task} · {cfg.bloc.name} · test years {', '.join(map(str, ev.test_years))}", metric)
     print_uncertainty(ev.extra.get("metrics", {}), ev.extra.get("tables", {}).get("lift_intervals.csv"))
     for name, panel in ev.extra.get("panels", {}).items():
