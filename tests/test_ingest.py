@@ -570,3 +570,70 @@ def test_cli_ingests_a_release_folder_with_a_summary(tiny_world, tmp_path, monke
     main()
     out = " ".join(capsys.readouterr().out.split())
     assert f"{len(paths)} file(s): {len(paths)} ingested ({len(tiny_world.trade):,} rows) in one transaction" in out
+
+
+def _release(folder, version="V202401b"):
+    """A BACI release laid out as CEPII ships it: yearly files, country and product codes, a readme."""
+    folder.mkdir(parents=True)
+    for year in (2019, 2020):
+        (folder / f"BACI_HS92_Y{year}_{version}.csv").write_text(
+            f"t,i,j,k,v,q\n{year},901,156,10121,1.5,2\n{year},398,643,870323,10,NA\n")
+    (folder / f"country_codes_{version}.csv").write_text(  # 901 is no ISO numeric code: only the release's file knows it
+        "country_code,country_name,country_iso2,country_iso3\n901,Testland,TL,KGZ\n398,Kazakhstan,KZ,KAZ\n"
+        "156,China,CN,CHN\n643,Russian Federation,RU,RUS\n")
+    (folder / f"product_codes_HS92_{version}.csv").write_text(
+        'code,description\n10121,"Horses: live, pure-bred breeding animals"\n870323,"Cars: 1500-3000cc"\n')
+    (folder / "Readme.txt").write_text("BACI: International Trade Database at the Product-Level. CEPII.\n")
+    return folder
+
+
+def test_a_baci_release_as_cepii_ships_it(bank, tmp_path):
+    """The zip (a folder inside) or the unpacked folder: country codes used, product codes become the names with
+    their HS vintage, the readme ignored, and the notes say which file was taken for what."""
+    import zipfile
+
+    from recommender.bank.ingest import ingest_trade_files
+    from recommender.pipeline import product_names
+
+    folder = _release(tmp_path / "BACI_HS92_V202401b")
+    archive = tmp_path / "BACI_HS92_V202401b.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in sorted(folder.iterdir()):
+            z.write(path, arcname=f"BACI_HS92_V202401b/{path.name}")
+    results = ingest_trade_files(bank, [archive], format="baci")
+    trade = bank.read("trade")
+    assert sorted(trade["year"].unique()) == [2019, 2020] and set(trade["exporter"]) == {"KGZ", "KAZ"}
+    assert product_names(bank, shipped=False) == {"010121": "Horses: live, pure-bred breeding animals",
+                                                  "870323": "Cars: 1500-3000cc"}
+    names = next(s for s in bank.sources if s["table"] == "product_names")
+    assert names["options"] == {"vintage": "HS92", "release": "V202401b"} and names["path"].endswith("product_codes_HS92_V202401b.csv")
+    notes = "\n".join(results[-1].notes)
+    assert "BACI release V202401b, HS92: 2 yearly trade file(s)" in notes
+    assert "country codes: country_codes_V202401b.csv" in notes and "product names: product_codes_HS92_V202401b.csv" in notes
+    assert "ignored: Readme.txt" in notes
+    trade_sources = [s for s in bank.sources if s["table"] == "trade"]
+    assert len(trade_sources) == 2 and all(s["options"]["country_codes"] == "country_codes_V202401b.csv" for s in trade_sources)
+
+    state = bank_state(bank)  # the same release again: nothing to do, no new snapshot
+    assert all(r.unchanged for r in ingest_trade_files(bank, [archive], format="baci")) and bank_state(bank) == state
+
+    fresh = DataBank(tmp_path / "fresh")  # the unpacked folder reads the same, its format told by its files' names
+    ingest_trade_files(fresh, [folder])
+    key = ["year", "exporter", "importer", "product"]
+    pd.testing.assert_frame_equal(fresh.read("trade").sort_values(key).reset_index(drop=True),
+                                  trade.sort_values(key).reset_index(drop=True))
+
+
+def test_a_release_keeps_the_users_own_names_unless_replace(bank, tmp_path):
+    from recommender.bank.ingest import ingest_product_names, ingest_trade_files
+    from recommender.pipeline import product_names
+
+    own = tmp_path / "names.csv"
+    own.write_text("product,name\n870323,Our cars\n")
+    ingest_product_names(bank, own)
+    folder = _release(tmp_path / "release")
+    results = ingest_trade_files(bank, [folder], format="baci")
+    assert product_names(bank, shipped=False) == {"870323": "Our cars"}
+    assert any("product names kept: the bank has its own (from names.csv)" in n for n in results[-1].notes)
+    ingest_trade_files(bank, [folder], format="baci", replace=True)
+    assert product_names(bank, shipped=False)["870323"] == "Cars: 1500-3000cc"

@@ -23,7 +23,10 @@ ReplaceOption = Annotated[bool, typer.Option("--replace", help="Replace the over
 def _report(result: lib.IngestResult) -> None:
     src = result.source
     if result.unchanged:
-        console.print(f"[yellow]unchanged[/]: {src['path']} is already in the bank (sha256 {src['sha256'][:12]}); nothing to do.")
+        if not result.notes or src.get("id") != "-":
+            console.print(f"[yellow]unchanged[/]: {src['path']} is already in the bank (sha256 {src['sha256'][:12]}); nothing to do.")
+        for note in result.notes:
+            console.print(note)
         return
     years = f"{min(src['years'])}–{max(src['years'])}" if src["years"] else "-"
     console.print(f"[green]ingested[/] {src['table']}: {src['rows']:,} rows, years {years}, source id {src['id']}")
@@ -32,16 +35,18 @@ def _report(result: lib.IngestResult) -> None:
             console.print(f"  dropped {n:,} row(s): {reason}")
     if result.replaced:
         console.print(f"  replaced overlapping data from: {', '.join(result.replaced)}")
+    for note in result.notes:
+        console.print(note)
 
 
 @app.command("trade")
 def trade(
     ctx: typer.Context,
     paths: Annotated[list[str], typer.Argument(help="Files, folders, globs ('BACI_HS17_Y*.csv') or zips of CSVs: ingested together as one transaction")],
-    format: Annotated[TradeFormat, typer.Option("--format", help="Source layout")] = "long",
+    format: Annotated[TradeFormat | None, typer.Option("--format", help="Source layout (default: baci for files named as in a BACI release, else long)")] = None,
     column: ColumnOption = None,
     product_column: Annotated[str | None, typer.Option("--product-column", help="Column holding product codes (e.g. section_code)")] = None,
-    country_codes: Annotated[Path | None, typer.Option("--country-codes", help="BACI country_codes CSV (numeric → ISO3); default ISO 3166 numeric")] = None,
+    country_codes: Annotated[Path | None, typer.Option("--country-codes", help="BACI country_codes CSV (numeric → ISO3); default the release's own (country_codes_V*.csv beside the yearly files), else ISO 3166 numeric")] = None,
     classification: Annotated[Classification | None, typer.Option("--classification", help="Product classification (default hs)")] = None,
     replace: ReplaceOption = False,
 ) -> None:

@@ -64,6 +64,7 @@ class IngestResult:
     unchanged: bool = False
     dropped: dict[str, int] = field(default_factory=dict)
     replaced: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what else the ingest did or saw, one line each (a BACI release's files)
 
 
 # ------------------------------------------------------------------------------------------

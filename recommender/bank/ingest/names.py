@@ -26,6 +26,31 @@ NAME_ALIASES: dict[str, list[str]] = {
 SCHEMA = pa.schema([("product", pa.string()), ("name", pa.string())])
 
 
+def validated_names(path: Path, columns: dict[str, str] | None = None, *, source: str | None = None,
+                    pad: bool = False) -> pa.Table:
+    """A code → name table checked row by row (codes digits, names present, no code twice) as ``product, name``.
+
+    ``pad`` restores leading zeros of odd-length codes (a BACI release writes ``10121`` for ``010121``).
+    """
+    source = source or str(path)
+    found = resolve_columns(read_header(path), NAME_ALIASES, dict(columns or {}), required=["product", "name"], source=source)
+    raw = read_frame(path, list(dict.fromkeys(found.values())))
+    product, name = raw[found["product"]].str.strip(), raw[found["name"]].str.strip()
+    if pad:
+        product = product.where(product.str.len() % 2 == 0, "0" + product)
+    problems = ProblemCollector()
+    problems.add_mask("product code missing", product.isna().to_numpy(), 0)
+    problems.add_mask("product code is not digits (codes are text: keep leading zeros)",
+                      (product.notna() & ~product.fillna("").str.fullmatch(r"\d{2,6}")).to_numpy(), 0)
+    problems.add_mask("name missing", (name.isna() | name.eq("")).to_numpy(), 0)
+    problems.add_mask("duplicate product code", (product.notna() & product.duplicated()).to_numpy(), 0)
+    if raw.empty:
+        raise DataValidationError(source, [Problem("the file has no rows: an empty file is never a valid source", count=0)])
+    if problems:
+        raise DataValidationError(source, problems.problems)
+    return pa.Table.from_pydict({"product": product.tolist(), "name": name.tolist()}, schema=SCHEMA)
+
+
 @reading_errors
 def ingest_product_names(bank: DataBank, path: str | Path, *, columns: dict[str, str] | None = None,
                          replace: bool = False) -> IngestResult:
@@ -34,19 +59,5 @@ def ingest_product_names(bank: DataBank, path: str | Path, *, columns: dict[str,
     source = open_source(bank, path, table="product_names", format="names", formats=("names",), options={"columns": columns})
     if isinstance(source, IngestResult):
         return source
-    path = source.path
-    found = resolve_columns(read_header(path), NAME_ALIASES, columns, required=["product", "name"], source=str(path))
-    raw = read_frame(path, list(dict.fromkeys(found.values())))
-    product, name = raw[found["product"]].str.strip(), raw[found["name"]].str.strip()
-    problems = ProblemCollector()
-    problems.add_mask("product code missing", product.isna().to_numpy(), 0)
-    problems.add_mask("product code is not digits (codes are text: keep leading zeros)",
-                      (product.notna() & ~product.fillna("").str.fullmatch(r"\d{2,6}")).to_numpy(), 0)
-    problems.add_mask("name missing", (name.isna() | name.eq("")).to_numpy(), 0)
-    problems.add_mask("duplicate product code", (product.notna() & product.duplicated()).to_numpy(), 0)
-    if raw.empty:
-        raise DataValidationError(str(path), [Problem("the file has no rows: an empty file is never a valid source", count=0)])
-    if problems:
-        raise DataValidationError(str(path), problems.problems)
-    table = pa.Table.from_pydict({"product": product.tolist(), "name": name.tolist()}, schema=SCHEMA)
+    table = validated_names(source.path, columns)
     return publish(source, lambda tx: tx.write_table("product_names", source.id, table), rows=len(table), replace=replace)

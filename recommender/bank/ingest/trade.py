@@ -29,6 +29,14 @@ from recommender.bank.ingest.publish import (
     update_products,
     whole_sources,
 )
+from recommender.bank.ingest.release import (
+    looks_like_release,
+    member_label,
+    member_name,
+    non_csv_names,
+    product_codes_table,
+    split_release,
+)
 from recommender.bank.ingest.tidy import NonNumeric, read_long
 from recommender.bank.ingest.validate import TradeValidator
 from recommender.errors import DataValidationError, Problem, RecommenderError
@@ -40,7 +48,7 @@ def ingest_trade(
     bank: DataBank,
     path: str | Path,
     *,
-    format: str = "long",
+    format: str | None = None,
     columns: dict[str, str] | None = None,
     product_column: str | None = None,
     country_codes: str | Path | None = None,
@@ -53,7 +61,8 @@ def ingest_trade(
     Parameters
     ----------
     format : ``"baci"`` (CEPII BACI ``t,i,j,k,v,q``), ``"comtrade"`` (UN Comtrade CSV, exports
-        kept) or ``"long"`` (year, exporter, importer, product, value_usd; CSV or Parquet).
+        kept) or ``"long"`` (year, exporter, importer, product, value_usd; CSV, Parquet or a workbook);
+        ``None``: ``"baci"`` for files named as in a BACI release, else ``"long"``.
     columns : canonical → source column names for ``long`` and ``comtrade``.
     product_column : shortcut for ``columns["product"]`` (e.g. ``"section_code"``).
     classification : product classification; default ``"hs"``, or ``"hs-section"`` when the
@@ -90,7 +99,7 @@ def ingest_trade_files(
     bank: DataBank,
     paths: list[str | Path],
     *,
-    format: str = "long",
+    format: str | None = None,
     columns: dict[str, str] | None = None,
     product_column: str | None = None,
     country_codes: str | Path | None = None,
@@ -105,6 +114,7 @@ def ingest_trade_files(
     Each file (or zip member) is its own source in the manifest. Files already in the bank are
     reported ``unchanged``; two files of one call may not hold the same year. ``on_file(i, n, name)``
     is called before each file is read (for a progress display); ``progress(rows)`` as rows stream.
+    ``format`` ``None`` is ``"baci"`` when a file is named as in a BACI release (:mod:`.release`), else ``"long"``.
     """
     bank.require_writable()
     columns = dict(columns or {})
@@ -112,19 +122,40 @@ def ingest_trade_files(
         columns["product"] = product_column
     if classification is None:
         classification = "hs-section" if columns.get("product") == "section_code" else "hs"
+    files = trade_files(paths)
+    if format is None:
+        format = "baci" if any(looks_like_release(p) for p in files) else "long"
     options = {"format": format, "columns": columns, "classification": classification,
                "country_codes": str(country_codes) if country_codes else None}
-    files = trade_files(paths)
     for path in files:
         check_source(path, format, TRADE_FORMATS)
     if country_codes is not None and not Path(country_codes).is_file():
         raise RecommenderError(f"--country-codes {country_codes}: no such file (BACI's country_codes_V*.csv, "
                                "beside the yearly files in the release); nothing was written")
     members = [(path, name) for path in files for name in (_zip_members(path) if _is_zip(path) else [None])]
+    release = None
+    if format == "baci":  # a release as CEPII ships it: its country and product codes beside the yearly files
+        others = [n for spec in {*map(Path, map(str, paths)), *files} for n in non_csv_names(spec)]
+        release = split_release(members, others)
+        members = release.trade
+        if not members:
+            raise RecommenderError(f"{', '.join(map(str, paths))}: no yearly trade file (BACI_HS*_Y*_V*.csv) in the release")
+        if country_codes is None and release.country_codes is not None:
+            options["country_codes"] = member_name(release.country_codes)
+        elif release.country_codes is not None:
+            release.ignored.append(f"{member_name(release.country_codes)} (--country-codes {country_codes} given)")
+            release.country_codes = None
     results: list[IngestResult | None] = [None] * len(members)
     seen_years: dict[int, str] = {}
     with tempfile.TemporaryDirectory(prefix=".unzip-", dir=bank.root.parent if bank.root.parent.exists() else None) as tmp, \
             ExitStack() as stack:
+        names_table = None
+        if release is not None:
+            if release.country_codes is not None:
+                country_codes = _local(release.country_codes, Path(tmp))
+            if release.product_codes is not None:
+                names_path = _local(release.product_codes, Path(tmp))
+                names_table = product_codes_table(names_path, member_label(release.product_codes))
         # plain files are hashed in the background, ahead of the parser (hashlib releases the GIL):
         # SHA-256 runs at ~170 MB/s on one core here, a third of a BACI ingest if it ran in line
         hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
@@ -174,7 +205,52 @@ def ingest_trade_files(
             finally:
                 if member:
                     local.unlink(missing_ok=True)
+        if names_table is not None:
+            kept = _names_kept(bank, release, names_path, replace=replace)
+            results.append(kept or _release_names(tx or stack.enter_context(bank.transaction()), bank, release,
+                                                  names_path, names_table))
+    if release is not None and results:
+        results[-1].notes = release.notes() + results[-1].notes
     return results
+
+
+def _local(member: tuple[Path, str | None], folder: Path) -> Path:
+    path, inner = member
+    return _extract(path, inner, folder) if inner else path
+
+
+def _names_kept(bank: DataBank, release, path: Path, *, replace: bool) -> IngestResult | None:
+    """The result when a release's product codes are not written: already the bank's names, or the user's own
+    names are there (``ingest products``) and ``replace`` was not given; ``None`` when they are to be written."""
+    sha = file_sha256(path)
+    same = same_file(bank, "product_names", sha, _names_options(release))
+    if same is not None:
+        return IngestResult(same, unchanged=True)
+    own = [s for s in bank.sources if s["table"] == "product_names" and s.get("format") != "baci-product-codes"]
+    if own and not replace:
+        kept = IngestResult({"table": "product_names", "path": member_label(release.product_codes), "sha256": sha,
+                             "years": [], "rows": 0, "id": "-"}, unchanged=True)
+        kept.notes.append(f"  product names kept: the bank has its own (from {Path(own[0]['path']).name}); "
+                          "pass --replace to take the release's")
+        return kept
+    return None
+
+
+def _names_options(release) -> dict:
+    return {"vintage": release.vintage, "release": release.version}
+
+
+def _release_names(tx: Transaction, bank: DataBank, release, path: Path, table: pa.Table) -> IngestResult:
+    """A release's product codes as the bank's product names, in the trade's transaction (an earlier release's
+    names, or the user's own when ``--replace`` was given, are replaced)."""
+    label = member_label(release.product_codes)
+    replaced = resolve_conflicts(tx, bank, "product_names", set(), True, Path(label))
+    source_id = new_source_id(path)
+    tx.write_table("product_names", source_id, table)
+    entry = record_source(tx, source_id=source_id, table="product_names", path=Path(label), sha=file_sha256(path),
+                          format="baci-product-codes", rows=table.num_rows, years=set(), options=_names_options(release),
+                          dropped={}, classification="hs", bytes=path.stat().st_size)
+    return IngestResult(entry, replaced=replaced)
 
 
 TRADE_SUFFIXES = (".csv", ".parquet", ".zip", ".gz")
