@@ -191,3 +191,30 @@ def test_a_workbook_with_several_sheets_needs_sheet(pipeline_home, tmp_path, mon
     code, text = _cli(monkeypatch, capsys, cfg.home, "score", book, "--task", "import-substitution", "--sheet", "KAZ",
                       "--output", tmp_path / "o.csv")
     assert code == 0 and pd.read_csv(tmp_path / "o.csv")["matched_product"].astype(str).tolist() == ["890120"], text
+
+
+def test_ingest_reads_workbooks_for_trade_capacity_names_and_geography(tmp_path, monkeypatch, capsys):
+    """Every ingest command takes a sheet of a workbook (by --sheet when there are several); codes typed as numbers
+    keep their text; the sheet is part of the source's options, so the same file's other sheet is another source."""
+    from recommender.bank import DataBank
+    from recommender.pipeline import product_names
+
+    home = tmp_path / "home"
+    book = _book(tmp_path / "bank.xlsx", {
+        "trade": [["year", "exporter", "importer", "product", "value_usd"], [2015, "KAZ", "CHN", "0101", 1000.0],
+                  [2015, "CHN", "KAZ", "8703", 2500.0], [2016, "KAZ", "RUS", "0101", 10.0]],
+        "capacity": [["year", "country", "sector", "indicator", "value"], [2015, "KAZ", "D", "value_added", 1.5e9]],
+        "names": [["product", "name"], ["0101", "Horses"], ["8703", "Cars"]],
+        "geography": [["iso3_a", "iso3_b", "dist_km"], ["KAZ", "CHN", 3000.0]]})
+    for command in ("trade", "capacity", "products", "geography"):
+        sheet = "names" if command == "products" else command
+        code, text = _cli(monkeypatch, capsys, home, "ingest", command, book, "--sheet", sheet)
+        assert code == 0 and "ingested" in text, (command, text)
+    bank = DataBank(home / "bank")
+    trade = bank.read("trade")
+    assert sorted(trade["product"].unique()) == ["0101", "8703"] and trade["value_usd"].sum() == 3510.0
+    assert bank.read("capacity")["value"].tolist() == [1.5e9]
+    assert product_names(bank, shipped=False) == {"0101": "Horses", "8703": "Cars"}
+    assert {s["options"].get("sheet") for s in bank.sources} == {"trade", "capacity", "names", "geography"}
+    code, text = _cli(monkeypatch, capsys, home, "ingest", "capacity", book)
+    assert code == 2 and "4 sheets have data" in text and "--sheet" in text, text

@@ -9,7 +9,7 @@ import typer
 
 from recommender.bank import DataBank
 from recommender.bank import ingest as lib
-from recommender.cli._common import choices, config, console, console_err, value
+from recommender.cli._common import SheetOption, choices, config, console, console_err, value
 
 app = typer.Typer(help="Validate files and add them to the data bank (atomically: all or nothing).", no_args_is_help=True)
 
@@ -49,6 +49,7 @@ def trade(
     country_codes: Annotated[Path | None, typer.Option("--country-codes", help="BACI country_codes CSV (numeric → ISO3); default the release's own (country_codes_V*.csv beside the yearly files), else ISO 3166 numeric")] = None,
     classification: Annotated[Classification | None, typer.Option("--classification", help="Product classification (default hs)")] = None,
     replace: ReplaceOption = False,
+    sheet: SheetOption = None,
 ) -> None:
     """Ingest bilateral trade: BACI (t,i,j,k,v,q), UN Comtrade exports, or a tidy long table; all files or none."""
     from rich.progress import (
@@ -71,7 +72,7 @@ def trade(
 
         results = lib.ingest_trade_files(
             bank, paths, format=value(format), columns=lib.parse_column_map(column), product_column=product_column,
-            country_codes=country_codes, classification=value(classification), replace=replace, on_file=on_file,
+            country_codes=country_codes, classification=value(classification), replace=replace, on_file=on_file, sheet=sheet,
             progress=lambda rows: bar.update(task, rows=bar.tasks[0].fields["rows"] + rows))
     for result in results:
         _report(result)
@@ -84,35 +85,39 @@ def trade(
 @app.command("capacity")
 def capacity(
     ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(help="CSV or Parquet file", exists=True, dir_okay=False)],
+    path: Annotated[Path, typer.Argument(help="CSV, Parquet or workbook (.xlsx/.xls/.ods)", exists=True, dir_okay=False)],
     format: Annotated[CapacityFormat, typer.Option("--format", help="long (long or wide tables) or indstat")] = "long",
     column: ColumnOption = None,
     replace: ReplaceOption = False,
+    sheet: SheetOption = None,
 ) -> None:
     """Ingest production capacity: value added by sector, Penn World Table, UNIDO INDSTAT."""
     bank = DataBank(config(ctx).bank_dir)
-    _report(lib.ingest_capacity(bank, path, format=value(format), columns=lib.parse_column_map(column), replace=replace))
+    _report(lib.ingest_capacity(bank, path, format=value(format), columns=lib.parse_column_map(column), replace=replace,
+                                sheet=sheet))
 
 
 @app.command("geography")
 def geography(
     ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(help="CSV or Parquet file", exists=True, dir_okay=False)],
+    path: Annotated[Path, typer.Argument(help="CSV, Parquet or workbook (.xlsx/.xls/.ods)", exists=True, dir_okay=False)],
     column: ColumnOption = None,
     replace: ReplaceOption = False,
+    sheet: SheetOption = None,
 ) -> None:
     """Ingest country-pair geography (CEPII GeoDist layout: iso3_a, iso3_b, dist_km, contig, comlang_off)."""
     bank = DataBank(config(ctx).bank_dir)
-    _report(lib.ingest_geography(bank, path, columns=lib.parse_column_map(column), replace=replace))
+    _report(lib.ingest_geography(bank, path, columns=lib.parse_column_map(column), replace=replace, sheet=sheet))
 
 
 @app.command("products")
 def products(
     ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(help="CSV or Parquet file", exists=True, dir_okay=False)],
+    path: Annotated[Path, typer.Argument(help="CSV, Parquet or workbook (.xlsx/.xls/.ods)", exists=True, dir_okay=False)],
     column: ColumnOption = None,
     replace: ReplaceOption = False,
+    sheet: SheetOption = None,
 ) -> None:
     """Ingest product names (code → name at HS2, HS4, HS6 or section level) for every human-facing output."""
     bank = DataBank(config(ctx).bank_dir)
-    _report(lib.ingest_product_names(bank, path, columns=lib.parse_column_map(column), replace=replace))
+    _report(lib.ingest_product_names(bank, path, columns=lib.parse_column_map(column), replace=replace, sheet=sheet))

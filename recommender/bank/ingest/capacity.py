@@ -48,9 +48,10 @@ def normalise_indicator(name: str) -> tuple[str, str]:
     return "TOTAL", slug or name
 
 
-def _read_capacity_frame(path: Path, format: str, columns: dict[str, str], dropped: dict[str, int]) -> pd.DataFrame:
-    header = read_header(path)
-    raw = read_frame(path)
+def _read_capacity_frame(path: Path, format: str, columns: dict[str, str], dropped: dict[str, int],
+                         sheet: str | None = None) -> pd.DataFrame:
+    header = read_header(path, sheet=sheet)
+    raw = read_frame(path, sheet=sheet)
     if format == "indstat":
         aliases = {"year": ["year"], "country": ["country"], "table": ["ctable", "table"], "sector": ["isic"],
                    "value": ["value"], "unit": ["unit"]}
@@ -90,23 +91,24 @@ def _read_capacity_frame(path: Path, format: str, columns: dict[str, str], dropp
 @reading_errors
 def ingest_capacity(
     bank: DataBank, path: str | Path, *, format: str = "long", columns: dict[str, str] | None = None,
-    replace: bool = False,
+    replace: bool = False, sheet: str | None = None,
 ) -> IngestResult:
     """Validate a production-capacity table and add it to the bank (atomically).
 
     ``long``: year, country, sector and/or indicator, value (e.g. UN value added with
     ``--column country=iso3 --column value=value_usd``), or a wide table with one column per
     indicator (e.g. the Penn World Table). ``indstat``: UNIDO INDSTAT bulk CSV
-    (ctable, country, year, isic, value[, unit]); ISO numeric countries mapped to ISO3.
+    (ctable, country, year, isic, value[, unit]); ISO numeric countries mapped to ISO3. A workbook's
+    ``sheet`` is chosen by name (default: its only sheet with data).
     """
     columns = dict(columns or {})
     source = open_source(bank, path, table="capacity", format=format, formats=CAPACITY_FORMATS,
-                         options={"format": format, "columns": columns})
+                         options={"format": format, "columns": columns, **({"sheet": sheet} if sheet else {})})
     if isinstance(source, IngestResult):
         return source
     path = source.path
     dropped: dict[str, int] = {}
-    frame = _read_capacity_frame(path, format, columns, dropped)
+    frame = _read_capacity_frame(path, format, columns, dropped, sheet)
     problems = ProblemCollector()
     year = pd.to_numeric(frame["year"], errors="coerce")
     problems.add_mask(f"year missing, not a whole number or outside {YEAR_RANGE[0]}–{YEAR_RANGE[1]}",

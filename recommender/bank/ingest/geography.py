@@ -23,16 +23,17 @@ from recommender.tables import read_frame, read_header
 
 @reading_errors
 def ingest_geography(bank: DataBank, path: str | Path, *, columns: dict[str, str] | None = None,
-                     replace: bool = False) -> IngestResult:
+                     replace: bool = False, sheet: str | None = None) -> IngestResult:
     """Country-pair geography (CEPII GeoDist layout): distance, contiguity, common official language."""
     columns = dict(columns or {})
-    source = open_source(bank, path, table="geography", format="geography", formats=("geography",), options={"columns": columns})
+    source = open_source(bank, path, table="geography", format="geography", formats=("geography",),
+                         options={"columns": columns, **({"sheet": sheet} if sheet else {})})
     if isinstance(source, IngestResult):
         return source
     path = source.path
-    header = read_header(path)
+    header = read_header(path, sheet=sheet)
     found = resolve_columns(header, GEOGRAPHY_ALIASES, columns, required=["exporter", "importer", "distance_km"], source=str(path))
-    raw = read_frame(path)
+    raw = read_frame(path, sheet=sheet, codes=[found["exporter"], found["importer"]])
     frame = pd.DataFrame({k: raw[v] for k, v in found.items()})
     problems = ProblemCollector()
     for col in ("exporter", "importer"):

@@ -27,14 +27,15 @@ SCHEMA = pa.schema([("product", pa.string()), ("name", pa.string())])
 
 
 def validated_names(path: Path, columns: dict[str, str] | None = None, *, source: str | None = None,
-                    pad: bool = False) -> pa.Table:
+                    pad: bool = False, sheet: str | None = None) -> pa.Table:
     """A code → name table checked row by row (codes digits, names present, no code twice) as ``product, name``.
 
     ``pad`` restores leading zeros of odd-length codes (a BACI release writes ``10121`` for ``010121``).
     """
     source = source or str(path)
-    found = resolve_columns(read_header(path), NAME_ALIASES, dict(columns or {}), required=["product", "name"], source=source)
-    raw = read_frame(path, list(dict.fromkeys(found.values())))
+    found = resolve_columns(read_header(path, sheet=sheet), NAME_ALIASES, dict(columns or {}), required=["product", "name"],
+                            source=source)
+    raw = read_frame(path, list(dict.fromkeys(found.values())), sheet=sheet, codes=[found["product"]])
     product, name = raw[found["product"]].str.strip(), raw[found["name"]].str.strip()
     if pad:
         product = product.where(product.str.len() % 2 == 0, "0" + product)
@@ -53,11 +54,12 @@ def validated_names(path: Path, columns: dict[str, str] | None = None, *, source
 
 @reading_errors
 def ingest_product_names(bank: DataBank, path: str | Path, *, columns: dict[str, str] | None = None,
-                         replace: bool = False) -> IngestResult:
+                         replace: bool = False, sheet: str | None = None) -> IngestResult:
     """Validate a code → name table and make it the bank's ``product_names`` (all or nothing)."""
     columns = dict(columns or {})
-    source = open_source(bank, path, table="product_names", format="names", formats=("names",), options={"columns": columns})
+    source = open_source(bank, path, table="product_names", format="names", formats=("names",),
+                         options={"columns": columns, **({"sheet": sheet} if sheet else {})})
     if isinstance(source, IngestResult):
         return source
-    table = validated_names(source.path, columns)
+    table = validated_names(source.path, columns, sheet=sheet)
     return publish(source, lambda tx: tx.write_table("product_names", source.id, table), rows=len(table), replace=replace)

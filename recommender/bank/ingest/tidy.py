@@ -44,9 +44,10 @@ class NonNumeric(Exception):
         self.year_rows, self.value_rows = year_rows, value_rows
 
 
-def read_long(path: Path, *, columns: dict[str, str], dropped: dict[str, int]) -> Iterator[pa.Table]:
-    """A tidy CSV or Parquet table: year, exporter, importer, product, value_usd [, quantity]."""
-    found = resolve_columns(read_header(path), TRADE_ALIASES, columns,
+def read_long(path: Path, *, columns: dict[str, str], dropped: dict[str, int], sheet: str | None = None) -> Iterator[pa.Table]:
+    """A tidy CSV, Parquet or workbook table (``sheet``): year, exporter, importer, product, value_usd [, quantity]."""
+    found = resolve_columns(read_header(path, sheet=sheet), TRADE_ALIASES, columns,
                             required=["year", "exporter", "importer", "product", "value_usd"], source=str(path))
-    for chunk in read_frames(path, list(dict.fromkeys(found.values()))):
+    codes = [found[c] for c in ("exporter", "importer", "product")]
+    for chunk in read_frames(path, list(dict.fromkeys(found.values())), sheet=sheet, codes=codes):
         yield table_from_frame(pd.DataFrame({canon: chunk[src] for canon, src in found.items()}))

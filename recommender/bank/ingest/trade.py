@@ -107,6 +107,7 @@ def ingest_trade_files(
     replace: bool = False,
     progress: Progress | None = None,
     on_file: Callable[[int, int, str], None] | None = None,
+    sheet: str | None = None,
 ) -> list[IngestResult]:
     """Ingest several trade files, e.g. a BACI release (one CSV per year, or a zip of them), as **one**
     bank transaction: every file is validated and published together, or nothing is written.
@@ -126,7 +127,7 @@ def ingest_trade_files(
     if format is None:
         format = "baci" if any(looks_like_release(p) for p in files) else "long"
     options = {"format": format, "columns": columns, "classification": classification,
-               "country_codes": str(country_codes) if country_codes else None}
+               "country_codes": str(country_codes) if country_codes else None, **({"sheet": sheet} if sheet else {})}
     for path in files:
         check_source(path, format, TRADE_FORMATS)
     if country_codes is not None and not Path(country_codes).is_file():
@@ -173,7 +174,7 @@ def ingest_trade_files(
         def read_ahead(j: int) -> None:
             """Start parsing member ``j`` if it will surely be parsed."""
             if j < len(members) and j not in ahead and surely_new(members[j][0]):
-                ahead[j] = _ReadAhead(_reader(members[j][0], format, columns, country_codes), parser)
+                ahead[j] = _ReadAhead(_reader(members[j][0], format, columns, country_codes, sheet), parser)
 
         tx = None
         for i, (path, member) in enumerate(members):
@@ -196,7 +197,7 @@ def ingest_trade_files(
                         continue
                 if tx is None:
                     tx = stack.enter_context(bank.transaction())
-                reader = ahead.pop(i, None) or _ReadAhead(_reader(local, format, columns, country_codes))
+                reader = ahead.pop(i, None) or _ReadAhead(_reader(local, format, columns, country_codes, sheet))
                 results[i] = _ingest_one(tx, bank, reader, label, sha, size, format=format,
                                          classification=classification, options=options, replace=replace,
                                          progress=progress, seen_years=seen_years, parsed=lambda i=i: read_ahead(i + 1))
@@ -299,7 +300,8 @@ class _ReadAhead:
             yield from self.batches
 
 
-def _reader(path: Path, format: str, columns: dict, country_codes: str | Path | None) -> tuple[Iterator[pa.Table], dict[str, int]]:
+def _reader(path: Path, format: str, columns: dict, country_codes: str | Path | None,
+            sheet: str | None = None) -> tuple[Iterator[pa.Table], dict[str, int]]:
     """The batches of one trade file in the bank's schema (not yet validated), and the dict its reader
     fills with the rows it drops (aggregates, sub-totals) by reason."""
     dropped: dict[str, int] = {}
@@ -307,7 +309,7 @@ def _reader(path: Path, format: str, columns: dict, country_codes: str | Path | 
         return read_baci(path, country_codes=Path(country_codes) if country_codes else None, dropped=dropped), dropped
     if format == "comtrade":
         return read_comtrade(path, columns=columns, dropped=dropped), dropped
-    return read_long(path, columns=columns, dropped=dropped), dropped
+    return read_long(path, columns=columns, dropped=dropped, sheet=sheet), dropped
 
 
 def _ingest_one(tx: Transaction, bank: DataBank, reader: _ReadAhead, label: str, sha: str | Future, size: int, *,
