@@ -365,8 +365,8 @@ def test_interrupted_write_leaves_bank_as_before(bank, tiny_files, monkeypatch):
 
 
 def _small_batches(real):
-    def wrapper(path, columns, chunk_rows=1_000_000):
-        return real(path, columns, chunk_rows=10_000)
+    def wrapper(path, columns, chunk_rows=1_000_000, **options):
+        return real(path, columns, chunk_rows=10_000, **options)
     return wrapper
 
 
