@@ -24,7 +24,7 @@ class Feature:
     description: str
     formula: str
     source: str
-    unit: str  # usd | share | pp (share change) | index | count | log | flag | km
+    unit: str  # usd | share | pp (share change) | index | change (of an index) | count | log | flag | km
     reason: str  # "{country}", "{partner}" and "{value}" are filled in; "" = no sentence
 
 
@@ -58,7 +58,7 @@ FEATURES: dict[str, Feature] = {f.name: f for f in [
        "{country}'s exports of it changed by {value} over three years"),
     _F("export_growth_5y", "exporter×product", "5-year log growth of exports", "ln(1+X_t) − ln(1+X_{t−5})", "trade data", "log",
        "{country}'s exports of it changed by {value} over five years"),
-    _F("rca_change_3y", "exporter×product", "3-year change in RCA", "RCA_t − RCA_{t−3}", _BALASSA, "index",
+    _F("rca_change_3y", "exporter×product", "3-year change in RCA", "RCA_t − RCA_{t−3}", _BALASSA, "change",
        "{country}'s RCA in it moved by {value} in three years"),
     _F("exports_total", "exporter", "total exports, all products", "X_c = Σ_p X_cp", "trade data", "usd",
        "{country} exports {value} a year in all"),
@@ -69,7 +69,7 @@ FEATURES: dict[str, Feature] = {f.name: f for f in [
     _F("rca_lag5", "exporter×product", "RCA five years earlier", "RCA_{t−5}", _BALASSA, "index",
        "{country}'s RCA in it was {value} five years earlier"),
     _F("rca_slope", "exporter×product", "trend of RCA over t−5…t", "least-squares slope of RCA on year (lags 0, 1, 2, 3, 5)",
-       _BALASSA, "index", "{country}'s RCA in it has been rising by {value} a year"),
+       _BALASSA, "change", "{country}'s RCA in it has been moving by {value} a year"),
     # bloc × product (diversification: the bloc's position in a product a country does not make yet)
     _F("bloc_best_rca", "bloc×product", "the best other member's RCA in the product", "max_{m∈B, m≠c} RCA_mp",
        _BALASSA, "index", "a bloc member has an RCA of {value} in it: the know-how is in the bloc"),
@@ -81,7 +81,7 @@ FEATURES: dict[str, Feature] = {f.name: f for f in [
        "Σ_{m∈B, RCA_mp≥1} (X_{c→m} + X_{m→c}) / (X_c + M_c)", "trade data", "share",
        "{value} of {country}'s trade is with members strong in it"),
     _F("world_import_growth_3y", "product", "3-year log growth of world imports of the product", "ln(1+M_pt) − ln(1+M_p,t−3)",
-       "trade data", "log", "world demand for it changed by {value} (log) in three years"),
+       "trade data", "log", "world demand for it changed by {value} in three years"),
     # product
     _F("pci", "product", "Product Complexity Index", "eigenvector of M̃_pp', scaled like ECI", _HH, "index",
        "it is a complex product (PCI {value})"),
@@ -146,10 +146,10 @@ FEATURES: dict[str, Feature] = {f.name: f for f in [
     _F("va_share_gdp", "country×sector", "sector value added as a share of GDP", "VA_cs / GDP_c", "UN SNAAMA", "share",
        "{sector} is {value} of {country}'s GDP"),
     _F("va_growth_5y", "country×sector", "5-year log growth of sector value added", "ln(VA_t / VA_{t−5})", "UN SNAAMA", "log",
-       "{country}'s {sector} sector grew {value} (log) in five years"),
+       "{country}'s {sector} sector's value added changed by {value} in five years"),
     _F("gdp", "country", "gross domestic product", "GDP_c (current USD)", "UN SNAAMA", "usd", "{country}'s GDP is {value}"),
-    _F("capital_stock", "country", "capital stock", "PWT rkna (or rnna)", "Feenstra et al. (2015)", "index",
-       "{country}'s capital stock index is {value}"),
+    _F("capital_stock", "country", "capital stock at constant 2017 prices", "PWT rnna × 10⁶ (USD)", "Feenstra et al. (2015)",
+       "usd", "{country}'s capital stock is {value} (2017 prices)"),
     _F("employment", "country", "persons employed (millions)", "PWT emp", "Feenstra et al. (2015)", "count",
        "{country} employs {value} million people"),
 ]}
@@ -184,21 +184,42 @@ def format_usd(value: float) -> str:
 
 
 def format_value(value: float, unit: str) -> str:
+    """A value as a person writes it, by unit.
+
+    ``usd`` → ``$5.6bn``; ``share`` → ``12%``, ``3.4%``, ``<0.1%``; ``pp`` → ``+1.2 pp``; ``log`` (a log change
+    ln(x_t / x_{t−k})) → the percentage change e^v − 1 (``+35%``, ``-0.4%``); ``count`` → ``1,234``
+    (``3.5`` below 100 when not whole); ``km`` → ``3,200 km``; ``change`` → ``+0.12``; ``index`` → ``0.85``.
+    Never ``-0.00``: values that round to zero print as zero.
+
+    >>> [format_value(v, u) for v, u in ((0.25, "share"), (0.0004, "share"), (-0.003, "log"), (0.3, "log"), (3.46, "count"))]
+    ['25%', '<0.1%', '-0.3%', '+35%', '3.5']
+    """
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
+    value = float(value)
     if unit == "usd":
         return format_usd(value)
     if unit == "share":
-        return f"{100 * value:.0f}%" if abs(value) >= 0.1 else f"{100 * value:.1f}%"
+        if 0 < abs(value) < 0.0005:
+            return "<0.1%"
+        return f"{100 * value:.0f}%" if abs(value) >= 0.1 else f"{_zero(100 * value, 1):.1f}%"
     if unit == "pp":
-        return f"{100 * value:+.1f} pp"
+        return f"{_zero(100 * value, 1):+.1f} pp"
     if unit == "count":
-        return f"{value:,.0f}"
+        return f"{value:,.0f}" if value == round(value) or abs(value) >= 100 else f"{value:.1f}"
     if unit == "km":
         return f"{value:,.0f} km"
     if unit == "log":
-        return f"{value:+.2f}"
-    return f"{value:.2f}"
+        change = 100 * math.expm1(value)
+        return f"{change:+,.0f}%" if abs(change) >= 10 else f"{_zero(change, 1):+.1f}%"
+    if unit == "change":
+        return f"{_zero(value, 2):+.2f}"
+    return f"{_zero(value, 2):.2f}"
+
+
+def _zero(value: float, digits: int) -> float:
+    """``value``, or 0.0 when it rounds to zero (so no ``-0.0``)."""
+    return round(value, digits) + 0.0 if round(value, digits) == 0 else value
 
 
 def reason(column: str, value: float, names: dict[str, str]) -> str:

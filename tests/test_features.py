@@ -136,12 +136,12 @@ def test_pair_features_by_hand():
 def test_capacity_features_by_hand():
     cap = pd.DataFrame({"year": [2005, 2010, 2010, 2010, 2010], "country": ["KAZ"] * 5,
                         "sector": ["D", "D", "TOTAL", "TOTAL", "A-B"],
-                        "indicator": ["value_added", "value_added", "gdp", "rkna", "value_added"],
+                        "indicator": ["value_added", "value_added", "gdp", "rnna", "value_added"],
                         "value": [10.0, 20.0, 200.0, 3.0, 5.0]})
     out = capacity_features(cap).set_index(["year", "sector"])
     assert out.loc[(2010, "D"), "va_share_gdp"] == pytest.approx(0.1)
     assert out.loc[(2010, "D"), "va_growth_5y"] == pytest.approx(np.log(2))
-    assert out.loc[(2010, "D"), "capital_stock"] == 3.0
+    assert out.loc[(2010, "D"), "capital_stock"] == 3.0e6  # PWT rnna is in millions of 2017 USD
     assert np.isnan(out.loc[(2010, "A-B"), "va_growth_5y"]) and np.isnan(out.loc[(2010, "D"), "employment"])
 
 

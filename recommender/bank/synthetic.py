@@ -173,7 +173,7 @@ class World:
                 rows.append(pd.DataFrame({"year": year, "country": iso, "sector": sector, "indicator": "value_added", "value": va}))
             rows.append(pd.DataFrame({"year": year, "country": iso, "sector": "TOTAL", "indicator": "gdp", "value": gdp}))
             capital = 2.8 * gdp * rng.lognormal(0, 0.1, len(iso))
-            rows.append(pd.DataFrame({"year": year, "country": iso, "sector": "TOTAL", "indicator": "rkna", "value": capital}))
+            rows.append(pd.DataFrame({"year": year, "country": iso, "sector": "TOTAL", "indicator": "rnna", "value": capital / 1e6}))
             emp = gdp / 3.0e4 / 1e6 * rng.lognormal(0, 0.3, len(iso))
             rows.append(pd.DataFrame({"year": year, "country": iso, "sector": "TOTAL", "indicator": "emp", "value": emp}))
         cap = pd.concat(rows, ignore_index=True)
