@@ -146,8 +146,10 @@ def test_recommend_ranks_every_candidate_with_reasons(home):
 
 def test_recommend_errors_are_clear(home):
     cfg, _ = home
-    with pytest.raises(RecommenderError, match="not in bloc"):
+    with pytest.raises(RecommenderError, match=r"--country 'USA' \(USA\) is not a member of SCO"):
         recommend(cfg, IMPORT_SUBSTITUTION, countries=["USA"])
+    with pytest.raises(RecommenderError, match="--country: unknown country 'Atlantis'"):
+        recommend(cfg, IMPORT_SUBSTITUTION, countries=["Atlantis"])
     with pytest.raises(RecommenderError, match="not in the data bank"):
         recommend(cfg, IMPORT_SUBSTITUTION, year=1990)
     with pytest.raises(ModelError, match="no champion model 'import-substitution-KAZ-UZB'"):
