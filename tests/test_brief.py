@@ -75,3 +75,16 @@ def test_brief_errors_are_clear(pipeline_home, tmp_path, monkeypatch, capsys):
             main()
         assert exit_info.value.code == 2 and says in capsys.readouterr().err
     assert not (tmp_path / "b.pdf").exists()
+
+
+def test_brief_by_name_reports_its_stages_in_a_log(pipeline_home, tmp_path, monkeypatch, capsys):
+    """--country takes a name; off a terminal (captured here) each stage is one line on stderr, the result on stdout."""
+    cfg, _ = pipeline_home
+    out = tmp_path / "kaz.html"
+    monkeypatch.setattr(sys, "argv", ["recommender", "--home", str(cfg.home), "brief", "--country", "Kazakhstan",
+                                      "--output", str(out)])
+    main()
+    captured = capsys.readouterr()
+    stages = [line.split(": ", 1)[1].rsplit(" (", 1)[0] for line in captured.err.splitlines() if line.startswith("brief on ")]
+    assert stages == [stages[0], "import substitution", "joint projects", "new capacities", "charts", "writing kaz.html"]
+    assert stages[0].startswith("trade of ") and out.is_file() and "wrote the brief on KAZ" in captured.out

@@ -95,6 +95,9 @@ def test_recommend_takes_names_and_products_and_prints_json_and_full_width(demo_
     home, _ = demo_home
     proc = run(home, "recommend", "--task", "diversification", "--country", "Kazakhstan", "--top", "3")
     assert "…" not in proc.stdout and "Kazakhstan (KAZ)" in proc.stdout
+    # in a log, one quiet line per stage (a spinner on a terminal)
+    assert "recommend diversification: features and scores of every diversification candidate (" in proc.stderr
+    assert "recommend diversification: reasons for 3 rows" in proc.stderr
     assert max(len(line) for line in proc.stdout.splitlines()) > 160  # wider than COLUMNS: nothing cut
     data = json.loads(run(home, "recommend", "--task", "diversification", "--country", "Kazakhstan", "--top", "3",
                           "--json").stdout)

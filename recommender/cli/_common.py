@@ -43,6 +43,20 @@ def config(ctx: typer.Context, bloc: str | None = None) -> Config:
 
 
 @contextmanager
+def stages(title: str) -> Iterator[callable]:
+    """The stages of a long command: on a terminal a spinner naming the current stage; in a log (stderr not a
+    terminal) one quiet line per stage with the time so far. Yields ``log(stage)``."""
+    import time
+
+    start = time.monotonic()
+    if console_err.is_terminal:
+        with console_err.status(f"{title}…") as status:
+            yield lambda msg: status.update(f"{title}: {msg}")
+    else:
+        yield lambda msg: console_err.print(f"{title}: {msg} ({time.monotonic() - start:.0f} s)", highlight=False)
+
+
+@contextmanager
 def progress(description: str, total: float | None = None) -> Iterator[callable]:
     """A progress bar (or spinner when ``total`` is unknown); yields ``advance(n)``."""
     columns = [SpinnerColumn(), TextColumn("[progress.description]{task.description}")]

@@ -7,12 +7,12 @@ from typing import Annotated
 
 import typer
 
-from recommender.cli._common import BlocOption, config, console
+from recommender.cli._common import BlocOption, config, console, stages
 
 
 def brief(
     ctx: typer.Context,
-    country: Annotated[str, typer.Option("--country", help="The bloc member the brief is about (ISO3)")],
+    country: Annotated[str, typer.Option("--country", help="The bloc member the brief is about (ISO3 or name)")],
     output: Annotated[Path, typer.Option("--output", help="The HTML file to write")] = Path("brief.html"),
     year: Annotated[int | None, typer.Option(help="Trade year (default: the bank's last year)")] = None,
     bloc: BlocOption = None,
@@ -23,6 +23,7 @@ def brief(
     from recommender.outputs.brief import write_brief
 
     cfg = config(ctx, bloc)
-    result = write_brief(cfg, country, output, year=year, top=top, scenario_cut=scenario_cut)
+    with stages(f"brief on {country}") as log:
+        result = write_brief(cfg, country, output, year=year, top=top, scenario_cut=scenario_cut, log=log)
     console.print(f"wrote the brief on {result.country} ({result.year}) to {output}: sections {', '.join(result.sections)}; "
                   f"charts {', '.join(result.charts) or 'none'}; logged to MLflow (experiment 'brief')")

@@ -21,6 +21,7 @@ from recommender.cli._common import (
     console_err,
     engine,
     print_json,
+    stages,
     task_name,
 )
 from recommender.outputs.about import about_rows
@@ -46,9 +47,9 @@ def recommend(
     from recommender.outputs.recommend import recommend as run
 
     cfg, task = config(ctx, bloc), task_name(task)
-    with engine(engine_name, scheduler) as runner:
+    with engine(engine_name, scheduler) as runner, stages(f"recommend {task}") as log:
         table, version = run(cfg, task, year=year, countries=country, products=product, top=top, model_uri=model_uri,
-                             engine=runner)
+                             engine=runner, log=log)
     year_label = int(table["year"].iloc[0]) if len(table) else year
     if output is not None:
         about = about_rows(cfg, open_bank(cfg), model_versions=[version], year=year_label, extra=[("task", task)])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,13 +147,15 @@ member strong in the product that trades most with {_e(name)}; the market is the
 
 
 def build_brief(cfg: Config, country: str, *, year: int | None = None, top: int = 8,
-                scenario_cut: str | None = None) -> Brief:
-    """The brief for ``country`` (a bloc member) in ``year`` (default the bank's last)."""
+                scenario_cut: str | None = None, log: Callable[[str], None] | None = None) -> Brief:
+    """The brief for ``country`` (a bloc member) in ``year`` (default the bank's last); ``log(stage)`` hears each stage."""
+    log = log or (lambda _: None)
     bank = open_bank(cfg)
     country, year = member_and_year(cfg, bank, country, year)
     years = bank.years("trade")
     members = set(cfg.bloc.members)
     span = [y for y in years if year - 9 <= y <= year]
+    log(f"trade of {span[0]}–{span[-1]}")
     trade = trade_table(bank, span)
     now = trade[trade["year"] == year]
     into = now[now["importer"] == country]
@@ -160,14 +163,17 @@ def build_brief(cfg: Config, country: str, *, year: int | None = None, top: int 
     extra = into[~into["exporter"].isin(members)].groupby("product")["value_usd"].sum().sort_values(ascending=False)
     world_exports = now.groupby(["exporter", "product"])["value_usd"].sum()
     quality = _model_quality(cfg)
+    log("import substitution")
     try:
         subst, _ = recommend(cfg, IMPORT_SUBSTITUTION, year=year, countries=[country])
     except ModelError:
         subst = None
+    log("joint projects")
     try:
         joint, _ = recommend(cfg, JOINT_PROJECTS, year=year, countries=[country])
     except ModelError:
         joint = None
+    log("new capacities")
     try:
         new, _ = recommend(cfg, DIVERSIFICATION, year=year, countries=[country], features=["country_density", "pci"])
     except ModelError:
@@ -237,6 +243,7 @@ grow (the model's best partner × product candidates).</p>
     brief.sections.append("joint-projects")
 
     # --- charts ----------------------------------------------------------------------------------
+    log("charts")
     figures = []
     if subst is not None and len(subst):
         cand = subst.assign(extra=subst["product"].map(extra).fillna(0.0),
@@ -318,14 +325,16 @@ grow (the model's best partner × product candidates).</p>
 
 
 def write_brief(cfg: Config, country: str, output: str | Path, *, year: int | None = None, top: int = 8,
-                scenario_cut: str | None = None, track: bool = True) -> Brief:
+                scenario_cut: str | None = None, track: bool = True, log: Callable[[str], None] | None = None) -> Brief:
     """Build the brief, write it atomically to ``output`` and log it as the artifact of a ``brief`` run."""
     import mlflow
 
     output = Path(output)
     if output.suffix.lower() not in {".html", ".htm"}:
         raise RecommenderError(f"{output}: the brief is an HTML file; name it .html")
-    brief = build_brief(cfg, country, year=year, top=top, scenario_cut=scenario_cut)
+    brief = build_brief(cfg, country, year=year, top=top, scenario_cut=scenario_cut, log=log)
+    if log:
+        log(f"writing {output.name}")
     with atomic_output(output) as tmp:
         Path(tmp).write_text(brief.html, encoding="utf-8")
     if track:
