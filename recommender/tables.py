@@ -33,7 +33,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from recommender import workbooks
-from recommender.errors import DataValidationError, Problem
+from recommender.errors import DataValidationError, Problem, RecommenderError
 
 Progress = Callable[[int], None]
 """Told how many more rows (or bytes) a long read has done: progress bars and log lines."""
@@ -74,6 +74,12 @@ def _flat_schema(path: Path, columns: list[str] | None = None) -> pa.Schema:
     return schema
 
 
+def _no_sheet(path: Path, sheet: str | None) -> None:
+    if sheet is not None:
+        raise RecommenderError(f"{path}: --sheet {sheet!r} applies to workbooks (.xlsx, .xls, .ods); "
+                               f"this is a {'Parquet' if is_parquet(path) else 'CSV'} file: drop --sheet")
+
+
 def read_header(path: Path, *, sheet: str | None = None) -> list[str]:
     """Column names, without reading the rows; a CSV's must be unique.
 
@@ -83,6 +89,7 @@ def read_header(path: Path, *, sheet: str | None = None) -> list[str]:
     """
     if workbooks.is_workbook(path):
         return workbooks.read_sheet(path, sheet).column_names
+    _no_sheet(path, sheet)
     try:
         if is_parquet(path):
             return list(pq.ParquetFile(path).schema_arrow.names)  # a nested column is refused when it is read
@@ -124,6 +131,7 @@ def read_batches(path: Path, columns: list[str] | None = None, *, text: bool | C
         table = table.select(columns) if columns is not None else table
         yield from table.to_batches(max_chunksize=chunk_rows)
         return
+    _no_sheet(path, sheet)
     try:
         if is_parquet(path):
             _flat_schema(path, columns)

@@ -222,3 +222,31 @@ def test_the_suite_covers_at_least_forty_kinds():
     assert len(INGEST_CASES) + len(SCORE_CASES) >= 40
     formats = {c[0].split("-")[0] for c in INGEST_CASES} | {"score"}
     assert formats >= {"trade", "comtrade", "baci", "capacity", "geography", "names", "score"}
+
+
+OUTPUT_CASES = [  # every command's file options: one clear sentence, exit 2, nothing written
+    (["score", "{projects}", "--task", "import-substitution", "--output", "/etc/passwd/x.csv"], "cannot write there"),
+    (["score", "{projects}", "--task", "import-substitution", "--output", "{tmp}"], "--output must end in .csv, .parquet or .xlsx"),
+    (["score", "{projects}", "--task", "import-substitution", "--sheet", "Projects"], "applies to workbooks"),
+    (["score", "{tmp}", "--task", "import-substitution"], "is a folder: name the projects file in it"),
+    (["recommend", "--task", "import-substitution", "--output", "{tmp}/x.txt"], "--output must end in"),
+    (["recommend", "--task", "import-substitution", "--output", "/proc/nope/x.xlsx"], "cannot write there"),
+    (["scenario", "--importer", "KAZ", "--cut", "CHN", "--output", "/proc/x.xlsx"], "cannot write there"),
+    (["brief", "--country", "KAZ", "--output", "{tmp}"], "name it .html"),
+    (["ingest", "products", "{projects}", "--sheet", "names"], "applies to workbooks"),
+]
+
+
+@pytest.mark.parametrize(("args", "says"), OUTPUT_CASES, ids=[f"{c[0][0]}-{i}" for i, c in enumerate(OUTPUT_CASES)])
+def test_file_options_fail_cleanly(pipeline_home, tmp_path, monkeypatch, capsys, args, says):
+    cfg, _ = pipeline_home
+    bank = DataBank(cfg.bank_dir)
+    before = bank_state(bank)
+    projects = tmp_path / "p.csv"
+    product = bank.read("products", columns=["product"])["product"].iloc[0]
+    projects.write_text(f"importer,supplier,product\nKAZ,RUS,{product}\n")
+    listing = sorted(tmp_path.iterdir())
+    code, text = _run_cli(monkeypatch, capsys, cfg.home, *[a.format(projects=projects, tmp=tmp_path) for a in args])
+    assert code == 2 and "Traceback" not in text and says in _flat(text), text
+    assert len(text.strip().splitlines()) <= 6, text
+    assert sorted(tmp_path.iterdir()) == listing and bank_state(bank) == before  # nothing written

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -45,6 +46,9 @@ app.command("server")(server_cmd.server)
 app.add_typer(users_cmd.app, name="users")
 
 
+_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
@@ -70,6 +74,14 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
+    except OSError as exc:
+        if exc.errno not in _DISK_ERRORS:
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        console_err.print(f"[bold red]error:[/] {exc.strerror or exc}{where}; nothing was half-written: the data bank and "
+                          "outputs are written to temporary files renamed into place. Free space (or choose a writable "
+                          "place) and run again", highlight=False)
+        sys.exit(2)
     except Exception as exc:  # a tracking server's 401/403 is the user's to fix, not a crash
         from models.store import refusal
 

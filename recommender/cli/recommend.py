@@ -25,7 +25,7 @@ from recommender.cli._common import (
     task_name,
 )
 from recommender.outputs.about import about_rows
-from recommender.outputs.writers import write_table
+from recommender.outputs.writers import check_output, write_table
 from recommender.pipeline import open_bank
 
 
@@ -47,6 +47,8 @@ def recommend(
     from recommender.outputs.recommend import recommend as run
 
     cfg, task = config(ctx, bloc), task_name(task)
+    if output is not None:
+        check_output(output)  # a wrong name fails before the work
     with engine(engine_name, scheduler) as runner, stages(f"recommend {task}") as log:
         table, version = run(cfg, task, year=year, countries=country, products=product, top=top, model_uri=model_uri,
                              engine=runner, log=log)

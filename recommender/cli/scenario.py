@@ -11,6 +11,7 @@ from rich.table import Table
 from features.registry import format_usd
 from recommender.cli._common import BlocOption, JsonOption, config, console, console_err, print_json
 from recommender.outputs.scenario import write_scenario
+from recommender.outputs.writers import check_output
 
 
 def scenario(
@@ -29,6 +30,8 @@ def scenario(
     from recommender.outputs.scenario import run_scenario
 
     cfg = config(ctx, bloc)
+    if output is not None:
+        check_output(output)  # a wrong name fails before the work
     result = run_scenario(cfg, importer, cut, share=share, year=year, top=top, products=product)
     t = result.totals
     if output is not None:

@@ -262,7 +262,7 @@ def score_file(cfg: Config, task: Task | str, path: str | Path, output: str | Pa
     path, output = Path(path), Path(output)
     task = as_task(task)  # unknown task → the standard error
     if not path.is_file():
-        raise RecommenderError(f"{path}: no such file")
+        raise RecommenderError(f"{path} is a folder: name the projects file in it" if path.is_dir() else f"{path}: no such file")
     check_output(output)
     if output.resolve() == path.resolve():
         raise RecommenderError("--output must differ from the input file")

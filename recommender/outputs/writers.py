@@ -71,8 +71,14 @@ def check_output(path: str | Path) -> Path:
 def atomic_output(path: str | Path) -> Iterator[str]:
     """Yield a temporary file beside ``path``; it replaces ``path`` only if the block succeeds (else it is removed)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():
+        raise RecommenderError(f"--output {path} is a folder: name a file in it")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise RecommenderError(f"--output {path}: cannot write there ({exc.strerror or exc}); "
+                               "choose a folder you can write to") from None
     os.close(fd)
     try:
         yield tmp
