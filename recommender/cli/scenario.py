@@ -32,7 +32,8 @@ def scenario(
     cfg = config(ctx, bloc)
     if output is not None:
         check_output(output)  # a wrong name fails before the work
-    result = run_scenario(cfg, importer, cut, share=share, year=year, top=top, products=product)
+    result = run_scenario(cfg, importer, cut, share=share, year=year, top=top, products=product,
+                          log=lambda msg: console_err.print(msg, highlight=False))
     t = result.totals
     if output is not None:
         write_scenario(cfg, result, output)

@@ -36,7 +36,7 @@ def recommend(cfg: Config, task: Task | str, *, year: int | None = None, countri
     log = log or (lambda _: None)
     task = as_task(task)
     wanted = {bloc_member(cfg, c) for c in countries} if countries else None
-    chosen = product_set(open_bank(cfg), products) if products else None
+    chosen = product_set(open_bank(cfg), products, log=log) if products else None
     log(f"features and scores of every {task.name} candidate")
     scored = score_candidates(cfg, task, year=year, model_uri=model_uri, engine=engine)
     spec, table = scored.model.task, scored.rows

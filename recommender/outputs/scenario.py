@@ -16,7 +16,7 @@ adds the import-substitution champion's score and calibrated probability for eac
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,14 +121,15 @@ class Scenario:
 
 
 def run_scenario(cfg: Config, importer: str, cut: str | Collection[str], *, share: float = 1.0,
-                 year: int | None = None, top: int | None = None, products: list[str] | None = None) -> Scenario:
+                 year: int | None = None, top: int | None = None, products: list[str] | None = None,
+                 log: Callable[[str], None] | None = None) -> Scenario:
     """The supply shock on the bank's trade of ``year`` (default the last), with model scores when a champion exists.
 
     ``importer`` and the ``cut`` countries may be codes or names; ``products`` (HS codes at any level, sections or
     names, a coarser one standing for the codes under it) limits the scenario to those products.
     """
     bank = open_bank(cfg)
-    chosen = product_set(bank, products) if products else None
+    chosen = product_set(bank, products, log=log) if products else None
     importer, year = member_and_year(cfg, bank, importer, year, option="--importer")
     cut_codes = resolve_cut(cut) if isinstance(cut, str) else sorted(set(cut))
     if importer in cut_codes:

