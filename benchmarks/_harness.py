@@ -31,8 +31,16 @@ print("__RESULT__" + json.dumps({{"seconds": _elapsed, "peak_rss_mb": _vmhwm_mb(
 """
 
 
-def measure(body: str, *, setup: str = "", env: dict[str, str] | None = None) -> dict:
-    """Run ``setup`` (not timed) then ``body`` (timed) in a new Python process."""
+def measure(body: str, *, setup: str = "", env: dict[str, str] | None = None, repeat: int = 1) -> dict:
+    """Run ``setup`` (not timed) then ``body`` (timed) in a new Python process.
+
+    With ``repeat`` > 1 each run is a new process and the run with the median time is returned, with
+    every run's seconds under ``runs_seconds`` (this machine's first touch of fresh memory varies by
+    up to 2× between identical runs).
+    """
+    if repeat > 1:
+        runs = sorted((measure(body, setup=setup, env=env) for _ in range(repeat)), key=lambda r: r["seconds"])
+        return {**runs[len(runs) // 2], "runs_seconds": [r["seconds"] for r in runs]}
     code = textwrap.dedent(setup) + "\n" + _WRAPPER.format(body=textwrap.dedent(body))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, cwd=ROOT.parent)

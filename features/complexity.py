@@ -25,7 +25,9 @@ independently: values for year t use year t only.
 
 The eigenproblem is solved on the symmetric matrix
 :math:`D_p^{-1/2} M^T D_c^{-1} M D_p^{-1/2}` (same eigenvalues, eigenvectors rescaled by
-:math:`D_p^{-1/2}`), which is faster and numerically steadier than the non-symmetric form.
+:math:`D_p^{-1/2}`), which is faster and numerically steadier than the non-symmetric form, and on
+its smaller twin :math:`D_c^{-1/2} M D_p^{-1} M^T D_c^{-1/2}` when there are fewer countries than
+products.
 """
 
 from __future__ import annotations
@@ -56,6 +58,21 @@ def _second_eigenvector(sym: np.ndarray) -> np.ndarray:
     return vecs[:, np.argsort(vals)[0]]
 
 
+def _product_eigenvector(m: np.ndarray, d_c: np.ndarray, d_p: np.ndarray) -> np.ndarray:
+    """Second eigenvector of :math:`B^T B`, :math:`B = D_c^{-1/2} M D_p^{-1/2}`, on the smaller side.
+
+    :math:`B^T B` (products) and :math:`B B^T` (countries) share their non-zero eigenvalues; for an
+    eigenvector u of :math:`B B^T`, :math:`B^T u` is the one of :math:`B^T B` (up to scale and sign,
+    which the standardisations remove). A world of 230 countries × 1,240 products solves a 230 × 230
+    problem instead of forming a 1,240 × 1,240 one.
+    """
+    b = (np.sqrt(d_c)[:, None] * m) * d_p[None, :]
+    if b.shape[0] >= b.shape[1]:
+        return _second_eigenvector(b.T @ b)
+    v = b.T @ _second_eigenvector(b @ b.T)
+    return v / np.linalg.norm(v)
+
+
 def complexity_matrices(x: np.ndarray) -> dict[str, np.ndarray]:
     """All measures for one year from a dense countries × products export matrix.
 
@@ -73,25 +90,27 @@ def _matrices(x: np.ndarray) -> dict[str, np.ndarray]:
     m = (rca >= 1).astype(float)
     diversity, ubiquity = m.sum(axis=1), m.sum(axis=0)
 
-    # M is binary and mostly zeros: the products with it are sparse × sparse or sparse × dense
+    # products × products from dense BLAS (M has ~10 % ones: dgemm beats sparse × sparse here);
+    # products of M with dense matrices stay sparse, where the zeros are skipped
     ms = scipy.sparse.csr_array(m)
     d_c, d_p = 1.0 / diversity, 1.0 / np.sqrt(ubiquity)
-    inner = (ms.T @ scipy.sparse.csr_array(m * d_c[:, None])).toarray()  # M^T D_c^-1 M
-    sym = inner * d_p[:, None] * d_p[None, :]
-    kp = d_p * _second_eigenvector(sym)
+    kp = d_p * _product_eigenvector(m, d_c, d_p)
     kc = d_c * (ms @ kp)
     sign = np.sign(np.corrcoef(diversity, kc)[0, 1]) if diversity.std() > 0 else 1.0
     eci_raw, pci_raw = sign * kc, sign * kp
 
-    co = (ms.T @ ms).toarray()
-    phi = co / ubiquity[None, :]
-    phi = np.minimum(phi, phi.T)
+    # φ = min(C/k_p', C/k_p) = C / max(k_p, k_p'), C = MᵀM symmetric and integral (exact in float)
+    phi = m.T @ m
+    phi /= np.maximum(ubiquity[:, None], ubiquity[None, :])
     phi_rowsum = phi.sum(axis=1)
-    density = ms @ (phi.T / phi_rowsum[None, :])
+    # density = M φ / Σφ and COG's M W (W = diag(PCI / Σφ) φ) in one sparse × dense product
+    w = pci_raw / phi_rowsum
+    both = scipy.sparse.vstack([ms, ms * w[None, :]], format="csr") @ phi
+    n = m.shape[0]
+    density = both[:n] / phi_rowsum[None, :]
     absent = 1.0 - m
     coi = ((density * absent) * pci_raw[None, :]).sum(axis=1)
-    weights = phi * (pci_raw / phi_rowsum)[:, None]
-    cog = absent * (weights.sum(axis=0)[None, :] - ms @ weights)  # (1 − M) @ W = 1ᵀW − M W
+    cog = absent * ((w @ phi)[None, :] - both[n:])  # (1 − M) W = 1ᵀW − M W
 
     mean, std = eci_raw.mean(), eci_raw.std()
     return {
@@ -126,6 +145,26 @@ def _year_matrix(exporter: np.ndarray, product: np.ndarray, value: np.ndarray) -
     return x, rows, cols
 
 
+def _sorted_factorize(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """``pd.factorize(values, sort=True)``, sorting the few uniques instead of hashing twice."""
+    codes, uniques = pd.factorize(values, sort=False)
+    order = np.argsort(uniques.to_numpy(), kind="stable")
+    rank = np.empty(len(order), dtype=codes.dtype)
+    rank[order] = np.arange(len(order), dtype=codes.dtype)
+    return np.where(codes < 0, codes, rank[codes]), uniques.take(order)  # NaN keeps −1
+
+
+def _year_groups(years: np.ndarray) -> list:
+    """Row selections of each year: slices when the table is sorted by year (a bank's is), else indices."""
+    if years.size == 0:
+        return []
+    if bool((years[1:] >= years[:-1]).all()):
+        bounds = [0, *(np.flatnonzero(years[1:] != years[:-1]) + 1).tolist(), years.size]
+        return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    order = np.argsort(years, kind="stable")
+    return np.split(order, np.flatnonzero(np.diff(years[order])) + 1)
+
+
 def compute_complexity(exports: pd.DataFrame) -> pd.DataFrame:
     """RCA, presence, diversity, ubiquity, ECI, PCI, density, distance, COI and COG by year.
 
@@ -147,35 +186,35 @@ def compute_complexity(exports: pd.DataFrame) -> pd.DataFrame:
     [2.5]
     """
     check_columns(exports, ["year", "exporter", "product", "value"], "exports")
-    exporter_codes, exporters = pd.factorize(exports["exporter"], sort=True)
-    product_codes, products = pd.factorize(exports["product"], sort=True)
+    exporter_codes, exporters = _sorted_factorize(exports["exporter"])
+    product_codes, products = _sorted_factorize(exports["product"])
     years = exports["year"].to_numpy()
     values = exports["value"].to_numpy(dtype=float)
-    order = np.argsort(years, kind="stable")
-    bounds = np.flatnonzero(np.diff(years[order])) + 1
     grids = []
-    for idx in np.split(order, bounds):
-        if idx.size == 0:
+    for idx in _year_groups(years):
+        if len(years[idx]) == 0:
             continue
         x, rows, cols = _year_matrix(exporter_codes[idx], product_codes[idx], values[idx])
         if len(rows) >= 2 and len(cols) >= 2:
-            grids.append((years[idx[0]], x, rows, cols))
+            grids.append((years[idx][0], x, rows, cols))
     if not grids:
         return pd.DataFrame(columns=["year", "exporter", "product", *COMPLEXITY_COLUMNS])
-    # fill one preallocated block (measures × rows) so the frame is built without copies
+    # fill preallocated columns in place (each measure in its final dtype) so the frame is built
+    # without copies
     total = sum(x.size for _, x, _, _ in grids)
-    block = np.empty((len(COMPLEXITY_COLUMNS), total))
+    dtypes = {"mcp": np.int8, "diversity": np.int64, "ubiquity": np.int64}
+    columns = {name: np.empty(total, dtype=dtypes.get(name, np.float64)) for name in COMPLEXITY_COLUMNS}
     year_col = np.empty(total, dtype=np.int64)
-    exp_col = np.empty(total, dtype=np.int64)
-    prod_col = np.empty(total, dtype=np.int64)
+    exp_col = np.empty(total, dtype=np.intp)
+    prod_col = np.empty(total, dtype=np.intp)
     offsets = np.cumsum([0] + [x.size for _, x, _, _ in grids])
 
     def fill(i: int) -> None:  # numpy and BLAS release the GIL: years run on both cores
         year, x, rows, cols = grids[i]
         start, stop = offsets[i], offsets[i + 1]
         measures = complexity_matrices(x)
-        for k, name in enumerate(COMPLEXITY_COLUMNS):
-            block[k, start:stop] = np.ravel(measures[name])
+        for name, column in columns.items():
+            column[start:stop].reshape(x.shape)[...] = measures[name]  # broadcasts are not materialised
         year_col[start:stop] = year
         exp_col[start:stop] = np.repeat(rows, len(cols))
         prod_col[start:stop] = np.tile(cols, len(rows))
@@ -185,13 +224,8 @@ def compute_complexity(exports: pd.DataFrame) -> pd.DataFrame:
     largest = max((x.size for _, x, _, _ in grids), default=0)
     with threadpool_limits(1), ThreadPoolExecutor(max_workers=parallel_workers(largest * 8 * 8)) as pool:
         list(pool.map(fill, range(len(grids))))
-    out = pd.DataFrame(block.T, columns=COMPLEXITY_COLUMNS, copy=False)
-    out.insert(0, "product", products.take(prod_col))
-    out.insert(0, "exporter", exporters.take(exp_col))
-    out.insert(0, "year", year_col)
-    out["mcp"] = out["mcp"].astype("int8")
-    out["diversity"] = out["diversity"].astype("int64")
-    out["ubiquity"] = out["ubiquity"].astype("int64")
+    out = pd.DataFrame({"year": year_col, "exporter": exporters.take(exp_col), "product": products.take(prod_col),
+                        **columns}, copy=False)
     return out
 
 
