@@ -102,8 +102,8 @@ def test_local_cluster_same_features_ndcg_within_001_and_scores(home: Config, tm
                                 [f.best_iteration for f in distributed.evaluation.folds])
     params = _params(distributed.record.run_id, cfg)
     assert params["engine"] == "dask" and params["engine_workers"] == "2"
-    assert params["feature_cache"].startswith("reused ")  # the local run built the same table
-    assert _params(local.record.run_id, cfg)["feature_cache"].startswith("built ")
+    assert params["feature_cache_misses"] == "0"  # the local run built the same table
+    assert _params(local.record.run_id, cfg)["feature_cache_hits"] == "0"
     assert _params(local.record.run_id, cfg)["engine"] == "local"
 
 

@@ -87,22 +87,33 @@ def test_year_chunks_follow_the_row_budget(demo_bank):
     assert two[0] == years[:2] and sum(two, []) == years
 
 
+def _cache_files(store: FeatureCache, key) -> list[str]:
+    return sorted(p.name for p in store.folder(key).iterdir())
+
+
+def _expected_files(store: FeatureCache, key) -> list[str]:
+    return sorted(["key.json", *(store.path(key, y).name for y in key.years)])
+
+
 def test_feature_cache_reuses_and_keys_what_determines_a_table(demo_bank, tmp_path):
     cfg, bank = demo_bank
     store = FeatureCache(tmp_path / "features")
     spec = tasks.get_task(tasks.JOINT_PROJECTS).with_options(horizon=3)
     first = task_table(bank, store, spec, BLOC, product_level=6)
     again = task_table(bank, store, spec, BLOC, product_level=6)
-    assert not first.reused and again.reused
+    assert first.built_years == bank.years("trade") and not first.reused_years
+    assert again.reused and again.reused_years == bank.years("trade")
+    assert again.describe() == f"{len(bank.years('trade'))} years reused, 0 built"
     pd.testing.assert_frame_equal(first.table, again.table)
     keys = {dataset_key(bank, s, b, lv).digest for s, b, lv in [
         (spec, BLOC, 6), (spec, BLOC[:-1], 6), (spec, BLOC, 4), (spec.with_options(min_value=1e6), BLOC, 6),
         (spec.with_options(horizon=2), BLOC, 6)]}
     assert len(keys) == 5
-    assert [p.name for p in store.root.iterdir()] == [first.key.digest]  # no staging debris
+    assert sorted(p.name for p in store.root.iterdir()) == sorted([first.key.family.digest, "fingerprints.json"])
+    assert _cache_files(store, first.key) == _expected_files(store, first.key)  # no staging debris
 
 
-def test_a_failed_build_leaves_nothing_in_the_store(demo_bank, tmp_path, monkeypatch):
+def test_a_failed_build_keeps_only_whole_years_and_the_next_build_reuses_them(demo_bank, tmp_path, monkeypatch):
     _, bank = demo_bank
     store = FeatureCache(tmp_path / "features")
     spec = tasks.get_task(tasks.IMPORT_SUBSTITUTION).with_options(horizon=3)
@@ -111,19 +122,26 @@ def test_a_failed_build_leaves_nothing_in_the_store(demo_bank, tmp_path, monkeyp
 
     def failing(self, years, **kw):
         calls["n"] += 1
-        if calls["n"] == 2:
+        if calls["n"] == 3:
             raise RuntimeError("killed mid-build")
         return real(self, years, **kw)
 
-    monkeypatch.setattr(datasets, "CHUNK_ROWS", 1)
+    monkeypatch.setattr(datasets, "CHUNK_ROWS", 1)  # a year per chunk: two years finish, the third fails
     monkeypatch.setattr(datasets.YearBuilder, "table", failing)
     with pytest.raises(RuntimeError, match="killed"):
         task_table(bank, store, spec, BLOC, product_level=6)
-    assert not store.has(dataset_key(bank, spec, BLOC, 6))
-    assert list(store.root.iterdir()) == []
+    key = dataset_key(bank, spec, BLOC, 6)
+    years = bank.years("trade")
+    assert store.years(key) == years[:2] and not store.has(key)
+    assert _cache_files(store, key) == sorted(["key.json", *(store.path(key, y).name for y in years[:2])])
+    monkeypatch.setattr(datasets.YearBuilder, "table", real)
+    resumed = task_table(bank, store, spec, BLOC, product_level=6)
+    assert resumed.reused_years == years[:2] and resumed.built_years == years[2:]
+    clean = task_table(bank, FeatureCache(tmp_path / "clean"), spec, BLOC, product_level=6)
+    pd.testing.assert_frame_equal(resumed.table, clean.table)
 
 
-def test_a_new_ingest_changes_the_key_and_the_old_table_goes(tmp_path, tiny_world):
+def test_a_new_geography_rebuilds_every_year_and_the_old_years_go(tmp_path, tiny_world):
     cfg = Config(home=tmp_path / "home")
     list(build_demo_bank(cfg, spec=WorldSpec.tiny(seed=11)))
     bank = DataBank(cfg.bank_dir)
@@ -136,8 +154,50 @@ def test_a_new_ingest_changes_the_key_and_the_old_table_goes(tmp_path, tiny_worl
     tiny_world.geography().head(50).to_csv(geo, index=False)
     ingest_geography(bank, geo, replace=True)
     after = task_table(bank, store, spec, BLOC, product_level=6)
-    assert not after.reused and after.key.digest != before.digest
-    assert [p.name for p in store.root.iterdir()] == [after.key.digest]  # the old bank state's table is gone
+    assert not after.reused_years and after.key.digest != before.digest
+    assert set(after.key.years.values()).isdisjoint(before.years.values())  # every year reads the geography
+    assert _cache_files(store, after.key) == _expected_files(store, after.key)  # the old bank state's years are gone
+
+
+@pytest.mark.parametrize("task", [tasks.JOINT_PROJECTS, tasks.DIVERSIFICATION])
+def test_a_new_or_corrected_year_rebuilds_exactly_the_years_that_read_it(tmp_path, task):
+    """A new BACI release: one more year, then a corrected year; only the years reading them are rebuilt."""
+    from recommender.bank.ingest import ingest_capacity, ingest_geography, ingest_trade
+
+    demo = Config(home=tmp_path / "demo")
+    list(build_demo_bank(demo, spec=WorldSpec.tiny(seed=11)))
+    files = demo.home / "synthetic" / "seed-11"
+    trade = pd.read_parquet(files / "trade.parquet")
+    years = sorted(trade["year"].unique())
+    last, corrected = years[-1], years[4]
+    bank = DataBank(tmp_path / "bank")
+    ingest_trade(bank, _write(trade[trade["year"] < last], tmp_path / "release1.parquet"))
+    ingest_capacity(bank, files / "capacity.csv")
+    ingest_geography(bank, files / "geography.csv")
+    store = FeatureCache(tmp_path / "features")
+    spec = tasks.get_task(task).with_options(horizon=3)
+    first = task_table(bank, store, spec, BLOC, product_level=6)
+    assert first.built_years == years[:-1]
+
+    ingest_trade(bank, _write(trade[trade["year"] == last], tmp_path / "release2.parquet"))
+    added = task_table(bank, store, spec, BLOC, product_level=6)
+    assert added.built_years == [last - spec.horizon, last]  # the new year, and the year it labels
+    assert added.reused_years == [y for y in years if y not in added.built_years]
+
+    fixed = trade[trade["year"] == corrected].copy()
+    fixed.loc[fixed.index[:50], "value_usd"] *= 3.0
+    ingest_trade(bank, _write(fixed, tmp_path / "correction.parquet"), replace=True)
+    again = task_table(bank, store, spec, BLOC, product_level=6)
+    reads = {corrected + lag for lag in spec.lags} | {corrected - spec.horizon}
+    assert again.built_years == sorted(reads & set(years))
+    cold = task_table(bank, FeatureCache(tmp_path / "cold"), spec, BLOC, product_level=6)
+    pd.testing.assert_frame_equal(again.table, cold.table)  # reused years are exactly what a cold build gives
+    assert _cache_files(store, again.key) == _expected_files(store, again.key)
+
+
+def _write(frame: pd.DataFrame, path):
+    frame.to_parquet(path, index=False)
+    return path
 
 
 def test_pooled_candidates_from_the_bank_equal_the_in_memory_path(demo_bank):

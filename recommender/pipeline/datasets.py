@@ -8,29 +8,19 @@ labels; peak memory is a few years' world grids plus one year's candidates, not 
 local engine walks the years in order and keeps a sliding window of per-year views and
 complexity tables; the Dask engine runs each year as its own task (:func:`build_year`).
 
-The finished table is stored as one Parquet file per year under
-``<home>/features/<key>/`` where the key hashes what determines it (:class:`DatasetKey`): the
-bank's manifest hash, the bloc, the task's candidate and label options, the product level and
-:data:`FEATURE_VERSION`. A second ``train`` or ``recommend`` on the same bank reads it back
-instead of recomputing. A store entry is written in a temporary folder and renamed into place, so
-a killed build never leaves a half table that a later run would trust.
+Each finished year is stored in the feature cache (:mod:`recommender.pipeline.feature_cache`)
+under the hash of what it reads, so a second ``train`` or ``recommend`` reads it back, and a bank
+that gained a year or had one corrected rebuilds only the years that read a changed one.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from features.assemble import BaseTables, build_base, lag_years
 from features.complexity import add_dynamics, compute_complexity
@@ -41,84 +31,10 @@ from models.ranker import Log
 from models.tasks import Task
 from recommender.bank import DataBank
 from recommender.errors import RecommenderError
+from recommender.pipeline.feature_cache import DatasetKey, FeatureCache, dataset_key
 
-FEATURE_VERSION = "2026.11-1"
-"""Bump when any feature or label definition changes: every stored table is then rebuilt."""
-
-
-@dataclass(frozen=True)
-class DatasetKey:
-    """What determines a task's feature table: change any field and the table is another one."""
-
-    manifest_hash: str
-    bloc: tuple[str, ...]
-    task: dict  # Task.params(): name, horizon, candidate threshold, relevance thresholds
-    product_level: int
-    feature_version: str = FEATURE_VERSION
-
-    @property
-    def digest(self) -> str:
-        blob = json.dumps({"manifest": self.manifest_hash, "bloc": list(self.bloc), "task": self.task,
-                           "level": self.product_level, "features": self.feature_version}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def dataset_key(bank: DataBank, task: Task, bloc: Collection[str], product_level: int) -> DatasetKey:
-    return DatasetKey(bank.manifest_hash(), tuple(sorted(set(bloc))), task.params(), int(product_level))
-
-
-class FeatureCache:
-    """Feature tables under ``root`` (``<home>/features``), one folder per :class:`DatasetKey`."""
-
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
-
-    def path(self, key: DatasetKey) -> Path:
-        return self.root / key.digest
-
-    def has(self, key: DatasetKey) -> bool:
-        return (self.path(key) / "key.json").exists()
-
-    def years(self, key: DatasetKey) -> list[int]:
-        return sorted(int(p.stem.split("=")[1]) for p in self.path(key).glob("year=*.parquet")) if self.has(key) else []
-
-    def read(self, key: DatasetKey, years: Collection[int] | None = None) -> pd.DataFrame:
-        """The stored table (optionally some years), sorted as :meth:`Task.build_dataset` sorts."""
-        wanted = self.years(key) if years is None else [y for y in self.years(key) if y in set(years)]
-        if not wanted:
-            return pd.DataFrame()
-        # one Arrow table (the years' columns chained, not copied) converted column by column, each
-        # Arrow buffer freed once converted: the peak is about one copy of the table, not the two of
-        # reading every year into pandas and concatenating
-        table = pa.concat_tables([pq.read_table(self.path(key) / f"year={y}.parquet") for y in wanted],
-                                 promote_options="permissive")
-        return table.to_pandas(self_destruct=True, split_blocks=True)
-
-    def staging(self, key: DatasetKey) -> Path:
-        """A fresh folder to write ``key``'s year files into before :meth:`publish`."""
-        folder = self.root / f".staging-{key.digest}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        folder.mkdir(parents=True)
-        return folder
-
-    def publish(self, key: DatasetKey, staging: Path) -> None:
-        """Move a finished staging folder into place (a concurrent builder's equal table wins)."""
-        (staging / "key.json").write_text(json.dumps({**key.__dict__, "digest": key.digest}, indent=2, sort_keys=True))
-        try:
-            os.replace(staging, self.path(key))
-        except OSError:  # another process published the same key first: its table is the same
-            shutil.rmtree(staging, ignore_errors=True)
-
-    def discard(self, staging: Path) -> None:
-        shutil.rmtree(staging, ignore_errors=True)
-
-    def prune(self, manifest_hash: str) -> list[str]:
-        """Remove the tables of other bank states (the home has one bank: they can never be read again)."""
-        removed = []
-        for folder in self.root.glob("*/key.json"):
-            if json.loads(folder.read_text()).get("manifest_hash") != manifest_hash:
-                shutil.rmtree(folder.parent, ignore_errors=True)
-                removed.append(folder.parent.name)
-        return removed
+__all__ = ["DatasetKey", "FeatureCache", "StoredTable", "YearBuilder", "build_year", "dataset_key", "task_table",
+           "year_chunks"]
 
 
 class YearBuilder:
@@ -221,60 +137,105 @@ def build_year(bank_root: str, snapshot: str, task: Task, bloc: tuple[str, ...],
     return len(table)
 
 
-def _build_here(bank: DataBank, task: Task, bloc: tuple[str, ...], product_level: int, years: list[int], folder: Path,
-                log: Log) -> None:
-    """Build the years in this process, in chunks, into ``folder``; the builder's caches go when it returns."""
-    builder = YearBuilder(bank, task, bloc, product_level=product_level)
-    for chunk in year_chunks(bank, years):
-        table = builder.table(chunk)
-        for year in chunk:
-            table[table["year"] == year].to_parquet(folder / f"year={year}.parquet", index=False)
-        log(f"features: years {chunk[0]}–{chunk[-1]} of {years[0]}–{years[-1]}: {len(table):,} candidates")
-
-
 @dataclass
 class StoredTable:
+    """A task's whole table, with which years came from the cache and which were built."""
+
     table: pd.DataFrame
     key: DatasetKey
-    reused: bool
+    reused_years: list[int]
+    built_years: list[int]
+
+    @property
+    def reused(self) -> bool:
+        """Every year came from the cache."""
+        return not self.built_years
+
+    def describe(self) -> str:
+        """E.g. ``24 years reused, 1 built (2014)``: the cache's hits and misses, for the log and the run."""
+        built = _year_runs(self.built_years)
+        return f"{len(self.reused_years)} years reused, {len(self.built_years)} built" + (f" ({built})" if built else "")
+
+
+def _year_runs(years: list[int]) -> str:
+    runs = _consecutive(years)
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}–{r[-1]}" for r in runs)
 
 
 def task_table(bank: DataBank, store: FeatureCache, task: Task, bloc: Collection[str], *, product_level: int,
                engine: Engine | None = None, log: Log = lambda _m: None) -> StoredTable:
-    """The task's whole table (every year with candidates), from the store or built year by year and stored."""
-    key = dataset_key(bank, task, bloc, product_level)
-    if store.has(key):
-        log(f"features: reusing the stored table {key.digest} ({len(store.years(key))} years)")
-        return StoredTable(store.read(key), key, True)
+    """The task's whole table (every year with candidates): cached years read back, the others built and stored.
+
+    A year is reused when nothing it reads changed (:mod:`recommender.pipeline.feature_cache`); the
+    years to build run in this process in chunks, or as one task each on a distributed ``engine``.
+    """
     years = bank.years("trade")
     if not years:
         raise RecommenderError(f"the data bank at {bank.root} has no trade; ingest some or run `recommender demo`")
+    prints = store.fingerprints()
+    key = dataset_key(bank, task, bloc, product_level, prints)
+    prints.save()
+    if prints.hashed:
+        log(f"features: hashed {prints.hashed} new bank file(s) to see which years changed")
+    reused = store.years(key)
+    missing = [y for y in years if y not in set(reused)]
+    if missing:
+        log(f"features: {len(reused)} of {len(years)} years reused from the cache; building {_year_runs(missing)}")
+        if engine is not None and engine.distributed:
+            _build_distributed(bank, store, key, task, product_level, missing, engine, log)
+        else:
+            _build_here(bank, store, key, task, product_level, missing, log)
+    else:
+        log(f"features: all {len(years)} years reused from the cache ({key.family.digest})")
+    for old in store.prune(key):
+        log(f"features: removed {old}, a year of an earlier state of the bank")
+    return StoredTable(store.read(key), key, reused, missing)
+
+
+def _build_here(bank: DataBank, store: FeatureCache, key: DatasetKey, task: Task, product_level: int, years: list[int],
+                log: Log) -> None:
+    """Build ``years`` in this process, consecutive runs in chunks; each year is stored as soon as it is built."""
+    builder = YearBuilder(bank, task, key.family.bloc, product_level=product_level)
+    for run in _consecutive(years):
+        for chunk in year_chunks(bank, run):
+            table = builder.table(chunk)
+            for year in chunk:
+                store.write(key, year, table[table["year"] == year])
+            log(f"features: years {chunk[0]}–{chunk[-1]}: {len(table):,} candidates")
+
+
+def _consecutive(years: list[int]) -> list[list[int]]:
+    runs: list[list[int]] = []
+    for y in sorted(years):
+        if runs and y == runs[-1][-1] + 1:
+            runs[-1].append(y)
+        else:
+            runs.append([y])
+    return runs
+
+
+def _build_distributed(bank: DataBank, store: FeatureCache, key: DatasetKey, task: Task, product_level: int,
+                       years: list[int], engine: Engine, log: Log) -> None:
+    snapshot = bank.snapshot_id
     staging = store.staging(key)
     try:
-        if engine is not None and engine.distributed:
-            snapshot = bank.snapshot_id
-            # a bank at a URL assumes no filesystem shared with the workers: each year comes back
-            # through Dask and is written here; a bank in a folder is shared, and each worker writes
-            shared = None if bank.remote else str(staging)
-            finished: list[int] = []
+        # a bank at a URL assumes no filesystem shared with the workers: each year comes back
+        # through Dask and is written here; a bank in a folder is shared, and each worker writes
+        shared = None if bank.remote else str(staging)
+        finished: list[int] = []
 
-            def progress(year: int, result: int | pd.DataFrame) -> int:
-                if isinstance(result, pd.DataFrame):
-                    result.to_parquet(staging / f"year={year}.parquet", index=False)
-                    result = len(result)
-                finished.append(year)
-                log(f"features: year {year} done on {engine.name} ({len(finished)} of {len(years)}): {result:,} candidates")
-                return result
+        def progress(year: int, result: int | pd.DataFrame) -> int:
+            if isinstance(result, pd.DataFrame):
+                store.write(key, year, result)
+                result = len(result)
+            else:
+                store.adopt(key, staging, year)
+            finished.append(year)
+            log(f"features: year {year} done on {engine.name} ({len(finished)} of {len(years)}): {result:,} candidates")
+            return result
 
-            rows = engine.map(lambda y: build_year(str(bank.root), snapshot, task, key.bloc, product_level, y, shared),
-                              years, done=progress)
-            log(f"features: {len(years)} years as {engine.name} tasks, {sum(rows):,} candidates")
-        else:
-            _build_here(bank, task, key.bloc, product_level, years, staging, log)
-        store.publish(key, staging)
-    except BaseException:
+        rows = engine.map(lambda y: build_year(str(bank.root), snapshot, task, key.family.bloc, product_level, y, shared),
+                          years, done=progress)
+        log(f"features: {len(years)} years as {engine.name} tasks, {sum(rows):,} candidates")
+    finally:
         store.discard(staging)
-        raise
-    for old in store.prune(key.manifest_hash):
-        log(f"features: removed the stored table {old} of an earlier state of the bank")
-    return StoredTable(store.read(key), key, False)

@@ -110,7 +110,8 @@ def score_candidates(cfg: Config, task: Task | str, keys: pd.DataFrame | None = 
     year = trade_year(bank, year)
     level = resolve_level(bank, int(model.run_params["product_level"]) if model.run_params.get("product_level") else None)
     builder = YearBuilder(bank, spec, cfg.bloc.members, product_level=level)
-    cache, key = FeatureCache(cfg.feature_dir), dataset_key(bank, spec, cfg.bloc.members, level)
+    cache = FeatureCache(cfg.feature_dir)
+    key = dataset_key(bank, spec, cfg.bloc.members, level, cache.fingerprints())
     base = None
     if year in cache.years(key):  # the training's own table of this year: same candidates, same features
         everything = cache.read(key, [year]).drop(columns="relevance")

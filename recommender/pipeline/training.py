@@ -107,7 +107,8 @@ def train_task(
     top = add_names(top[[*spec.output_keys, "score", "rank", "relevance"]], spec, bank.classification, product_names(bank))
     run_params = {**spec.params(), "bloc": cfg.bloc.name, "bloc_members": list(cfg.bloc.members), "seed": seed,
                   "product_level": level, "classification": bank.classification,
-                  "feature_cache": f"{'reused' if stored.reused else 'built'} {stored.key.digest}",
+                  "feature_cache": f"{stored.describe()}; table {stored.key.digest}",
+                  "feature_cache_hits": len(stored.reused_years), "feature_cache_misses": len(stored.built_years),
                   "engine": engine.name, "engine_workers": engine.workers,
                   "years": f"{years[0]}-{years[-1]}", "test_years": evaluation.test_years,
                   "pooled_sets": pool_sets, "pooled_candidates": 0 if pool is None else len(pool), "seeds": seeds,
