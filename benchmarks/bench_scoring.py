@@ -8,7 +8,8 @@ its cost depends on how many distinct keys a file holds, not only on its rows:
 * ``many_keys``: a world of 3,000 products: about 250,000 distinct keys in 1M rows (10 importers
   × 9 suppliers × 3,000 products, drawn with repetition), as a list of HS6-level projects would.
 
-Target (issue 5): at least 100,000 rows/s without reasons. Each world gets a quickly trained
+Targets: issue 5, at least 100,000 rows/s without reasons in every case; issue 30, with 263 k
+distinct keys at least 250,000 rows/s without reasons and 50,000 with, peak memory ≤ 3 GB. Each world gets a quickly trained
 champion; the projects are drawn uniformly from the bloc's importer × supplier × product keys.
 """
 
@@ -53,8 +54,19 @@ def prepare(case: str):
     return home, projects, len(keys)
 
 
+TARGET = ("issue 5: without_reasons >= 100,000 rows/s in every case; issue 30: many_keys >= 250,000 rows/s without "
+          "reasons, >= 50,000 with, peak RSS <= 3 GB")
+
+
+def met(out: dict) -> bool:
+    many = out["many_keys"]
+    return (all(out[case]["without_reasons"]["rows_per_second"] >= 100_000 for case in WORLDS)
+            and many["without_reasons"]["rows_per_second"] >= 250_000 and many["with_reasons"]["rows_per_second"] >= 50_000
+            and max(many[k]["peak_rss_mb"] for k in ("without_reasons", "with_reasons")) <= 3 * 1024)
+
+
 def run() -> dict:
-    out: dict = {"rows": ROWS, "target": "without_reasons rows_per_second >= 100000 in every case",
+    out: dict = {"rows": ROWS, "target": TARGET,
                  "note": "library call score_file(track=False): validation, per-key features and scores, rank, percentile, "
                          "CSV output"}
     for case in WORLDS:
@@ -68,6 +80,6 @@ def run() -> dict:
             r["rows_per_second"] = r["extra"]["rows"] / r["seconds"]
             results[label] = r
         out[case] = results
-    out["met"] = all(out[case]["without_reasons"]["rows_per_second"] >= 100_000 for case in WORLDS)
+    out["met"] = met(out)
     record("scoring", out)
     return out

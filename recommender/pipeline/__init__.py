@@ -3,7 +3,8 @@
 Public names (the outputs, the CLI and notebooks import these):
 
 * :mod:`~recommender.pipeline.inputs` — ``open_bank``, ``trade_year``, ``member_and_year``, ``product_names`` …
-* :mod:`~recommender.pipeline.datasets` — ``YearBuilder``, ``FeatureCache``, ``task_table``
+* :mod:`~recommender.pipeline.datasets` — ``YearBuilder``, ``task_table``
+* :mod:`~recommender.pipeline.feature_cache` — ``FeatureCache``, ``dataset_key``: one file per year, keyed by its inputs' content
 * :mod:`~recommender.pipeline.training` — ``train_task``
 * :mod:`~recommender.pipeline.scoring` — ``load_model``, ``TrainedModel``, ``score_candidates``, ``rank``
 * :mod:`~recommender.pipeline.explain` — ``explain``, ``add_names``
