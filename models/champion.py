@@ -31,11 +31,22 @@ def model_name(task: str, bloc: str) -> str:
     return f"{task}-{bloc}"
 
 
+NOT_FOUND = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
+"""Error codes with which a store says "no such model or alias"; any other error is the store's, not a missing champion."""
+
+
 def current_champion(client: MlflowClient, name: str):
+    """The champion version of ``name``; None only when the store says there is none.
+
+    A store that cannot answer (a team server whose database is down, a server that stopped)
+    raises: it must never read as "no champion, train one first".
+    """
     try:
         return client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if exc.error_code in NOT_FOUND:
+            return None
+        raise
 
 
 PROMOTE_TAG = "promote"

@@ -51,6 +51,10 @@ class Store:
         return client.create_experiment(name, artifact_location=location,
                                         tags={"mlflow.note.content": note, "mlflow.experimentKind": TRAINING_KIND})
 
+    def probe(self) -> None:
+        """One cheap read, so a store that cannot answer fails before a long command does its work."""
+        self.client().search_experiments(max_results=1)
+
     @contextmanager
     def active(self) -> Iterator[MlflowClient]:
         """Point MLflow's fluent API at this store inside the block only."""
@@ -113,6 +117,37 @@ def refusal(exc: BaseException) -> str | None:
         return (f"{where} refused: user {user!r} lacks the permission for this; an admin can grant it with "
                 "`recommender users grant`")
     return None
+
+
+RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "5", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+           "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
+"""The CLI's retry budget for a tracking server: 5 retries 1, 2, 4, 8, 16 s apart (about 31 s; MLflow's own
+defaults, 7 retries with factor 2, wait about 4 min), each request at most 60 s. Set the variables to change it."""
+
+
+def unreachable(exc: BaseException) -> str | None:
+    """One clear sentence for a tracking server that did not answer (after MLflow's retries), or None.
+
+    A team server whose database is down answers HTTP 500 to every request; a stopped server
+    refuses connections. Either way the command cannot read or record runs, and says so instead of
+    a traceback or a misleading "no champion".
+    """
+    if not type(exc).__module__.startswith("mlflow") or "API request to" not in str(exc):
+        return None
+    text = str(exc)
+    where = f"the tracking server {next(iter(_REACHED))}" if len(_REACHED) == 1 else "the tracking server"
+    if "NewConnectionError" in text or "Connection refused" in text or "RemoteDisconnected" in text \
+            or "Connection aborted" in text:
+        cause = "is not answering (the connection was refused or dropped): the server may have stopped"
+    elif "500" in text or "503" in text or "502" in text:
+        cause = "answers with server errors (HTTP 5xx): its database is probably down or restarting"
+    elif "timed out" in text.lower() or "Timeout" in text:
+        cause = "did not answer in time"
+    else:
+        cause = "failed: " + text.splitlines()[0][:200]
+    retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7")
+    return (f"{where} {cause}, after {retries} retries. Nothing more was read or recorded; check `recommender server` "
+            "on that machine (its log names the cause) and run the command again once it answers")
 
 
 def as_param(value) -> str:

@@ -57,10 +57,14 @@ class Postgres:
             shutil.chown(pwfile, "postgres")
         self._run(find_bin("initdb"), "-D", str(data), "-U", self.user, "--pwfile", str(pwfile),
                   "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C")
-        self._run(find_bin("pg_ctl"), "-D", str(data), "-l", str(self.folder / "server.log"), "-w", "-t", "300",
-                  "-o", f"-h 127.0.0.1 -p {self.port} -k {self.folder}", "start")
+        self.resume()
         self.createdb("mlflow")
         return self
+
+    def resume(self) -> None:
+        """Start the server again on its existing data folder and port (after :meth:`stop`)."""
+        self._run(find_bin("pg_ctl"), "-D", str(self.folder / "data"), "-l", str(self.folder / "server.log"), "-w",
+                  "-t", "300", "-o", f"-h 127.0.0.1 -p {self.port} -k {self.folder}", "start")
 
     def createdb(self, name: str) -> None:
         self._run(find_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, name)

@@ -9,6 +9,7 @@ import sys
 
 import typer
 
+from models.store import RETRIES
 from recommender.cli import bank as bank_cmd
 from recommender.cli import brief as brief_cmd
 from recommender.cli import demo as demo_cmd
@@ -58,6 +59,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _interrupt)  # a terminated command cleans up like Ctrl-C: no half-logged run
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # a bloc's data bank sends no usage data anywhere
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # the CLI says which run it wrote
+    for name, value in RETRIES.items():  # a team server that cannot answer is reported in ~30 s, not ~4 min
+        os.environ.setdefault(name, value)
     try:
         app(standalone_mode=False)
     except USER_ERRORS as exc:
@@ -82,10 +85,10 @@ def main() -> None:
                           "outputs are written to temporary files renamed into place. Free space (or choose a writable "
                           "place) and run again", highlight=False)
         sys.exit(2)
-    except Exception as exc:  # a tracking server's 401/403 is the user's to fix, not a crash
-        from models.store import refusal
+    except Exception as exc:  # a tracking server's 401/403 or outage is the user's to see, not a crash
+        from models.store import refusal, unreachable
 
-        message = refusal(exc)
+        message = refusal(exc) or unreachable(exc)
         if message is None:
             raise
         console_err.print(f"[bold red]error:[/] {message}", highlight=False)

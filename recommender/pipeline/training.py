@@ -73,6 +73,7 @@ def train_task(
         raise RecommenderError(f"--seeds must be ≥ 1 and --pool, --tune ≥ 0; got {seeds}, {pool_sets}, {tune_trials}")
     bank = open_bank(cfg)
     check_bloc(bank, cfg.bloc, log)
+    cfg.store.probe()  # a tracking server that cannot answer fails now, not after the features and fits
     level = resolve_level(bank, product_level)
     years = bank.years("trade")
     engine = engine or LocalEngine()
