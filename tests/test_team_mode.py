@@ -379,3 +379,36 @@ def test_with_the_database_down_commands_say_so_and_the_server_recovers(team, pg
     team.cli("score", projects, "--task", "import-substitution", "--output", out)
     assert len(pd.read_csv(out)) == 3
     assert team.client().get_model_version_by_alias("joint-projects-SCO", "champion").version == champion_before
+
+
+def test_the_server_dying_during_train_and_score_is_one_sentence_and_nothing_half_written(team, tmp_path):
+    """Issue 31: the tracking server killed (SIGKILL) while a `train` works, and before a `score`."""
+    client = team.client()
+    versions_before = sorted(mv.version for mv in client.search_model_versions("name='joint-projects-SCO'"))
+    champion_before = client.get_model_version_by_alias("joint-projects-SCO", "champion").version
+    log = tmp_path / "train.log"
+    with open(log, "w") as out:
+        train = subprocess.Popen([sys.executable, "-m", "recommender", "--home", str(team.home), "--tracking-uri", team.url,
+                                  "train", "--task", "joint-projects", *FAST], stdout=out, stderr=subprocess.STDOUT,
+                                 env=_env(ADMIN))
+        while "features:" not in log.read_text():  # the store answered; the work has begun
+            assert train.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.2)
+        os.killpg(team.process.pid, signal.SIGKILL)
+        team.process.wait()
+        code = train.wait(timeout=1800)
+    text = log.read_text()
+    assert code == 2, text[-3000:]
+    assert "is not answering" in text and "Traceback" not in text, text[-3000:]
+    projects = tmp_path / "projects.csv"
+    pd.DataFrame({"importer": ["KAZ"], "supplier": ["CHN"], "product": ["0101"]}).to_csv(projects, index=False)
+    out = tmp_path / "scored.csv"
+    score = team.cli("score", projects, "--task", "import-substitution", "--output", out, check=False)
+    assert score.returncode == 2 and "cannot reach the MLflow tracking server" in score.stderr, score.stderr[-3000:]
+    assert "Traceback" not in score.stderr and not out.exists()
+    team.start(admin_password=None)
+    client = team.client()
+    assert client.get_model_version_by_alias("joint-projects-SCO", "champion").version == champion_before
+    after = sorted(mv.version for mv in client.search_model_versions("name='joint-projects-SCO'"))
+    assert after == versions_before  # the killed train registered nothing
+    team.cli("train", "--task", "joint-projects", *FAST)  # and a train afterwards succeeds
