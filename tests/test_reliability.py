@@ -28,13 +28,15 @@ CRASHER = textwrap.dedent("""
     import pyarrow.parquet as pq
     import recommender.bank  # noqa: F401  (the module whose calls are counted)
 
-    kill_at, counts = os.environ.get("KILL_AT", ""), {}
+    kill_at, full_at, counts = os.environ.get("KILL_AT", ""), os.environ.get("FULL_AT", ""), {}
 
     def hook(name, fn):
         def wrapper(*args, **kwargs):
             counts[name] = counts.get(name, 0) + 1
             if f"{name}:{counts[name]}" == kill_at:
                 os.kill(os.getpid(), signal.SIGKILL)
+            if f"{name}:{counts[name]}" == full_at:  # the disk fills up at this write
+                raise OSError(28, os.strerror(28))
             return fn(*args, **kwargs)
         return wrapper
 
@@ -58,9 +60,17 @@ def _logical(root: Path) -> tuple:
     return trade.to_csv(index=False), sorted((Path(s["path"]).name, tuple(s["years"]), s["rows"]) for s in bank.sources)
 
 
-def _crash(bank_root: Path, path: Path, kill_at: str) -> subprocess.CompletedProcess:
+def _crash(bank_root: Path, path: Path, kill_at: str, *, full_at: str = "") -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", CRASHER, str(bank_root), str(path)], capture_output=True, text=True,
-                          cwd=ROOT, env={**os.environ, "KILL_AT": kill_at}, timeout=600)
+                          cwd=ROOT, env={**os.environ, "KILL_AT": kill_at, "FULL_AT": full_at}, timeout=600)
+
+
+def _bytes(root: Path) -> dict[str, str]:
+    """Every file of the bank by relative path, with its SHA-256: the byte-identical check."""
+    import hashlib
+
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
+            if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +125,35 @@ def test_sigkill_at_every_step_leaves_old_or_new(crash_setup, tmp_path):
     assert set(outcomes.values()) == {"old", "new"}, outcomes
     print(f"\ncrash points survived: {len(points)} ({sum(v == 'old' for v in outcomes.values())} old, "
           f"{sum(v == 'new' for v in outcomes.values())} new)")
+
+
+WRITES = ("write_table", "write_batch", "write_text", "link", "replace", "fsync")
+"""The steps at which a full disk can fail a write (removing files frees space: unlink and rmtree do not fail so)."""
+
+
+def test_disk_full_at_every_write_leaves_the_bank_byte_identical(crash_setup, tmp_path):
+    """Issue 31: ENOSPC injected at every call of every write step of an ingest (not a sample)."""
+    counts = crash_setup["counts"]
+    points = [f"{step}:{i}" for step in WRITES for i in range(1, counts.get(step, 0) + 1)]
+    assert len(points) >= 20
+    outcomes = {"old": 0, "new": 0}
+    for point in points:
+        root = tmp_path / point.replace(":", "-")
+        shutil.copytree(crash_setup["base"], root, copy_function=shutil.copy2)
+        before = _bytes(root)
+        proc = _crash(root, crash_setup["second"], "", full_at=point)
+        assert proc.returncode != 0 and "No space left on device" in proc.stderr, (point, proc.stderr[-2000:])
+        if _bytes(root) == before:  # the old snapshot, byte for byte, and no debris
+            outcomes["old"] += 1
+        else:  # only a write after the commit (CURRENT replaced: the fsync of its folder) may fail on the new bank
+            assert _logical(root) == crash_setup["new"], point
+            outcomes["new"] += 1
+        again = ingest_trade(DataBank(root), crash_setup["second"], replace=True)  # space is back: the ingest works
+        assert again.unchanged or _logical(root) == crash_setup["new"], point
+        assert _logical(root) == crash_setup["new"], point
+    assert outcomes["new"] <= 1, outcomes
+    print(f"\ndisk full at {len(points)} writes: {outcomes['old']} refused with the bank byte-identical, "
+          f"{outcomes['new']} after the commit")
 
 
 WRITER = textwrap.dedent("""

@@ -13,7 +13,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -149,35 +149,41 @@ def staged_snapshot(root: Path, live: str | None, manifest: dict[str, Any]) -> I
     staging_root = root / "staging"
     snap_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
     staging = staging_root / snap_id
-    staging.mkdir(parents=True)
+    final = root / "snapshots" / snap_id
+    pointer_tmp = root / f".CURRENT.{snap_id}"
     old = None if live is None else Path(live)
-    if old is not None:
-        for src in old.rglob("*"):
-            dst = staging / src.relative_to(old)
-            if src.is_dir():
-                dst.mkdir(parents=True, exist_ok=True)
-            elif src.name != "manifest.json":
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                os.link(src, dst)
+    had_snapshots = (root / "snapshots").exists()
     tx = Transaction(staging, manifest)
-    try:
+    try:  # anything failing before CURRENT points at the new snapshot (a full disk, a kill, a bug) leaves no trace
+        staging.mkdir(parents=True)
+        if old is not None:
+            for src in old.rglob("*"):
+                dst = staging / src.relative_to(old)
+                if src.is_dir():
+                    dst.mkdir(parents=True, exist_ok=True)
+                elif src.name != "manifest.json":
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    os.link(src, dst)
         yield tx
         tx.close_writers()
+        tx.manifest["updated_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        (staging / "manifest.json").write_text(json.dumps(tx.manifest, indent=2, sort_keys=True))
+        sync_tree(staging)  # new files and folders reach the disk before anything points at them
+        (root / "snapshots").mkdir(exist_ok=True)
+        os.replace(staging, final)
+        fsync_dir(root / "snapshots")
+        pointer_tmp.write_text(snap_id)
+        fsync(pointer_tmp)
+        os.replace(pointer_tmp, root / "CURRENT")  # the commit
     except BaseException:
-        tx.close_writers()
+        with suppress(Exception):  # a writer's own flush may fail the same way (ENOSPC): the cleanup goes on
+            tx.close_writers()
         shutil.rmtree(staging_root, ignore_errors=True)
+        shutil.rmtree(final, ignore_errors=True)
+        pointer_tmp.unlink(missing_ok=True)
+        if not had_snapshots:  # a failed first ingest leaves the bank as empty as it was
+            shutil.rmtree(root / "snapshots", ignore_errors=True)
         raise
-    tx.manifest["updated_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    (staging / "manifest.json").write_text(json.dumps(tx.manifest, indent=2, sort_keys=True))
-    sync_tree(staging)  # new files and folders reach the disk before anything points at them
-    (root / "snapshots").mkdir(exist_ok=True)
-    final = root / "snapshots" / snap_id
-    os.replace(staging, final)
-    fsync_dir(root / "snapshots")
-    pointer_tmp = root / f".CURRENT.{snap_id}"
-    pointer_tmp.write_text(snap_id)
-    fsync(pointer_tmp)
-    os.replace(pointer_tmp, root / "CURRENT")
     fsync_dir(root)
     shutil.rmtree(staging_root, ignore_errors=True)
     # keep the previous snapshot for readers that still hold it; drop older ones
