@@ -412,3 +412,32 @@ def test_the_server_dying_during_train_and_score_is_one_sentence_and_nothing_hal
     after = sorted(mv.version for mv in client.search_model_versions("name='joint-projects-SCO'"))
     assert after == versions_before  # the killed train registered nothing
     team.cli("train", "--task", "joint-projects", *FAST)  # and a train afterwards succeeds
+
+
+def test_postgresql_restarting_while_train_logs_its_run_is_survived(team, pg, tmp_path):
+    """Issue 31: PostgreSQL stopped just as `train` starts recording (after the refit), started again 10 s later:
+    MLflow's retries (1, 2, 4, 8, 16 s apart) carry the run through; it finishes complete and registered."""
+    client = team.client()
+    versions_before = {mv.version for mv in client.search_model_versions("name='joint-projects-SCO'")}
+    log = tmp_path / "train.log"
+    with open(log, "w") as out:
+        train = subprocess.Popen([sys.executable, "-m", "recommender", "--home", str(team.home), "--tracking-uri", team.url,
+                                  "train", "--task", "joint-projects", *FAST], stdout=out, stderr=subprocess.STDOUT,
+                                 env=_env(ADMIN))
+        while "refit on every labelled year" not in log.read_text():
+            assert train.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.1)
+        pg.stop()
+        try:
+            time.sleep(10)
+        finally:
+            pg.resume()
+        code = train.wait(timeout=1800)
+    assert code == 0, log.read_text()[-3000:]
+    client = team.client()
+    new = {mv.version for mv in client.search_model_versions("name='joint-projects-SCO'")} - versions_before
+    assert len(new) == 1, new
+    mv = client.get_model_version("joint-projects-SCO", new.pop())
+    run = client.get_run(mv.run_id)
+    assert run.info.status == "FINISHED" and "test_ndcg_at_10" in run.data.metrics  # the run is whole
+    assert {a.path for a in client.list_artifacts(mv.run_id)} >= {"per_year_metrics.csv"}
