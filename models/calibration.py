@@ -15,13 +15,24 @@ continuous, as in the smoothed isotonic calibration of Jiang et al. 2011): still
 fitted on out-of-fold scores, but increasing between knots, so distinct scores get distinct
 probabilities. ``"steps"`` keeps the old fit for comparison; :func:`calibration_quality` reports
 the Brier score and the expected calibration error of both, cross-fitted.
+
+**Tails.** A step with no positive among its n rows is not a probability of 0, and scores beyond the
+first and last knots (half of the lowest and highest steps' rows, and every new score past them)
+would all get one clipped value: ties again. So each step's value is its positive share shrunk by one
+pseudo-row at the overall rate, (k + ȳ) / (n + 1) (additive smoothing; still made monotone), and past
+the end knots the probability follows Platt's logistic fit σ(a·s + b) of the same out-of-fold scores
+(Platt 1999), scaled to meet the end knot: below the first knot y₀·σ(a·s + b)/σ(a·x₀ + b), above the
+last 1 − (1 − yₙ)·(1 − σ(a·s + b))/(1 − σ(a·xₙ + b)). Continuous, monotone (a > 0), inside (0, 1).
+A fit without ``"platt"`` (stored before this rule) clips at the end knots as it always did.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
 
 METHODS = ("interpolated", "steps")
 
@@ -39,13 +50,25 @@ def fit_calibration(score: np.ndarray, relevance: np.ndarray, method: str = "int
     keep = np.isfinite(s) & np.isfinite(np.asarray(relevance, dtype=float))
     iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(s[keep], y[keep])
     x_knots, y_knots = iso.X_thresholds_, iso.y_thresholds_
+    out = {"n": int(keep.sum()), "positives": float(y[keep].mean()) if keep.any() else float("nan"), "method": method}
     if method == "interpolated" and keep.any():
-        steps = pd.DataFrame({"s": s[keep], "p": iso.predict(s[keep])}).groupby("p", sort=True)["s"].mean()
-        x_knots, y_knots = steps.to_numpy(), steps.index.to_numpy(dtype=float)
-        order = np.argsort(x_knots, kind="stable")
-        x_knots, y_knots = x_knots[order], np.maximum.accumulate(y_knots[order])
-    return {"x": np.asarray(x_knots, dtype=float).tolist(), "y": np.asarray(y_knots, dtype=float).tolist(),
-            "n": int(keep.sum()), "positives": float(y[keep].mean()) if keep.any() else float("nan"), "method": method}
+        rate = float(y[keep].mean())
+        steps = pd.DataFrame({"s": s[keep], "y": y[keep], "p": iso.predict(s[keep])}).groupby("p", sort=True).agg(
+            x=("s", "mean"), k=("y", "sum"), n=("y", "size"))
+        order = np.argsort(steps["x"].to_numpy(), kind="stable")
+        x_knots = steps["x"].to_numpy()[order]
+        y_knots = np.maximum.accumulate(((steps["k"] + rate) / (steps["n"] + 1)).to_numpy()[order])
+        out["platt"] = _platt(s[keep], y[keep])
+    return {"x": np.asarray(x_knots, dtype=float).tolist(), "y": np.asarray(y_knots, dtype=float).tolist(), **out}
+
+
+def _platt(score: np.ndarray, positive: np.ndarray) -> list[float] | None:
+    """[a, b] of σ(a·s + b) fitted by logistic regression on ``score`` (Platt 1999); None unless a > 0."""
+    if positive.min() == positive.max():
+        return None
+    fit = LogisticRegression(C=1e6, max_iter=1000).fit(score.reshape(-1, 1), positive)
+    a, b = float(fit.coef_[0, 0]), float(fit.intercept_[0])
+    return [a, b] if a > 0 else None
 
 
 def apply_calibration(calibration: dict, score: np.ndarray) -> np.ndarray:
@@ -54,7 +77,15 @@ def apply_calibration(calibration: dict, score: np.ndarray) -> np.ndarray:
     s = np.asarray(score, dtype=float)
     if x.size == 0:
         return np.full(s.shape, np.nan)
-    return np.where(np.isfinite(s), np.interp(s, x, y), np.nan)
+    p = np.interp(s, x, y)
+    if calibration.get("platt"):
+        a, b = calibration["platt"]
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            low, high = s < x[0], s > x[-1]
+            p[low] = y[0] * expit(a * s[low] + b) / expit(a * x[0] + b)
+            p[high] = 1 - (1 - y[-1]) * expit(-(a * s[high] + b)) / expit(-(a * x[-1] + b))
+        p = np.where(np.isnan(p), np.interp(s, x, y), p)  # an end knot so far out that σ underflows: clip there
+    return np.where(np.isfinite(s), p, np.nan)
 
 
 def reliability_curve(probability: np.ndarray, relevance: np.ndarray, *, bins: int = 10) -> pd.DataFrame:

@@ -93,7 +93,7 @@ def check_test_years(dataset: pd.DataFrame, spec: Task, test_years: list[int] | 
 def fold_split(dataset: pd.DataFrame, pool: pd.DataFrame | None, year: int, spec: Task) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(fit, valid, test) for test year T: fit on t ≤ T − h − k (bloc and pool), early-stop on the bloc's
     years T − h − k + 1 … T − h (k = ``spec.validation_years``, default 1; fewer when a longer window would
-    leave no year to fit on), test T.
+    leave no year to fit on; with ``spec.validate_on_pool`` the pool's candidates of those years too), test T.
 
     Every outcome used (t + h) is observable at T; the assertion is the leak guard.
     """
@@ -103,7 +103,8 @@ def fold_split(dataset: pd.DataFrame, pool: pd.DataFrame | None, year: int, spec
         if any(p["relevance"].notna().any() for p in parts) else last_valid
     valid_year = max(last_valid - spec.validation_years + 1, min(first + 1, last_valid))
     fit = pd.concat([p[(p["year"] < valid_year) & p["relevance"].notna()] for p in parts], ignore_index=True)
-    valid = dataset[dataset["year"].between(valid_year, last_valid) & dataset["relevance"].notna()]
+    valid = pd.concat([p[p["year"].between(valid_year, last_valid) & p["relevance"].notna()]
+                       for p in (parts if spec.validate_on_pool else [dataset])], ignore_index=True)
     test = dataset[dataset["year"] == year].copy()
     if fit.empty or valid.empty:
         raise ModelError(f"test year {year}: no candidates to train on (years < {valid_year}) or validate on ({valid_year})")

@@ -84,6 +84,7 @@ class Task:
     world_training: bool = False  # candidates of every country; the bloc's tagged "bloc", the rest train only
     needs_world_outcomes: bool = False  # labels read every country's exports at t + h, not the bloc's flows
     validation_years: int = 1  # the bloc's years T − h − k + 1 … T − h that early-stop a fold of test year T
+    validate_on_pool: bool = False  # the pool's (world's) candidates of those years early-stop too, beside the bloc's
 
     # ---- options -----------------------------------------------------------------------------
     def params(self) -> dict:
@@ -227,7 +228,9 @@ class Diversification(Task):
 
     Candidates are every country of the world (bloc members tagged ``pool = "bloc"``, the others
     ``"world"``, :data:`models.pooling.POOL`): the model learns from the world and is judged on the
-    bloc. Relevance is binary, RCA[c,p,t+h] ≥ ``activation`` (1).
+    bloc. Relevance is binary, RCA[c,p,t+h] ≥ ``activation`` (1). Early stopping reads the validation
+    years' candidates of every country (``validate_on_pool``): the bloc's alone hold a handful of
+    activations, and stopping on them left folds at 2–35 rounds on the development years.
     """
 
     ceiling: float = 0.5  # RCA below this in t − 2, t − 1 and t: the country does not make the product yet
@@ -302,6 +305,7 @@ TASKS: dict[str, Task] = {
         output_keys=("year", "country", "product"), roles=("country", "partner"), horizon=5, min_value=0.0,
         thresholds=(1.0, 1.0, 1.0), focus_role="country", decision_metric="pooled_ap",
         lags=(0, 1, 2, 3, 5), info_columns=INFO_COLUMNS, world_training=True, needs_world_outcomes=True, validation_years=3,
+        validate_on_pool=True,
         baseline_inputs=("country_density", "country_distance", "country_cog", "pci", "country_rca",
                          "country_rca_change_3y", "country_export_growth_3y")),
 }

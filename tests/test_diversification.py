@@ -122,8 +122,9 @@ def test_every_feature_is_registered_with_a_readable_reason(table):
         assert sentence and "{" not in sentence and "}" not in sentence, (column, sentence)
 
 
-def test_world_training_never_validates_or_tests_on_the_world_and_sees_no_outcome_after_t(table):
-    """The other countries' rows join the fit only; the panel is scored, never trained on, in the test year."""
+def test_world_training_never_tests_on_the_world_and_sees_no_outcome_after_t(table):
+    """The other countries' rows join the fit and early stopping, never the test; the panel is scored, never
+    trained on, in the test year."""
     from models.evaluation import fold_split
     from models.pooling import world_split
 
@@ -135,6 +136,7 @@ def test_world_training_never_validates_or_tests_on_the_world_and_sees_no_outcom
     assert set(panels["world150"]["country"]) <= set(table["country"]) and panels["world150"]["country"].nunique() <= 3
     fit, valid, test = fold_split(bloc, world, 2005, spec)  # labelled years 2002-2004: fit 2002, validate 2003
     assert set(fit[POOL]) == {BLOC_POOL, WORLD_POOL} and len(test)
-    assert set(valid[POOL]) == {BLOC_POOL} and set(test[POOL]) == {BLOC_POOL}  # early stopping and test: the bloc's
+    assert set(valid[POOL]) == {BLOC_POOL, WORLD_POOL} and set(test[POOL]) == {BLOC_POOL}  # early stopping: everyone's; test: the bloc's
+    assert len(valid) == int((bloc["year"].eq(2003) & bloc["relevance"].notna()).sum() + world["year"].eq(2003).sum())
     assert (fit["year"] + spec.horizon < 2005).all() and (valid["year"] + spec.horizon <= 2005).all()
     assert set(fit["year"]).isdisjoint(valid["year"])  # validation years are held out of the fit

@@ -276,3 +276,27 @@ def test_interpolated_calibration_is_fine_grained_and_no_worse_than_steps():
     assert quality["calibration_interpolated_distinct"] > quality["calibration_steps_distinct"]
     with pytest.raises(ValueError, match="unknown calibration method"):
         fit_calibration(score, relevance, "platt?")
+
+
+def test_calibration_tails_are_distinct_monotone_and_never_zero():
+    """Rare positives (as in diversification): the lowest isotonic step holds none, and scores past the end
+    knots used to share one clipped value (the tiny world's list got 7 distinct probabilities, 20 of them 0).
+    Steps shrunk by one pseudo-row and logistic tails give every score its own probability inside (0, 1)."""
+    from models.calibration import apply_calibration, fit_calibration
+
+    rng = np.random.default_rng(2)
+    score = rng.normal(size=3000)
+    relevance = (rng.random(3000) < 1 / (1 + np.exp(-(3 * score - 5)))).astype(float)
+    cal = fit_calibration(score, relevance)
+    assert cal["platt"] is not None and cal["platt"][0] > 0 and min(cal["y"]) > 0
+    fresh = np.sort(np.concatenate([rng.normal(size=500), np.linspace(-8, 8, 100)]))
+    p = apply_calibration(cal, fresh)
+    assert (np.diff(p) >= 0).all() and (p > 0).all() and (p < 1).all()
+    tails = (fresh < cal["x"][0]) | (fresh > cal["x"][-1])
+    assert tails.sum() > 50 and len(np.unique(p[tails])) == tails.sum()  # no ties in the tails
+    assert len(np.unique(p)) >= 0.98 * len(fresh)  # nor, but for equal neighbouring steps, between the knots
+    edge = np.array([cal["x"][0] - 1e-9, cal["x"][0], cal["x"][-1], cal["x"][-1] + 1e-9])
+    q = apply_calibration(cal, edge)
+    assert abs(q[0] - q[1]) < 1e-6 and abs(q[2] - q[3]) < 1e-6  # continuous where the tails meet the knots
+    old = {k: v for k, v in cal.items() if k != "platt"}  # a fit stored before the tails: clipped, as then
+    assert apply_calibration(old, np.array([-8.0]))[0] == cal["y"][0]
