@@ -30,7 +30,9 @@ from tests.postgres import free_port
 
 ADMIN, ADMIN_PASSWORD = "admin", "admin-pw-5c2e9"
 BOB, BOB_PASSWORD = "bob", "bob-pw-93af1"
-SECRETS = (ADMIN_PASSWORD, BOB_PASSWORD, postgres.Postgres.password)
+DANA, DANA_PASSWORD = "dana", "dana-pw-41c7e"
+PASSWORDS = {ADMIN: ADMIN_PASSWORD, BOB: BOB_PASSWORD, DANA: DANA_PASSWORD}
+SECRETS = (ADMIN_PASSWORD, BOB_PASSWORD, DANA_PASSWORD, postgres.Postgres.password)
 FAST = ("--horizon", "2", "--seeds", "1", "--param", "n_estimators=40")
 STARTUP = 600  # seconds; the first start creates the schema, and the machine may be loaded
 
@@ -39,7 +41,7 @@ def _env(user: str | None = ADMIN, password: str | None = None, **extra) -> dict
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RECOMMENDER_NEW"))}
     if user:
         env["MLFLOW_TRACKING_USERNAME"] = user
-        env["MLFLOW_TRACKING_PASSWORD"] = password or {ADMIN: ADMIN_PASSWORD, BOB: BOB_PASSWORD}[user]
+        env["MLFLOW_TRACKING_PASSWORD"] = password or PASSWORDS[user]
     return {"COLUMNS": "160", **env, **extra}
 
 
@@ -94,11 +96,11 @@ class Team:
 
     def client(self, user: str = ADMIN) -> MlflowClient:
         os.environ["MLFLOW_TRACKING_USERNAME"] = user
-        os.environ["MLFLOW_TRACKING_PASSWORD"] = {ADMIN: ADMIN_PASSWORD, BOB: BOB_PASSWORD}[user]
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = PASSWORDS[user]
         return MlflowClient(self.url)
 
     def api(self, path: str, user: str | None = ADMIN, method: str = "GET", **kwargs) -> requests.Response:
-        auth = (user, {ADMIN: ADMIN_PASSWORD, BOB: BOB_PASSWORD}[user]) if user else None
+        auth = (user, PASSWORDS[user]) if user else None
         return requests.request(method, self.url + path, auth=auth, timeout=120, **kwargs)
 
 
@@ -441,3 +443,52 @@ def test_postgresql_restarting_while_train_logs_its_run_is_survived(team, pg, tm
     run = client.get_run(mv.run_id)
     assert run.info.status == "FINISHED" and "test_ndcg_at_10" in run.data.metrics  # the run is whole
     assert {a.path for a in client.list_artifacts(mv.run_id)} >= {"per_year_metrics.csv"}
+
+
+def test_a_reader_cannot_train_and_a_user_without_permission_cannot_read(team, tmp_path):
+    """Issue 31 §3. bob holds READ (the server's default) on import-substitution: his train is refused in one
+    sentence and writes nothing. dana holds DENY on it and its model: she cannot read its runs, their
+    artifacts or the model, through the REST API or the CLI, while the other experiment stays readable to her."""
+    _bob(team)
+    client = team.client()
+    experiment = client.get_experiment_by_name("import-substitution").experiment_id
+    name = "import-substitution-SCO"
+
+    def state():
+        return ({(r.info.run_id, r.info.status) for r in client.search_runs([experiment])},
+                sorted(mv.version for mv in client.search_model_versions(f"name='{name}'")),
+                client.get_model_version_by_alias(name, "champion").version)
+
+    before = state()
+    proc = team.cli("train", "--task", "import-substitution", *FAST, user=BOB, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert len(proc.stderr.strip().splitlines()) == 1 and ("user 'bob' may not log runs in the experiment "
+                                                          "'import-substitution'") in proc.stderr
+    assert "recommender users grant bob --experiment import-substitution --permission EDIT" in proc.stderr
+    assert state() == before  # no run, no version, the same champion
+
+    if DANA not in {u["username"] for u in _users(team)}:
+        team.cli("users", "add", DANA, RECOMMENDER_NEW_PASSWORD=DANA_PASSWORD)
+    team.cli("users", "grant", DANA, "--experiment", "import-substitution", "--permission", "DENY")
+    team.cli("users", "grant", DANA, "--model", name, "--permission", "DENY")
+    run_id = client.get_model_version_by_alias(name, "champion").run_id
+    for path, method, body in [
+            (f"/api/2.0/mlflow/runs/get?run_id={run_id}", "GET", None),
+            ("/api/2.0/mlflow/runs/search", "POST", {"experiment_ids": [experiment]}),
+            (f"/api/2.0/mlflow/artifacts/list?run_id={run_id}", "GET", None),
+            (f"/get-artifact?path=per_year_metrics.csv&run_uuid={run_id}", "GET", None),
+            (f"/api/2.0/mlflow/registered-models/get?name={name}", "GET", None),
+            (f"/api/2.0/mlflow/registered-models/alias?name={name}&alias=champion", "GET", None)]:
+        response = team.api(path, user=DANA, method=method, json=body)
+        if path.endswith("runs/search"):  # a search answers, with the runs she may not read filtered out
+            assert response.status_code == 200 and not response.json().get("runs"), response.text[:300]
+        else:
+            assert response.status_code == 403, (path, response.status_code, response.text[:300])
+        assert "per_year" not in response.text and "ndcg" not in response.text  # nothing of the run leaks
+    out = tmp_path / "dana.csv"
+    proc = team.cli("recommend", "--task", "import-substitution", "--top", "5", "--output", out, user=DANA, check=False)
+    assert proc.returncode == 2 and not out.exists() and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "refused: user 'dana' lacks the permission" in errors[0], proc.stderr
+    other = client.get_model_version_by_alias("joint-projects-SCO", "champion").run_id
+    assert team.api(f"/api/2.0/mlflow/runs/get?run_id={other}", user=DANA).status_code == 200  # READ elsewhere

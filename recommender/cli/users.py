@@ -10,11 +10,12 @@ import typer
 from rich.table import Table
 
 from recommender.cli._common import choices, config, console, value
+from recommender.team import PERMISSIONS
 
 app = typer.Typer(help="Accounts and permissions on a team tracking server (run as an admin: MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD).",
                   no_args_is_help=True)
 PASSWORD_ENV = "RECOMMENDER_NEW_PASSWORD"
-Permission = choices("Permission", ("READ", "EDIT", "MANAGE", "NO_PERMISSIONS"))
+Permission = choices("Permission", PERMISSIONS)
 
 
 @app.command("add")
@@ -37,7 +38,7 @@ def add(
 def grant(
     ctx: typer.Context,
     username: Annotated[str, typer.Argument(help="The analyst's user name")],
-    permission: Annotated[Permission, typer.Option("--permission", help="READ, EDIT (log runs; add versions and move a champion), MANAGE (EDIT plus grants), NO_PERMISSIONS")],
+    permission: Annotated[Permission, typer.Option("--permission", help="READ, EDIT (log runs; add versions and move a champion), MANAGE (EDIT plus grants), DENY (not even read)")],
     experiment: Annotated[str | None, typer.Option("--experiment", help="An experiment, by name (e.g. import-substitution)")] = None,
     model: Annotated[str | None, typer.Option("--model", help="A registered model (e.g. import-substitution-SCO)")] = None,
 ) -> None:

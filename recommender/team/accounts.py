@@ -3,7 +3,8 @@
 The caller authenticates as an admin (or, for grants, as the resource's manager) through
 ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``. Permissions are MLflow's own:
 ``READ`` (see), ``EDIT`` (log runs in an experiment; add versions to a model and move its
-champion), ``MANAGE`` (EDIT plus granting and deleting), ``NO_PERMISSIONS``.
+champion), ``MANAGE`` (EDIT plus granting and deleting), ``DENY`` (nothing: not even its runs,
+artifacts or versions can be read; MLflow 3's name for what was ``NO_PERMISSIONS``, refused by the server).
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from mlflow.utils.rest_utils import http_request
 
 from models.store import check_server, is_server
 from recommender.errors import RecommenderError
+from recommender.team import PERMISSIONS
 
 # MLflow's auth REST endpoints (mlflow.server.auth.routes; its client module imports the whole server app)
 CREATE_USER, UPDATE_ADMIN = "/api/2.0/mlflow/users/create", "/api/2.0/mlflow/users/update-admin"
 LIST_USERS, GRANT = "/api/2.0/mlflow/users/list", "/api/3.0/mlflow/users/permissions/grant"
-PERMISSIONS = ("READ", "EDIT", "MANAGE", "NO_PERMISSIONS")
 RESOURCE_TYPES = {"experiment": "experiment", "model": "registered_model"}
 
 
