@@ -175,3 +175,68 @@ def test_logged_dataset_schema_equals_mlflows_full_inference():
     fast = dataset(frame, "t").schema
     assert fast == _infer_schema(frame)
     assert [c.required for c in fast.inputs] == [True, True, True, False, False]
+
+
+def test_disk_full_at_every_write_of_a_train_leaves_no_finished_run_and_no_version(tmp_path, monkeypatch):
+    """Issue 31: ENOSPC raised at each write that recording a training makes through Python's file API (the charts
+    and tables, their copies into the artifact store, the model's files and theirs: 34 for import substitution), one
+    trial each, on the arguments of a real `train`. Every trial fails with "No space left on device"; afterwards no
+    active run is new, no model version, no logged model READY that was not before, the champion unchanged; with
+    space back the same call completes. (SQLite's own writes are C-level and not injected; the feature cache's
+    writes are staged and tested in test_scale.py.)"""
+    import builtins
+    import errno
+    import io
+
+    import recommender.pipeline.training as training
+    from recommender.bank.synthetic import WorldSpec
+    from recommender.config import Config
+    from recommender.demo import build_demo_bank
+
+    cfg = Config(home=tmp_path / "home")
+    list(build_demo_bank(cfg, spec=WorldSpec.tiny(seed=7)))
+    train_task(cfg, IMPORT_SUBSTITUTION, horizon=2, overrides=FAST)
+    client = MlflowClient(cfg.mlflow_uri)
+    name = f"{IMPORT_SUBSTITUTION}-SCO"
+    exp = client.get_experiment_by_name(IMPORT_SUBSTITUTION).experiment_id
+    log_training, call = training.log_training, {}
+
+    def recorded(*args, **kwargs):  # keep the arguments of a real train's recording step
+        call.update(args=args, kwargs=kwargs)
+        return log_training(*args, **kwargs)
+
+    monkeypatch.setattr(training, "log_training", recorded)
+    train_task(cfg, IMPORT_SUBSTITUTION, horizon=2, overrides=FAST)
+
+    def state():
+        return ({(r.info.run_id, r.info.status) for r in client.search_runs([exp])},
+                sorted(v.version for v in client.search_model_versions(f"name='{name}'")),
+                client.get_model_version_by_alias(name, "champion").version)
+
+    def ready():
+        return {m.model_id for m in client.search_logged_models([exp]) if str(m.status).endswith("READY")}
+
+    real, writes, full_at = io.open, [0], [0]
+
+    def disk(file, mode="r", *args, **kwargs):
+        if not isinstance(file, int) and any(c in mode for c in "wax+"):
+            writes[0] += 1
+            if writes[0] == full_at[0]:
+                raise OSError(errno.ENOSPC, "No space left on device", str(file))
+        return real(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", disk)
+    monkeypatch.setattr(io, "open", disk)
+    log_training(*call["args"], **call["kwargs"])  # counting: the writes one recording makes
+    total = writes[0]
+    assert total >= 30, total
+    before, models = state(), ready()
+    for k in range(1, total + 1):
+        writes[0], full_at[0] = 0, k
+        with pytest.raises(OSError, match="No space left on device"):
+            log_training(*call["args"], **call["kwargs"])
+        assert state() == before and ready() <= models, f"write {k} of {total}"
+    full_at[0] = 0
+    log_training(*call["args"], **call["kwargs"])  # space back: it completes
+    runs, versions, _ = state()
+    assert len(versions) == len(before[1]) + 1 and sum(status == "FINISHED" for _, status in runs) == len(before[0]) + 1
