@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements/dev.lock pyproject.toml Makefile | cksum | cut -d' ' -f1)
 UV_VERSION := 0.13.9
 
-.PHONY: install browser postgres demo test lint format bench bench-scale bench-incremental bench-remote lock ui clean
+.PHONY: install browser postgres demo test lint format bench bench-scale bench-incremental bench-remote soak lock ui clean
 
 $(STAMP): requirements/dev.lock pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,9 @@ bench-scale: $(STAMP) ## a whole BACI HS6 world (220 countries x 5,000 products 
 
 bench-incremental: $(STAMP) ## a new year in a trained bank: incremental vs cold train (INCREMENTAL_SIZE=mid|baci12|baci)
 	$(BIN)/python -m benchmarks.run incremental
+
+soak: $(STAMP) postgres ## a team server on PostgreSQL with --auth under 8 analysts, 2 trainings and a reader for 10 min (SOAK_SECONDS, SOAK_ANALYSTS)
+	$(BIN)/python -m benchmarks.run soak
 
 bench-remote: $(STAMP) ## the 12-year BACI-width bank on S3 (127.0.0.1): push, read, Dask training from it (needs SCALE_SIZE=baci12 make bench-scale first)
 	$(BIN)/python -m benchmarks.run remote

@@ -25,6 +25,21 @@ HOME_ENV = "RECOMMENDER_HOME"
 BANK_ENV = "RECOMMENDER_BANK"
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
 REAL_DATA_ENV = "RECOMMENDER_REAL_DATA"
+MAX_ROWS_ENV = "RECOMMENDER_MAX_ROWS"
+DEFAULT_MAX_ROWS = 5_000_000
+"""The most rows one ``score`` request takes (the scoring benchmark peaks at 1.3 GB per million rows with
+263 k distinct keys, so the default stays within a team machine's memory); ``RECOMMENDER_MAX_ROWS`` changes it."""
+
+
+def max_rows() -> int:
+    """The row limit of one scoring request: ``RECOMMENDER_MAX_ROWS``, else :data:`DEFAULT_MAX_ROWS`."""
+    raw = os.environ.get(MAX_ROWS_ENV, "").replace("_", "").replace(",", "").strip()
+    if not raw:
+        return DEFAULT_MAX_ROWS
+    if not raw.isdigit() or int(raw) < 1:
+        raise RecommenderError(f"{MAX_ROWS_ENV}={os.environ[MAX_ROWS_ENV]!r}: give a positive whole number of rows "
+                               f"(default {DEFAULT_MAX_ROWS:,})")
+    return int(raw)
 
 _ISO3 = re.compile(r"^[A-Z]{3}$")
 

@@ -188,6 +188,22 @@ def test_score_rejects_bad_rows_without_output(demo_home, tmp_path, bad, message
     assert not out.exists()
 
 
+def test_a_list_beyond_the_row_limit_is_refused_before_any_work(demo_home, tmp_path, monkeypatch):
+    home, _ = demo_home
+    path, frame = _projects(DataBank(home / "bank"), tmp_path)  # 4 rows
+    out = tmp_path / "scored.csv"
+    monkeypatch.setenv("RECOMMENDER_MAX_ROWS", "3")
+    proc = run(home, "score", path, "--task", "import-substitution", "--output", out, check=False)
+    assert proc.returncode == 2 and "more than 3 rows, the most one scoring request takes" in proc.stderr
+    assert "split the list" in proc.stderr and "Traceback" not in proc.stderr and not out.exists()
+    monkeypatch.setenv("RECOMMENDER_MAX_ROWS", "a lot")
+    proc = run(home, "score", path, "--task", "import-substitution", "--output", out, check=False)
+    assert proc.returncode == 2 and "give a positive whole number" in proc.stderr and not out.exists()
+    monkeypatch.setenv("RECOMMENDER_MAX_ROWS", "4")  # at the limit: scored
+    run(home, "score", path, "--task", "import-substitution", "--output", out)
+    assert len(pd.read_csv(out)) == len(frame)
+
+
 def test_score_rejects_missing_columns_and_empty_files(demo_home, tmp_path):
     home, _ = demo_home
     path = tmp_path / "p.csv"

@@ -114,11 +114,34 @@ def pg():
     shutil.rmtree(server.folder, ignore_errors=True)
 
 
+def test_one_request_cannot_hold_the_servers_database_beyond_its_time_limit(pg, tmp_path, monkeypatch):
+    import configparser
+
+    import sqlalchemy
+
+    monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
+    plan = plan_server(tmp_path, pg.uri(), str(tmp_path / "artifacts"), port=free_port(), auth=True, request_timeout=1)
+    url = sqlalchemy.engine.make_url(plan.env["MLFLOW_BACKEND_STORE_URI"]).set(drivername="postgresql+psycopg")
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.NullPool)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sqlalchemy.text("show statement_timeout")).scalar() == "1s"
+            assert conn.execute(sqlalchemy.text("select pg_sleep(0.1), 1")).one()[1] == 1  # within the limit: answered
+            with pytest.raises(sqlalchemy.exc.OperationalError, match="statement timeout"):
+                conn.execute(sqlalchemy.text("select pg_sleep(5)"))
+    finally:
+        engine.dispose()
+    parser = configparser.ConfigParser()  # the accounts' database gets the same limit, %-escapes read back intact
+    parser.read(tmp_path / "server" / "basic_auth.ini")
+    assert parser["mlflow"]["database_uri"] == plan.env["MLFLOW_BACKEND_STORE_URI"]
+
+
 def test_server_checks_the_database_first_and_keeps_secrets_off_the_command_line(pg, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
     plan = plan_server(tmp_path, pg.uri(), str(tmp_path / "artifacts"), host="0.0.0.0", port=free_port(), auth=True)
     assert pg.password not in " ".join(plan.argv) and ADMIN_PASSWORD not in " ".join(plan.argv)
-    assert plan.env["MLFLOW_BACKEND_STORE_URI"] == pg.uri() and "--serve-artifacts" in plan.argv
+    assert plan.env["MLFLOW_BACKEND_STORE_URI"].startswith(pg.uri() + "?") and "--serve-artifacts" in plan.argv
+    assert "--limit-concurrency 64" in plan.argv  # a burst beyond 64 requests per worker gets 503, which clients retry
     assert any("TLS" in w for w in plan.warnings)  # beyond loopback: plain HTTP is called out
     assert not plan_server(tmp_path, pg.uri(), str(tmp_path / "a"), port=free_port()).warnings  # loopback: quiet
     for private in ("basic_auth.ini", "secret_key"):
@@ -492,3 +515,23 @@ def test_a_reader_cannot_train_and_a_user_without_permission_cannot_read(team, t
     assert len(errors) == 1 and "refused: user 'dana' lacks the permission" in errors[0], proc.stderr
     other = client.get_model_version_by_alias("joint-projects-SCO", "champion").run_id
     assert team.api(f"/api/2.0/mlflow/runs/get?run_id={other}", user=DANA).status_code == 200  # READ elsewhere
+
+
+def test_a_reader_scores_with_the_champion_and_is_told_the_scoring_was_not_recorded(team, tmp_path):
+    """Scoring needs READ on the model only. The scoring experiment belongs to whoever scored first; a READ
+    user still gets the whole scored file, exit 0, and a warning that names the grant that would record it."""
+    _bob(team)
+    projects = tmp_path / "projects.csv"
+    team.cli("recommend", "--task", "import-substitution", "--top", "3", "--output", tmp_path / "recs.csv")
+    pd.read_csv(tmp_path / "recs.csv", dtype=str)[["importer", "supplier", "product"]].to_csv(projects, index=False)
+    team.cli("score", projects, "--task", "import-substitution", "--output", tmp_path / "admin.csv")  # the experiment exists
+    client = team.client()
+    experiment = client.get_experiment_by_name("import-substitution-scoring").experiment_id
+    runs_before = {r.info.run_id for r in client.search_runs([experiment])}
+    out = tmp_path / "bob.csv"
+    proc = team.cli("score", projects, "--task", "import-substitution", "--output", out, user=BOB)
+    assert "Traceback" not in proc.stderr and len(pd.read_csv(out)) == len(pd.read_csv(projects))
+    assert "the scoring was not recorded in MLflow: user 'bob' may read the model" in proc.stderr
+    assert "recommender users grant bob --experiment import-substitution-scoring --permission EDIT" in proc.stderr
+    assert "recorded in MLflow as run" not in proc.stdout
+    assert {r.info.run_id for r in client.search_runs([experiment])} == runs_before  # nothing half-recorded

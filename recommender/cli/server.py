@@ -24,6 +24,7 @@ def server(
     default_permission: Annotated[Permission, typer.Option("--default-permission", help="What signed-in users may do where nothing was granted")] = Permission.READ,
     workers: Annotated[int, typer.Option(min=1, help="Server worker processes")] = 2,
     allowed_hosts: Annotated[str | None, typer.Option("--allowed-hosts", help="Host names clients use to reach it, comma-separated (MLflow refuses other Host headers when not on loopback)")] = None,
+    request_timeout: Annotated[int, typer.Option("--request-timeout", min=1, help="Seconds one database statement of a request may run before it is cancelled (PostgreSQL statement_timeout)")] = 120,
 ) -> None:
     """Start the shared MLflow tracking server: PostgreSQL store, served artifacts, optional accounts (Ctrl-C to stop)."""
     from recommender.team.server import plan_server, redact
@@ -31,7 +32,7 @@ def server(
     cfg, default_permission = config(ctx), value(default_permission)
     plan = plan_server(cfg.home, backend_store_uri, artifacts_destination, host=host, port=port, auth=auth,
                        admin_username=admin_username, default_permission=default_permission, workers=workers,
-                       allowed_hosts=allowed_hosts)
+                       allowed_hosts=allowed_hosts, request_timeout=request_timeout)
     for note in plan.warnings:
         console_err.print(f"[bold yellow]warning:[/] {note}", highlight=False)
     console.print(f"MLflow tracking server at {plan.url} (Ctrl-C to stop)\n  store: {redact(backend_store_uri)}\n"

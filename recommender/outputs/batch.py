@@ -20,6 +20,7 @@ Three streaming passes over the file, each chunk at a time:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,7 @@ from features.sectors import product_label
 from models.engine import Engine
 from models.tasks import Task, as_task
 from recommender import countries
-from recommender.config import Config
+from recommender.config import MAX_ROWS_ENV, Config, max_rows
 from recommender.errors import DataValidationError, Problem, ProblemCollector, RecommenderError
 from recommender.outputs.about import about_rows
 from recommender.outputs.writers import atomic_output, check_output, neutralise_batch, write_sheets
@@ -148,8 +149,12 @@ def validate(path: Path, task: Task, cfg: Config, products: list[str] | ProductM
     product_index = pd.Index(products)
     out = Validation(matched={c: Matched() for c in cols})
     parts: list[np.ndarray] = []
-    offset = 0
+    offset, limit = 0, max_rows()
     for batch in read_chunks(path, task, sheet=sheet):
+        if offset + batch.num_rows > limit:
+            raise RecommenderError(f"{path}: more than {limit:,} rows, the most one scoring request takes ({MAX_ROWS_ENV}; "
+                                   "the scoring benchmark needs 1.3 GB per million rows): split the list into files of at "
+                                   f"most {limit:,} rows, or raise {MAX_ROWS_ENV} if this machine has the memory. Nothing was written")
         if offset == 0:
             missing = [c for c in cols if c not in batch.schema.names]
             if missing:
@@ -333,11 +338,35 @@ def score_file(cfg: Config, task: Task | str, path: str | Path, output: str | Pa
     return result
 
 
-def _track(cfg: Config, task: str, path: Path, result: ScoreResult) -> str:
-    """Record the scoring run in MLflow (experiment ``<task>-scoring``): input hash, output, model version."""
+def _track(cfg: Config, task: str, path: Path, result: ScoreResult) -> str | None:
+    """Record the scoring run in MLflow (experiment ``<task>-scoring``): input hash, output, model version.
+
+    Scoring needs only READ on the model. On a team server a user who may not write runs into the
+    scoring experiment (whoever scored first created it and owns it) still gets the scored file; the
+    run is not recorded and a warning says who can change that. Nothing is half-recorded: the refusal
+    comes at the run's creation.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    name = f"{task}-scoring"
+    exp = cfg.store.experiment_id(name, f"Batch scoring runs of the {task} task.")
+    try:
+        return _record_scoring(cfg, exp, task, path, result)
+    except MlflowException as exc:
+        if getattr(exc, "error_code", None) != "PERMISSION_DENIED":
+            raise
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME", "you")
+        result.warnings.append(f"the scoring was not recorded in MLflow: user {user!r} may read the model but not add runs "
+                               f"to the experiment {name!r}; an admin can allow it with `recommender users grant {user} "
+                               f"--experiment {name} --permission EDIT` (the scored file is complete)")
+        mlflow.end_run()
+        return None
+
+
+def _record_scoring(cfg: Config, exp: str, task: str, path: Path, result: ScoreResult) -> str:
     import mlflow
 
-    exp = cfg.store.experiment_id(f"{task}-scoring", f"Batch scoring runs of the {task} task.")
     with cfg.store.active(), mlflow.start_run(experiment_id=exp, run_name=f"score {path.name} · {cfg.bloc.name}",
                           description=f"Scored {result.rows:,} projects from {path.name} with {result.model_version} (year {result.year}).",
                           tags={"task": task, "bloc": cfg.bloc.name, "model_version": result.model_version,

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from recommender.errors import RecommenderError
 
@@ -27,6 +28,13 @@ DEFAULT_PORT = 5000
 ADMIN_PASSWORD_ENV = "MLFLOW_AUTH_ADMIN_PASSWORD"  # MLflow's own: the admin's password on first start
 SECRET_KEY_ENV = "MLFLOW_FLASK_SERVER_SECRET_KEY"  # MLflow's own: signs the auth app's CSRF tokens
 AUTH_CACHE_SECONDS = 300
+REQUEST_TIMEOUT = 120
+"""Seconds one database statement of the server may run (PostgreSQL's ``statement_timeout``): a request
+that would hold the database longer (a runs search over everything, a huge metric history) is cancelled
+and its caller gets an error instead of the server slowing down for everyone."""
+CONCURRENCY_PER_WORKER = 64
+"""Requests one server worker holds at once (uvicorn's ``--limit-concurrency``); beyond it the server
+answers 503 at once, which MLflow clients retry with backoff, so a burst queues instead of piling up memory."""
 MLFLOW_OLD_DEFAULT_PASSWORD = "password1234"  # the basic_auth.ini default of MLflow < 3.x, refused by MLflow now
 
 
@@ -38,6 +46,16 @@ def redact(uri: str) -> str:
     host = parts.hostname or ""
     netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def with_statement_timeout(uri: str, seconds: int) -> str:
+    """``uri`` with PostgreSQL's ``statement_timeout`` set for every connection made from it (libpq ``options``)."""
+    parts = urlsplit(uri)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "options"]
+    options = " ".join(v for k, v in parse_qsl(parts.query) if k == "options")
+    options = re.sub(r"-c\s*statement_timeout=\S+", "", options).strip()
+    query.append(("options", f"{options} -c statement_timeout={int(seconds) * 1000}".strip()))
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def is_loopback(host: str) -> bool:
@@ -96,14 +114,18 @@ class ServerPlan:
 
 def plan_server(home: Path, backend_store_uri: str, artifacts_destination: str, *, host: str = "127.0.0.1",
                 port: int = DEFAULT_PORT, auth: bool = False, admin_username: str = "admin",
-                default_permission: str = "READ", workers: int = 2, allowed_hosts: str | None = None) -> ServerPlan:
+                default_permission: str = "READ", workers: int = 2, allowed_hosts: str | None = None,
+                request_timeout: int = REQUEST_TIMEOUT) -> ServerPlan:
     """Check the database and write the server's private settings under ``home/server``; nothing is started.
 
     ``default_permission`` is what a signed-in user may do on experiments and models nobody granted
     them: READ lets every analyst see the bloc's history while only owners (MANAGE, given to whoever
-    creates an experiment or model) and those granted EDIT may change it.
+    creates an experiment or model) and those granted EDIT may change it. ``request_timeout`` bounds each
+    database statement a request runs (:data:`REQUEST_TIMEOUT`); each worker holds at most
+    :data:`CONCURRENCY_PER_WORKER` requests at once.
     """
     check_postgres(backend_store_uri)
+    backend_store_uri = with_statement_timeout(backend_store_uri, request_timeout)
     check_port_free(host, port)
     folder = home / "server"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -115,7 +137,8 @@ def plan_server(home: Path, backend_store_uri: str, artifacts_destination: str, 
         Path(artifacts_destination).mkdir(parents=True, exist_ok=True)
         artifacts_destination = str(Path(artifacts_destination).absolute())
     argv = [sys.executable, "-m", "mlflow", "server", "--artifacts-destination", artifacts_destination,
-            "--serve-artifacts", "--host", host, "--port", str(port), "--workers", str(workers)]
+            "--serve-artifacts", "--host", host, "--port", str(port), "--workers", str(workers),
+            "--uvicorn-opts", f"--limit-concurrency {CONCURRENCY_PER_WORKER}"]
     if allowed_hosts:
         argv += ["--allowed-hosts", allowed_hosts]
     notes = []
@@ -123,7 +146,8 @@ def plan_server(home: Path, backend_store_uri: str, artifacts_destination: str, 
         ini = folder / "basic_auth.ini"
         write_private(ini, "[mlflow]\n"
                            f"default_permission = {default_permission}\n"
-                           f"database_uri = {backend_store_uri}\n"
+                           # configparser's interpolation reads % as its own: the URI's %-escapes are doubled
+                           f"database_uri = {backend_store_uri.replace('%', '%%')}\n"
                            f"admin_username = {admin_username}\n"
                            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
                            # MLflow hashes the password on every request (~0.75 s here): a train makes
