@@ -149,8 +149,10 @@ def step_args(step: str, home: Path, data: Path, dims: dict, *, engine: str = "l
         kind = step.removeprefix("ingest_")
         source = data / "baci" if kind == "trade" else data / f"{kind}.csv"
         return ["ingest", kind, str(source), *(["--format", "baci"] if kind == "trade" else [])]
-    if step == HS4:
-        return ["train", "--task", "import-substitution", *options, "--product-level", "4", "--experiment", "hs4"]
+    if step.endswith("_hs4"):  # HS4_STEP, or the same for another task
+        task = step.removeprefix("train_").removesuffix("_hs4")
+        return ["train", "--task", task, *options, "--product-level", "4", "--experiment", f"{task}-hs4"
+                if task != "import-substitution" else "hs4"]
     command, task = step.split("_", 1)
     if command == "train":
         return ["train", "--task", task, *options, *where]
@@ -162,7 +164,7 @@ def measure_step(step: str, home: Path, data: Path, env: dict[str, str], log: Pa
     """Run one step in ``home``; trains also record their candidate count and NDCG@10, recommends their rows."""
     mark = len(log.read_text())
     args = step_args(step, home, data, dims, engine=engine, scheduler=scheduler)
-    label = step if step.startswith("ingest_") or step == HS4 else f"{step} ({engine})"
+    label = step if step.startswith("ingest_") or step.endswith("_hs4") else f"{step} ({engine})"
     result = run_step(label, args, {**env, "RECOMMENDER_HOME": str(home)}, log)
     if step.startswith("train_"):
         result |= trained(log, mark)
@@ -177,7 +179,7 @@ def pipeline(home: Path, data: Path, env: dict[str, str], log: Path, *, engine: 
              level4: bool, dims: dict, scheduler: str | None = None) -> dict:
     names = [*(["ingest_trade", "ingest_capacity", "ingest_geography"] if ingest else []),
              *(f"{command}_{task}" for task in dims.get("tasks", TASKS) for command in ("train", "recommend")),
-             *([HS4] if level4 else [])]
+             *([f"train_{dims.get('tasks', TASKS)[0]}_hs4"] if level4 else [])]
     return {name: measure_step(name, home, data, env, log, dims, engine=engine, scheduler=scheduler) for name in names}
 
 
@@ -206,7 +208,9 @@ def run(size: str | None = None, *, dask: bool | None = None, local: bool | None
     """The benchmark at ``size`` (:data:`SIZES`; env ``SCALE_SIZE``, default ``baci``); with ``dask`` (env
     ``SCALE_DASK``, default on) again on a 2-worker LocalCluster, or on ``scheduler`` when given.
 
-    ``SCALE_DASK_TASKS=import-substitution`` limits the Dask half to those tasks.
+    ``SCALE_DASK_TASKS=import-substitution`` limits the Dask half to those tasks. ``SCALE_TASKS=diversification``
+    runs those tasks instead of both (their HS6 train and recommend, and the first one's HS4 train), recorded
+    as ``scale-<size>-<tasks>`` beside the two-task record.
     ``local=False`` (env ``SCALE_LOCAL=0``) runs the Dask half alone, on the bank of an earlier local
     run of the same size, and compares with that run's recorded numbers (the halves of the BACI-size
     run take hours each); ``SCALE_REMEASURE=train_import-substitution,...`` first measures those
@@ -218,6 +222,8 @@ def run(size: str | None = None, *, dask: bool | None = None, local: bool | None
     after about 100; the cap keeps that half to hours, and is recorded.
     """
     size = size or os.environ.get("SCALE_SIZE", "baci")
+    chosen = tuple(t for t in os.environ.get("SCALE_TASKS", "").split(",") if t)
+    name = f"scale-{size}" + (f"-{'+'.join(chosen)}" if chosen else "")
     dask = (os.environ.get("SCALE_DASK", "1") == "1") if dask is None else dask
     local_run = (os.environ.get("SCALE_LOCAL", "1") == "1") if local is None else local
     work = work or WORK / f"scale-{size}"
@@ -225,18 +231,20 @@ def run(size: str | None = None, *, dask: bool | None = None, local: bool | None
     print(f"scale benchmark ({size}): writing the synthetic BACI world under {work}", flush=True)
     t0 = time.perf_counter()
     dims, flows = write_world(size, work / "data")
+    if chosen:
+        dims = {**dims, "tasks": chosen}
     print(f"  world: {flows:,} flows in {len(list((work / 'data' / 'baci').glob('*.csv')))} yearly CSVs "
           f"({time.perf_counter() - t0:.0f} s, cached for the next run)", flush=True)
     log = work / "steps.log"
     log.write_text("")
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    local_home = work / "home-local"
+    local_home = work / ("home-local" if not chosen else f"home-{'+'.join(chosen)}")
     remeasured: dict[str, str] = {}
     if local_run:
         shutil.rmtree(local_home, ignore_errors=True)
         local = pipeline(local_home, work / "data", env, log, engine="local", ingest=True, level4=size != "test", dims=dims)
     else:
-        earlier = json.loads((RESULTS / f"scale-{size}.json").read_text())
+        earlier = json.loads((RESULTS / f"{name}.json").read_text())
         local = earlier["local"]
         again = [s for s in os.environ.get("SCALE_REMEASURE", "").split(",") if s]
         # capacity and geography ingests take seconds: only the trade ingest is worth measuring alone
@@ -300,7 +308,7 @@ def run(size: str | None = None, *, dask: bool | None = None, local: bool | None
         "recommend": all(local[f"recommend_{t}"]["seconds"] <= TARGETS["recommend_minutes"] * 60 for t in tasks),
     }
     if save:
-        record(f"scale-{size}", result)
+        record(name, result)
     return result
 
 
