@@ -133,8 +133,12 @@ def trained(log: Path, step_start: int) -> dict:
     text = log.read_text()[step_start:]
     found = re.findall(r"candidates: ([\d,]+) \(", text)
     ndcg = re.findall(r"NDCG@10: model ([\d.]+)", text)
+    pooled = re.findall(r"pooled AP: model ([\d.]+) vs best baseline (\S+) ([\d.]+)", text)  # diversification
     return {"candidates": int(found[-1].replace(",", "")) if found else -1,
-            "ndcg_at_10": float(ndcg[-1]) if ndcg else -1}
+            "ndcg_at_10": float(ndcg[-1]) if ndcg else -1,
+            **({"pooled_ap": [{"population": who, "model": float(m), "best_baseline": b, "baseline": float(v)}
+                              for who, (m, b, v) in zip(("bloc", "world150"), pooled[-2:] if len(pooled) > 1 else pooled, strict=False)]}
+               if pooled else {})}
 
 
 HS4 = "train_import-substitution_hs4"

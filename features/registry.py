@@ -229,9 +229,12 @@ def reason(column: str, value: float, names: dict[str, str]) -> str:
     'Kazakhstan imports $2.1bn of this from outside the bloc'
     """
     feature, role = resolve(column)
+    country = names.get(role or "", names.get("country", names.get("supplier", names.get("partner_a", ""))))
+    if value is None or (isinstance(value, float) and math.isnan(value)):  # a missing figure can weigh too
+        one_country = role or feature.grain.startswith("country")
+        return f"no figure for {feature.description}" + (f" of {country}" if country and one_country else "")
     if not feature.reason:
         return f"{feature.description}: {format_value(value, feature.unit)}"
-    country = names.get(role or "", names.get("country", names.get("supplier", names.get("partner_a", ""))))
     fields = {"country": country, "value": format_value(value, feature.unit), "sector": names.get("sector", "the sector"),
               "supplier": names.get("supplier", names.get("partner_a", "")),
               "importer": names.get("importer", names.get("partner_b", ""))}

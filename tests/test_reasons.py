@@ -53,5 +53,11 @@ def test_values_read_as_people_write_them(value, unit, text):
     assert format_value(value, unit) == text
 
 
+@pytest.mark.parametrize("name", list(FEATURES))
+def test_a_missing_figure_says_so_in_words(name):
+    text = reason(name, float("nan"), NAMES)  # LightGBM gives missing values their own contribution
+    assert text.startswith("no figure for ") and "n/a" not in text and "nan" not in text.lower(), text
+
+
 def test_the_capital_stock_reason_of_the_issue():
     assert reason("capital_stock", 694_617_828_501.18, {"country": "China"}) == "China's capital stock is $694.6bn (2017 prices)"
