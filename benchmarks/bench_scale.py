@@ -214,7 +214,7 @@ def run(size: str | None = None, *, dask: bool | None = None, local: bool | None
 
     ``SCALE_DASK_TASKS=import-substitution`` limits the Dask half to those tasks. ``SCALE_TASKS=diversification``
     runs those tasks instead of both (their HS6 train and recommend, and the first one's HS4 train), recorded
-    as ``scale-<size>-<tasks>`` beside the two-task record.
+    as ``scale-<size>-<tasks>`` beside the two-task record; ``SCALE_HORIZON=3`` changes the size's horizon.
     ``local=False`` (env ``SCALE_LOCAL=0``) runs the Dask half alone, on the bank of an earlier local
     run of the same size, and compares with that run's recorded numbers (the halves of the BACI-size
     run take hours each); ``SCALE_REMEASURE=train_import-substitution,...`` first measures those
@@ -237,6 +237,8 @@ def run(size: str | None = None, *, dask: bool | None = None, local: bool | None
     dims, flows = write_world(size, work / "data")
     if chosen:
         dims = {**dims, "tasks": chosen}
+    if os.environ.get("SCALE_HORIZON"):  # diversification reads two lag years: 12 years leave 6 labelled at h = 4
+        dims = {**dims, "horizon": int(os.environ["SCALE_HORIZON"])}
     print(f"  world: {flows:,} flows in {len(list((work / 'data' / 'baci').glob('*.csv')))} yearly CSVs "
           f"({time.perf_counter() - t0:.0f} s, cached for the next run)", flush=True)
     log = work / "steps.log"
