@@ -104,8 +104,15 @@ def check_server(uri: str, timeout: float = 30) -> None:
 
 
 def refusal(exc: BaseException) -> str | None:
-    """One clear sentence for a tracking server's 401/403, or None if ``exc`` is something else."""
+    """One clear sentence for a tracking server's 401/403/413, or None if ``exc`` is something else."""
     code = getattr(exc, "error_code", None)
+    response = getattr(exc, "response", None)
+    if code == "REQUEST_LIMIT_EXCEEDED" or getattr(response, "status_code", None) == 413:
+        try:  # the team server's own sentence (recommender.team.app), else a generic one
+            detail = response.json()["message"] if response is not None else str(exc.message)
+        except (ValueError, KeyError, AttributeError):
+            detail = "the request is larger than it accepts in one request"
+        return f"the tracking server refused an upload: {detail}"
     user = os.environ.get(USERNAME_ENV)
     where = f"the tracking server {next(iter(_REACHED))}" if len(_REACHED) == 1 else "the tracking server"
     if code == "UNAUTHENTICATED":

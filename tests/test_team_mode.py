@@ -48,8 +48,8 @@ def _env(user: str | None = ADMIN, password: str | None = None, **extra) -> dict
 class Team:
     """The PostgreSQL server, the tracking server process, a home with the tiny world's bank, and the CLI."""
 
-    def __init__(self, root: Path, pg: postgres.Postgres):
-        self.root, self.pg = root, pg
+    def __init__(self, root: Path, pg: postgres.Postgres, database: str = "mlflow"):
+        self.root, self.pg, self.database = root, pg, database
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.home = root / "analyst"
@@ -67,12 +67,13 @@ class Team:
             assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
         return proc
 
-    def start(self, admin_password: str | None = ADMIN_PASSWORD) -> None:
+    def start(self, admin_password: str | None = ADMIN_PASSWORD, *options: str) -> None:
         env = _env(None, **({"MLFLOW_AUTH_ADMIN_PASSWORD": admin_password} if admin_password else {}))
         log = open(self.root / "server.log", "a")  # kept open for the server's life
         self.process = subprocess.Popen(
             [sys.executable, "-m", "recommender", "--home", str(self.server_home), "server", "--backend-store-uri",
-             self.pg.uri(), "--artifacts-destination", str(self.artifacts), "--port", str(self.port), "--auth"],
+             self.pg.uri(self.database), "--artifacts-destination", str(self.artifacts), "--port", str(self.port), "--auth",
+             *options],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         deadline = time.monotonic() + STARTUP
         while time.monotonic() < deadline:
@@ -535,3 +536,39 @@ def test_a_reader_scores_with_the_champion_and_is_told_the_scoring_was_not_recor
     assert "recommender users grant bob --experiment import-substitution-scoring --permission EDIT" in proc.stderr
     assert "recorded in MLflow as run" not in proc.stdout
     assert {r.info.run_id for r in client.search_runs([experiment])} == runs_before  # nothing half-recorded
+
+
+def test_an_upload_over_the_servers_body_limit_is_refused_and_nothing_of_it_stored(pg, tmp_path):
+    """Issue 31: one request's body is bounded (``--max-body-mb``), declared or streamed, with a sentence naming the limit."""
+    from models.store import refusal
+
+    pg.createdb("limits")
+    team = Team(tmp_path, pg, database="limits")
+    try:
+        team.start(ADMIN_PASSWORD, "--max-body-mb", "1")
+        client = team.client()
+        run_id = client.create_run(client.create_experiment("uploads")).info.run_id
+        small, big = tmp_path / "small.bin", tmp_path / "big.bin"
+        small.write_bytes(os.urandom(300_000))
+        big.write_bytes(os.urandom(3 * 2**20))
+        client.log_artifact(run_id, str(small))  # under the limit: stored
+        with pytest.raises(Exception) as caught:
+            client.log_artifact(run_id, str(big))
+        message = refusal(caught.value)
+        assert message is not None and "(1 MB, `recommender server --max-body-mb`)" in message, caught.value
+        assert "3.0 MB" in message and "nothing of it was stored" in message
+
+        artifact_root = client.get_run(run_id).info.artifact_uri.split("mlflow-artifacts:/", 1)[1]
+        pieces = [os.urandom(2**16) for _ in range(40)]  # 2.5 MB sent without a Content-Length (chunked)
+        under = team.api(f"/api/2.0/mlflow-artifacts/artifacts/{artifact_root}/chunked.bin", method="PUT",
+                         data=iter(pieces[:8]))
+        assert under.status_code == 200, under.text  # 512 KB streamed: spooled, then stored whole
+        streamed = team.api(f"/api/2.0/mlflow-artifacts/artifacts/{artifact_root}/streamed.bin", method="PUT",
+                            data=iter(pieces))
+        assert streamed.status_code == 413 and streamed.json()["error_code"] == "REQUEST_LIMIT_EXCEEDED"
+        assert sorted(f.path for f in client.list_artifacts(run_id)) == ["chunked.bin", "small.bin"]
+        stored = {p.name: p for p in team.artifacts.rglob("*") if p.is_file()}
+        assert sorted(stored) == ["chunked.bin", "small.bin"], stored  # no partial file of either refused upload
+        assert stored["chunked.bin"].read_bytes() == b"".join(pieces[:8])
+    finally:
+        team.stop()

@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from recommender.errors import RecommenderError
+from recommender.team.app import AUTH_ENV, DEFAULT_MAX_BODY_MB, MAX_BODY_ENV
 
 POSTGRES_SCHEMES = ("postgresql", "postgresql+psycopg")
 DEFAULT_PORT = 5000
@@ -35,6 +36,10 @@ and its caller gets an error instead of the server slowing down for everyone."""
 CONCURRENCY_PER_WORKER = 64
 """Requests one server worker holds at once (uvicorn's ``--limit-concurrency``); beyond it the server
 answers 503 at once, which MLflow clients retry with backoff, so a burst queues instead of piling up memory."""
+APP_NAME = "recommender-team"
+"""The ``mlflow.app`` entry point (pyproject.toml) of :func:`recommender.team.app.create_app`: MLflow's app, or
+its basic-auth app under ``--auth``, behind the body-size limit. Each worker creates the admin account if it
+is missing (MLflow's ``bootstrap_admin_user``, safe when two workers race)."""
 MLFLOW_OLD_DEFAULT_PASSWORD = "password1234"  # the basic_auth.ini default of MLflow < 3.x, refused by MLflow now
 
 
@@ -115,21 +120,23 @@ class ServerPlan:
 def plan_server(home: Path, backend_store_uri: str, artifacts_destination: str, *, host: str = "127.0.0.1",
                 port: int = DEFAULT_PORT, auth: bool = False, admin_username: str = "admin",
                 default_permission: str = "READ", workers: int = 2, allowed_hosts: str | None = None,
-                request_timeout: int = REQUEST_TIMEOUT) -> ServerPlan:
+                request_timeout: int = REQUEST_TIMEOUT, max_body_mb: int = DEFAULT_MAX_BODY_MB) -> ServerPlan:
     """Check the database and write the server's private settings under ``home/server``; nothing is started.
 
     ``default_permission`` is what a signed-in user may do on experiments and models nobody granted
     them: READ lets every analyst see the bloc's history while only owners (MANAGE, given to whoever
     creates an experiment or model) and those granted EDIT may change it. ``request_timeout`` bounds each
     database statement a request runs (:data:`REQUEST_TIMEOUT`); each worker holds at most
-    :data:`CONCURRENCY_PER_WORKER` requests at once.
+    :data:`CONCURRENCY_PER_WORKER` requests at once, and none may send a body over ``max_body_mb``
+    (:mod:`recommender.team.app`, the app every worker serves).
     """
     check_postgres(backend_store_uri)
     backend_store_uri = with_statement_timeout(backend_store_uri, request_timeout)
     check_port_free(host, port)
     folder = home / "server"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": backend_store_uri, SECRET_KEY_ENV: secret_key(folder)}
+    env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": backend_store_uri, SECRET_KEY_ENV: secret_key(folder),
+           MAX_BODY_ENV: str(int(max_body_mb)), AUTH_ENV: "1" if auth else "0"}
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     # MLflow's job runner (GenAI evaluation jobs, trace roll-ups) is two more processes this project never uses
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
@@ -138,7 +145,7 @@ def plan_server(home: Path, backend_store_uri: str, artifacts_destination: str, 
         artifacts_destination = str(Path(artifacts_destination).absolute())
     argv = [sys.executable, "-m", "mlflow", "server", "--artifacts-destination", artifacts_destination,
             "--serve-artifacts", "--host", host, "--port", str(port), "--workers", str(workers),
-            "--uvicorn-opts", f"--limit-concurrency {CONCURRENCY_PER_WORKER}"]
+            "--uvicorn-opts", f"--limit-concurrency {CONCURRENCY_PER_WORKER}", "--app-name", APP_NAME]
     if allowed_hosts:
         argv += ["--allowed-hosts", allowed_hosts]
     notes = []
@@ -155,7 +162,6 @@ def plan_server(home: Path, backend_store_uri: str, artifacts_destination: str, 
                            # revoked password then stays valid on other workers for at most that long.
                            f"auth_cache_ttl_seconds = {AUTH_CACHE_SECONDS}\n")
         env["MLFLOW_AUTH_CONFIG_PATH"] = str(ini)
-        argv += ["--app-name", "basic-auth"]
         if os.environ.get(ADMIN_PASSWORD_ENV) == MLFLOW_OLD_DEFAULT_PASSWORD:  # MLflow refuses it with a traceback
             raise RecommenderError(f"{ADMIN_PASSWORD_ENV} holds the default admin password that older MLflow versions "
                                    "shipped, which MLflow refuses (GHSA-gq3w-7jj3-x7gr): set it to a password of your own "
