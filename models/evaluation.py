@@ -226,7 +226,14 @@ def refit(dataset: pd.DataFrame, evaluation: Evaluation, spec: Task, *, seed: in
           pool: pd.DataFrame | None = None, engine: Engine | None = None) -> lgb.Booster:
     """The model for use: every labelled year (and the pool's), the number of rounds chosen on validation."""
     dataset, pool = with_pool(dataset, pool)
-    # the fit skips unlabelled rows itself: no copy of the bloc's (possibly many-GB) table
-    labelled = dataset if pool is None else pd.concat([p[p["relevance"].notna()] for p in (dataset, pool)], ignore_index=True)
-    return (engine or LocalEngine()).fit(labelled, None, evaluation.features, spec, evaluation.params, seed=seed,
-                                         n_estimators=evaluation.best_iteration)
+    engine = engine or LocalEngine()
+    # the fit skips unlabelled rows itself and reads the bloc's and the world's tables in place (a
+    # concatenated copy of the world's labelled rows was 3 GB of the 11.9 GB peak at BACI HS6 width)
+    if pool is None:
+        train = dataset
+    elif engine.distributed:
+        train = pd.concat([p[p["relevance"].notna()] for p in (dataset, pool)], ignore_index=True)
+    else:
+        train = [dataset, pool]
+    return engine.fit(train, None, evaluation.features, spec, evaluation.params, seed=seed,
+                      n_estimators=evaluation.best_iteration)

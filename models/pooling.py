@@ -71,7 +71,8 @@ def world_split(table: pd.DataFrame, *, size_column: str, year: int, largest: in
                 panel: str = "world150") -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame]]:
     """A world-trained task's table (every country, tagged :data:`~models.tasks.POOL`) as (the bloc's rows,
     the other countries' labelled rows for training, the test panel of the ``largest`` countries by
-    ``size_column`` in ``year``: all their rows, bloc members included).
+    ``size_column`` in ``year``: their labelled rows from ``year`` on, bloc members included; a panel
+    only ever tests).
 
     The size ranking reads year ``year`` only (the first test year: known then).
     """
@@ -79,4 +80,5 @@ def world_split(table: pd.DataFrame, *, size_column: str, year: int, largest: in
     world = table[(table[POOL] != BLOC_POOL) & table["relevance"].notna()].reset_index(drop=True)
     sizes = table.loc[table["year"] == year].groupby("country", observed=True)[size_column].max()
     chosen = sizes.sort_values(ascending=False).index[:largest]
-    return bloc, world, {panel: table[table["country"].isin(chosen)].reset_index(drop=True)}
+    tested = table["country"].isin(chosen) & (table["year"] >= year) & table["relevance"].notna()
+    return bloc, world, {panel: table[tested].reset_index(drop=True)}

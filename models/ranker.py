@@ -10,7 +10,7 @@ evaluation (:mod:`models.evaluation`) and the tuning (:mod:`models.tuning`) buil
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import lightgbm as lgb
@@ -25,6 +25,18 @@ from models.tasks import POOL, Task
 SPEC_DIR = Path(__file__).parent / "specs"
 MAX_QUERY_ROWS = 10_000  # LightGBM's limit of rows per query
 Log = Callable[[str], None]
+Tables = pd.DataFrame | Sequence[pd.DataFrame]
+"""One table, or parts read as their concatenation without making it (the refit's bloc and world)."""
+
+
+def _parts(table: Tables) -> list[pd.DataFrame]:
+    return [table] if isinstance(table, pd.DataFrame) else list(table)
+
+
+def _column(table: Tables, name: str, dtype=np.float64) -> np.ndarray:
+    """One column of ``table`` (of its parts, end to end) as one array."""
+    columns = [t[name].to_numpy(dtype=dtype, na_value=np.nan) for t in _parts(table)]
+    return columns[0] if len(columns) == 1 else np.concatenate(columns)
 
 
 def load_params(task: str, overrides: dict | None = None) -> dict:
@@ -56,19 +68,28 @@ def _coerce(key: str, value, default):
         raise ModelError(f"--param {key}={value!r}: expected a {type(default).__name__} like {default!r}") from exc
 
 
-def query_ids(table: pd.DataFrame, spec: Task) -> np.ndarray:
-    """Query ids: the task's group, within each country set when the table is pooled."""
-    keys = [POOL, *spec.group] if POOL in table else list(spec.group)
-    return table.groupby(keys, sort=False, observed=True).ngroup().to_numpy()
+def query_ids(table: Tables, spec: Task) -> np.ndarray:
+    """Query ids: the task's group, within each country set when the table is pooled.
+
+    Parts never share a query (the refit's are the bloc's and the world's, told apart by
+    :data:`~models.tasks.POOL`): each part's ids follow the last part's, as one table's would.
+    """
+    ids, offset = [], 0
+    for part in _parts(table):
+        keys = [POOL, *spec.group] if POOL in part else list(spec.group)
+        own = part.groupby(keys, sort=False, observed=True).ngroup().to_numpy()
+        ids.append(own + offset)
+        offset += int(own.max(initial=-1)) + 1
+    return ids[0] if len(ids) == 1 else np.concatenate(ids)
 
 
-def query_order(table: pd.DataFrame, spec: Task, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def query_order(table: Tables, spec: Task, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Positions of the labelled rows ordered by query, and LightGBM's group sizes.
 
     Rows without an observed outcome (relevance NaN) are left out; queries over the row limit are
-    split at random.
+    split at random. Positions count through the parts end to end.
     """
-    keep = np.flatnonzero(table["relevance"].notna().to_numpy())
+    keep = np.flatnonzero(~np.isnan(_column(table, "relevance")))
     ids = query_ids(table, spec)[keep]
     sizes = np.bincount(ids)
     if sizes.max(initial=0) > MAX_QUERY_ROWS:
@@ -89,16 +110,17 @@ def _threads() -> int:
     return usable_cpus()
 
 
-def feature_matrix(table: pd.DataFrame, features: list[str], rows: np.ndarray | None = None) -> np.ndarray:
+def feature_matrix(table: Tables, features: list[str], rows: np.ndarray | None = None) -> np.ndarray:
     """``table[features]`` (rows ``rows``, in that order) as one float64 matrix in column-major order.
 
     LightGBM reads a column-major float64 matrix as it is, so this is the only copy of the data a
     fit makes; slicing, reordering and converting a DataFrame would make three (the memory peak
-    of a BACI HS6 training). NaN stays NaN (LightGBM's missing value).
+    of a BACI HS6 training), and parts are read in place, not concatenated first. NaN stays NaN
+    (LightGBM's missing value).
     """
-    out = np.empty((len(table) if rows is None else len(rows), len(features)), dtype=np.float64, order="F")
+    out = np.empty((sum(map(len, _parts(table))) if rows is None else len(rows), len(features)), dtype=np.float64, order="F")
     for j, name in enumerate(features):
-        column = table[name].to_numpy(dtype=np.float64, na_value=np.nan)
+        column = _column(table, name)
         if rows is None:
             out[:, j] = column
         else:
@@ -106,9 +128,9 @@ def feature_matrix(table: pd.DataFrame, features: list[str], rows: np.ndarray | 
     return out
 
 
-def ranking_dataset(table: pd.DataFrame, features: list[str], spec: Task, seed: int, reference: lgb.Dataset | None = None) -> lgb.Dataset:
+def ranking_dataset(table: Tables, features: list[str], spec: Task, seed: int, reference: lgb.Dataset | None = None) -> lgb.Dataset:
     order, sizes = query_order(table, spec, seed)
-    label = table["relevance"].to_numpy()[order].astype(int)
+    label = _column(table, "relevance")[order].astype(int)
     data = lgb.Dataset(feature_matrix(table, features, order), label, group=sizes, reference=reference,
                        feature_name=list(features), free_raw_data=True, params={"verbose": -1})
     data.pandas_categorical = []  # no categorical features, as a DataFrame of them would record: scoring DataFrames stays as it was
@@ -178,13 +200,14 @@ def stopping_metric(params: dict) -> str:
     return str(params.get("metric", "ndcg"))
 
 
-def fit_ranker(train: pd.DataFrame, valid: pd.DataFrame | None, features: list[str], spec: Task, params: dict,
+def fit_ranker(train: Tables, valid: pd.DataFrame | None, features: list[str], spec: Task, params: dict,
                *, seed: int = 0, n_estimators: int | None = None) -> lgb.Booster:
     """Fit a LambdaRank booster with LightGBM's functional API; with ``valid``, early stopping on NDCG@``eval_at``.
 
-    Only rows with an observed outcome train or validate (the rest are skipped, not copied away first).
+    Only rows with an observed outcome train or validate (the rest are skipped, not copied away
+    first); ``train`` may be parts (:data:`Tables`), read in place.
     """
-    if not train["relevance"].notna().any():
+    if np.isnan(_column(train, "relevance")).all():
         raise ModelError("no training candidates: need more labelled years before the test year")
     p = booster_params(params, seed=seed, threads=min(_threads(), 2))
     p["eval_at"] = [params["eval_at"]]

@@ -134,6 +134,7 @@ def test_world_training_never_tests_on_the_world_and_sees_no_outcome_after_t(tab
     assert set(bloc[POOL]) == {BLOC_POOL} and set(world[POOL]) == {WORLD_POOL} and world["relevance"].notna().all()
     assert len(bloc) + len(world) == len(table[table[POOL] == BLOC_POOL]) + int(labelled[POOL].eq(WORLD_POOL).sum())
     assert set(panels["world150"]["country"]) <= set(table["country"]) and panels["world150"]["country"].nunique() <= 3
+    assert (panels["world150"]["year"] >= 2004).all() and panels["world150"]["relevance"].notna().all()  # tested rows only
     fit, valid, test = fold_split(bloc, world, 2005, spec)  # labelled years 2002-2004: fit 2002, validate 2003
     assert set(fit[POOL]) == {BLOC_POOL, WORLD_POOL} and len(test)
     assert set(valid[POOL]) == {BLOC_POOL, WORLD_POOL} and set(test[POOL]) == {BLOC_POOL}  # early stopping: everyone's; test: the bloc's

@@ -133,6 +133,31 @@ def test_the_lean_fit_equals_lightgbm_on_the_labelled_dataframe(tiny_dataset):
     np.testing.assert_array_equal(matrix, data[features].to_numpy(dtype=np.float64))
 
 
+def test_a_fit_on_parts_equals_the_fit_on_their_concatenation(tiny_dataset):
+    """The refit reads the bloc's and the world's tables in place (no concatenated copy of the world):
+    byte for byte the model of one table holding both, and the same dataset rows and groups."""
+    from models.pooling import with_pool
+    from models.ranker import feature_matrix, fit_ranker, query_order
+    from models.tasks import POOL
+
+    spec, data = tiny_dataset
+    params = load_params(tasks.JOINT_PROJECTS, {"n_estimators": 30})
+    features = spec.feature_columns(data)
+    years = sorted(data["year"].unique())
+    bloc, pool = with_pool(data[data["year"] >= years[2]], data[data["year"] < years[4]].assign(**{POOL: "world"}))
+    whole = pd.concat([bloc, pool], ignore_index=True)
+    for tables in ([bloc, pool], [pool, bloc]):
+        joined = pd.concat(tables, ignore_index=True)
+        parts_order, parts_sizes = query_order(tables, spec, 3)
+        order, sizes = query_order(joined, spec, 3)
+        np.testing.assert_array_equal(parts_order, order)
+        np.testing.assert_array_equal(parts_sizes, sizes)
+        np.testing.assert_array_equal(feature_matrix(tables, features, order), feature_matrix(joined, features, order))
+    assert len(sizes) > bloc.groupby(list(spec.group)).ngroups  # the world's queries are their own, not merged
+    lean = fit_ranker([bloc, pool], None, features, spec, params, seed=2)
+    assert lean.model_to_string() == fit_ranker(whole, None, features, spec, params, seed=2).model_to_string()
+
+
 @pytest.mark.parametrize("task", [tasks.JOINT_PROJECTS, tasks.IMPORT_SUBSTITUTION])
 def test_validation_curve_is_lightgbms_own_validation_ndcg(tiny_world, task):
     """What the Dask engine stops early on (each machine would score only its share of the

@@ -89,6 +89,7 @@ def train_task(
             raise RecommenderError(f"--pool does not apply to {spec.name}: it already trains on every country of the bank")
         first = min(check_test_years(dataset[dataset[POOL] == BLOC_POOL], spec, test_years))
         dataset, pool, panels = world_split(dataset, size_column="country_exports_total", year=first)
+        stored.table = dataset  # the whole world's table is split now: not held through the fits as well
         log(f"world training: {len(pool):,} labelled candidates of other countries; bloc {len(dataset):,}; "
             f"test panel of the 150 largest exporters: {len(panels['world150']):,}")
     test_years = check_test_years(dataset, spec, test_years)
@@ -101,6 +102,7 @@ def train_task(
     if tuning is not None:
         evaluation.extra["tables"]["tuning_trials.csv"] = tuning.trials
     log(f"refit on every labelled year with {evaluation.best_iteration} rounds")
+    panels = None  # tested: the refit's memory is the bloc's and the world's tables and the matrix
     model = refit(dataset, evaluation, spec, seed=seed, pool=pool, engine=engine)
     latest = evaluation.predictions[evaluation.predictions["year"] == max(evaluation.test_years)].copy()
     latest["score"] = latest["score_model"]
