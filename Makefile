@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements/dev.lock pyproject.toml Makefile | cksum | cut -d' ' -f1)
 UV_VERSION := 0.13.9
 
-.PHONY: install browser postgres demo test lint format bench bench-scale bench-incremental bench-remote soak lock ui clean
+.PHONY: install browser postgres demo test lint format bench bench-scale bench-capability bench-incremental bench-remote soak lock ui clean
 
 $(STAMP): requirements/dev.lock pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,9 @@ bench: $(STAMP) ## benchmarks; results go to benchmarks/results/ (quality needs 
 
 bench-scale: $(STAMP) ## a whole BACI HS6 world (220 countries x 5,000 products x 25 years): ingest, train, recommend, on both engines (hours)
 	$(BIN)/python -m benchmarks.run scale
+
+bench-capability: $(STAMP) ## joint projects with capability signals (each partner's yearly diversification probability) on development years (needs the real data)
+	RECOMMENDER_REAL_DATA=$(REAL_DATA) $(BIN)/python -m benchmarks.run capability
 
 bench-incremental: $(STAMP) ## a new year in a trained bank: incremental vs cold train (INCREMENTAL_SIZE=mid|baci12|baci)
 	$(BIN)/python -m benchmarks.run incremental
