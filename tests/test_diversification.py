@@ -141,3 +141,28 @@ def test_world_training_never_tests_on_the_world_and_sees_no_outcome_after_t(tab
     assert len(valid) == int((bloc["year"].eq(2003) & bloc["relevance"].notna()).sum() + world["year"].eq(2003).sum())
     assert (fit["year"] + spec.horizon < 2005).all() and (valid["year"] + spec.horizon <= 2005).all()
     assert set(fit["year"]).isdisjoint(valid["year"])  # validation years are held out of the fit
+
+
+def test_the_capability_experiments_probability_of_year_t_reads_outcomes_known_at_t_only(tiny_world):
+    """Issue 27 §3 (``make bench-capability``): each year's diversification probability, a joint-project
+    feature of that year, comes from a model fitted on candidate years ≤ t − h; outcomes after t change nothing."""
+    from benchmarks.bench_capability import yearly_probabilities
+    from models.ranker import load_params
+
+    spec = get_task(DIVERSIFICATION).with_options(horizon=2)
+    bloc = list(tiny_world.countries["iso3"][:10])
+    base = build_base(tiny_world.trade, bloc)
+    data = spec.build_dataset(base, tiny_world.spec.years, base.complexity)
+    params = load_params(DIVERSIFICATION)
+    t = int(data.loc[data["relevance"].notna(), "year"].max())  # the last labelled year: every earlier label is known
+    probability = yearly_probabilities(data, spec, params, [t], rounds=20, log=lambda _m: None)
+    assert len(probability) == int((data["year"] == t).sum()) and probability["div_probability"].between(0, 1).all()
+    later = data["year"] + spec.horizon > t
+    assert later.any() and data.loc[later, "relevance"].notna().any()
+    flipped = data.assign(relevance=np.where(later, 1.0 - data["relevance"], data["relevance"]))
+    again = yearly_probabilities(flipped, spec, params, [t], rounds=20, log=lambda _m: None)
+    np.testing.assert_array_equal(again["div_probability"], probability["div_probability"])
+    known = ~later & data["relevance"].notna()
+    changed = data.assign(relevance=np.where(known, 1.0 - data["relevance"], data["relevance"]))
+    moved = yearly_probabilities(changed, spec, params, [t], rounds=20, log=lambda _m: None)
+    assert not np.array_equal(moved["div_probability"], probability["div_probability"])  # the known ones do count
