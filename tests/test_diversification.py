@@ -166,3 +166,17 @@ def test_the_capability_experiments_probability_of_year_t_reads_outcomes_known_a
     changed = data.assign(relevance=np.where(known, 1.0 - data["relevance"], data["relevance"]))
     moved = yearly_probabilities(changed, spec, params, [t], rounds=20, log=lambda _m: None)
     assert not np.array_equal(moved["div_probability"], probability["div_probability"])  # the known ones do count
+
+
+def test_recommend_answers_with_the_bloc_members_only(pipeline_home):
+    """The world's other countries train the diversification model; the year's recommendations and
+    the reference a batch's percentile is read against are the bloc's candidates, all of them."""
+    from recommender.outputs.recommend import recommend
+    from recommender.pipeline import score_candidates
+
+    cfg, _ = pipeline_home
+    scored = score_candidates(cfg, DIVERSIFICATION)
+    assert set(scored.candidates["country"]) == set(cfg.bloc.members) & set(scored.candidates["country"])
+    assert scored.candidates["country"].nunique() >= 5  # the bloc's members are there
+    table, _ = recommend(cfg, DIVERSIFICATION)
+    assert set(table["country"]) <= set(cfg.bloc.members) and len(table) == len(scored.candidates)

@@ -20,7 +20,7 @@ import pandas as pd
 from models.calibration import apply_calibration
 from models.champion import load_champion, model_name
 from models.engine import Engine, LocalEngine
-from models.tasks import Task, as_task
+from models.tasks import BLOC_POOL, POOL, Task, as_task
 from recommender.config import Config
 from recommender.errors import RecommenderError
 from recommender.pipeline.datasets import FeatureCache, YearBuilder, dataset_key
@@ -100,7 +100,8 @@ def score_candidates(cfg: Config, task: Task | str, keys: pd.DataFrame | None = 
 
     ``keys`` (optional): specific rows to score, with the task's key columns (no year); they are
     scored even when they fall below the candidate thresholds. ``model``: the result of
-    :func:`load_model` when the caller has already loaded it. Candidates and features of a year
+    :func:`load_model` when the caller has already loaded it. The year's candidates are the bloc's
+    (a world-trained task's other countries only train it). Candidates and features of a year
     the model's training table holds come from the feature cache; ``engine`` computes the scores
     (:mod:`models.engine`).
     """
@@ -118,6 +119,8 @@ def score_candidates(cfg: Config, task: Task | str, keys: pd.DataFrame | None = 
     else:
         base, _ = builder.base([year], labels=False)
         everything = spec.features(base, spec.candidates(base, [year]))
+    if POOL in everything:  # a world-trained task: the other countries' candidates trained it; the bloc's are the answer
+        everything = everything[everything[POOL] == BLOC_POOL].reset_index(drop=True)
     everything = model.score(everything, engine)
     rows = everything
     if keys is not None:
