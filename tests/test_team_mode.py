@@ -572,3 +572,40 @@ def test_an_upload_over_the_servers_body_limit_is_refused_and_nothing_of_it_stor
         assert stored["chunked.bin"].read_bytes() == b"".join(pieces[:8])
     finally:
         team.stop()
+
+
+def test_a_chunked_upload_abandoned_mid_body_never_reaches_the_app():
+    """A client that disconnects halfway through a chunked body: the app (MLflow, which would store
+    what it got as the whole file) is never called, and nothing is answered on the dead connection."""
+    import asyncio
+
+    from recommender.team.app import BodyLimit
+
+    called, sent = [], []
+    messages = iter([{"type": "http.request", "body": b"x" * 1000, "more_body": True}, {"type": "http.disconnect"}])
+
+    async def app(scope, receive, send):
+        called.append(scope)
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "PUT", "path": "/api/2.0/mlflow-artifacts/artifacts/x.bin", "headers": []}
+    asyncio.run(BodyLimit(app, 10_000)(scope, lambda: _next(messages), send))
+    assert called == [] and sent == []
+    whole = iter([{"type": "http.request", "body": b"x" * 1000, "more_body": True}, {"type": "http.request", "body": b"y"}])
+    bodies = []
+
+    async def reader(scope, receive, send):
+        while True:
+            message = await receive()
+            bodies.append(message["body"])
+            if not message["more_body"]:
+                return
+
+    asyncio.run(BodyLimit(reader, 10_000)(scope, lambda: _next(whole), send))
+    assert b"".join(bodies) == b"x" * 1000 + b"y"  # a whole chunked body is handed on whole
+
+
+async def _next(messages):
+    return next(messages)

@@ -29,6 +29,10 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
+class ClientGone(Exception):
+    """The client disconnected before its whole body arrived."""
+
+
 class BodyLimit:
     """ASGI middleware refusing HTTP request bodies over ``max_bytes`` with 413.
 
@@ -45,14 +49,18 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self.refuse(receive, send, int(declared))
+            await self.drain(receive)
+            await self.refuse(send, int(declared))
             return
         if declared is not None:
             await self.app(scope, receive, send)  # the server reads no more than Content-Length
             return
-        spool, size = await self.spool(receive)
+        try:
+            spool, size = await self.spool(receive)
+        except ClientGone:  # the client left mid-body: nothing to answer, nothing handed on
+            return
         if spool is None:
-            await self.refuse(None, send, size)
+            await self.refuse(send, size)
             return
         with spool:
             spool.seek(0)
@@ -72,14 +80,16 @@ class BodyLimit:
         """Read a body sent without ``Content-Length`` (chunked) before the app sees any of it.
 
         Kept in memory up to 8 MB, on disk beyond, and never more than the limit: over it, the spool
-        is dropped and ``(None, bytes read)`` returned. The app is called only with a whole body, so a
-        refused upload cannot leave a partial file behind.
+        is dropped, the rest of the body read into nothing and ``(None, bytes read)`` returned; a client
+        that disconnects first raises :class:`ClientGone`. The app is called only with a whole body,
+        so a refused or abandoned upload cannot leave a partial file behind.
         """
         spool, size = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY), 0
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                break
+                spool.close()
+                raise ClientGone
             body = message.get("body", b"")
             size += len(body)
             if size > self.max_bytes:
@@ -100,14 +110,12 @@ class BodyLimit:
             if message["type"] != "http.request" or not message.get("more_body", False):
                 return
 
-    async def refuse(self, receive: Receive | None, send: Send, size: int) -> None:
-        """Answer 413 after reading the rest of the body into nothing.
+    async def refuse(self, send: Send, size: int) -> None:
+        """Answer 413, once the body has been read into nothing (:meth:`drain`).
 
         The client is still sending; a server that answers and closes with unread bytes makes the
         kernel reset the connection, and the client sees "connection broken" instead of the answer.
         """
-        if receive is not None:
-            await self.drain(receive)
         limit_mb = self.max_bytes / 2**20
         message = (f"the request body ({size / 2**20:,.1f} MB so far or declared) is larger than this team server "
                    f"accepts in one request ({limit_mb:,.0f} MB, `recommender server --max-body-mb`): nothing of it was "
