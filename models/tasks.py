@@ -41,10 +41,7 @@ from features.diversification import (
 from features.trade import TradeView, supplier_shares
 from models import baselines as bl
 from models.errors import ModelError
-
-IMPORT_SUBSTITUTION = "import-substitution"
-JOINT_PROJECTS = "joint-projects"
-DIVERSIFICATION = "diversification"
+from models.names import DIVERSIFICATION, IMPORT_SUBSTITUTION, JOINT_PROJECTS
 
 POOL = "pool"
 """Column naming the country set a candidate was built for: ``BLOC_POOL`` for the bloc, else a pseudo-bloc id."""

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING
 
 from features.errors import FeatureError
 from models.errors import ModelError
+
+if TYPE_CHECKING:  # numpy and Arrow load when a problem is recorded, not when the CLI starts
+    import numpy as np
+    import pyarrow as pa
 
 
 class RecommenderError(ValueError):
@@ -52,6 +53,8 @@ class ProblemCollector:
 
     def add(self, reason: str, rows: np.ndarray | list[int], offset: int = 0, *, count: int | None = None) -> None:
         """Record ``rows`` (kept up to a limit) under ``reason``; ``count`` overrides how many rows it adds."""
+        import numpy as np
+
         rows = np.asarray(rows, dtype=np.int64)
         if rows.size == 0:
             return
@@ -60,6 +63,10 @@ class ProblemCollector:
         p.count = (p.count or 0) + (int(rows.size) if count is None else count)
 
     def add_mask(self, reason: str, mask: pa.Array | np.ndarray, offset: int) -> None:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         if isinstance(mask, pa.Array | pa.ChunkedArray):
             if not pc.any(mask).as_py():  # the usual case, without turning Arrow's bits into numpy bytes
                 return

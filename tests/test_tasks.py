@@ -325,3 +325,11 @@ def test_calibration_tails_are_distinct_monotone_and_never_zero():
     assert abs(q[0] - q[1]) < 1e-6 and abs(q[2] - q[3]) < 1e-6  # continuous where the tails meet the knots
     old = {k: v for k, v in cal.items() if k != "platt"}  # a fit stored before the tails: clipped, as then
     assert apply_calibration(old, np.array([-8.0]))[0] == cal["y"][0]
+
+
+def test_the_light_task_names_are_the_registry_s():
+    from models.names import TASK_NAMES
+    from recommender.cli._common import TaskName
+
+    assert TASK_NAMES == tuple(tasks.TASKS)
+    assert [t.value for t in TaskName] == list(tasks.TASKS)

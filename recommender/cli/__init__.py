@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import importlib
 import os
 import signal
 import sys
@@ -10,41 +11,65 @@ import sys
 import typer
 
 from models.store import RETRIES
-from recommender.cli import bank as bank_cmd
-from recommender.cli import brief as brief_cmd
-from recommender.cli import demo as demo_cmd
-from recommender.cli import ingest as ingest_cmd
-from recommender.cli import models as models_cmd
-from recommender.cli import recommend as recommend_cmd
-from recommender.cli import scenario as scenario_cmd
-from recommender.cli import score as score_cmd
-from recommender.cli import server as server_cmd
-from recommender.cli import train as train_cmd
-from recommender.cli import ui as ui_cmd
-from recommender.cli import users as users_cmd
 from recommender.cli._common import console_err, root_callback
 from recommender.errors import USER_ERRORS
 
-app = typer.Typer(
-    name="recommender",
-    help="Industrial-cooperation recommender: import substitution and joint projects for trade blocs.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-app.callback()(root_callback)
-app.add_typer(ingest_cmd.app, name="ingest")
-app.add_typer(bank_cmd.app, name="bank")
-app.command("demo")(demo_cmd.demo)
-app.command("train")(train_cmd.train)
-app.command("recommend")(recommend_cmd.recommend)
-app.command("score")(score_cmd.score)
-app.command("scenario")(scenario_cmd.scenario)
-app.command("brief")(brief_cmd.brief)
-app.command("models")(models_cmd.models)
-app.command("ui")(ui_cmd.ui)
-app.command("server")(server_cmd.server)
-app.add_typer(users_cmd.app, name="users")
+COMMANDS: dict[str, tuple[str, str, bool]] = {  # name → (module of recommender.cli, attribute, is a group)
+    "ingest": ("ingest", "app", True),
+    "bank": ("bank", "app", True),
+    "demo": ("demo", "demo", False),
+    "train": ("train", "train", False),
+    "recommend": ("recommend", "recommend", False),
+    "score": ("score", "score", False),
+    "scenario": ("scenario", "scenario", False),
+    "brief": ("brief", "brief", False),
+    "models": ("models", "models", False),
+    "ui": ("ui", "ui", False),
+    "server": ("server", "server", False),
+    "users": ("users", "app", True),
+}
+"""Every command, in ``--help``'s order. A command's module is imported only when it runs (or for
+``--help``): ``recommender score --service`` starts in a fraction of a second, without pandas or MLflow."""
+
+ROOT_OPTIONS_WITH_VALUE = {"--home", "--tracking-uri", "--bank"}
+
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The root Typer app with every command, or with the command ``only`` alone (what :func:`main` runs)."""
+    root = typer.Typer(
+        name="recommender",
+        help="Industrial-cooperation recommender: import substitution, joint projects and new production capacities "
+             "for trade blocs.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+    root.callback()(root_callback)
+    for name, (module, attribute, group) in COMMANDS.items():
+        if only is not None and name != only:
+            continue
+        target = getattr(importlib.import_module(f"recommender.cli.{module}"), attribute)
+        root.add_typer(target, name=name) if group else root.command(name)(target)
+    return root
+
+
+def invoked_command(argv: list[str]) -> str | None:
+    """The command named on a command line (``recommender --home H score …`` → ``score``), or None."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ROOT_OPTIONS_WITH_VALUE:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg if arg in COMMANDS else None
+    return None
+
+
+def __getattr__(name: str):
+    if name == "app":  # the whole app, for documentation tools and tests
+        return build_app()
+    raise AttributeError(name)
 
 
 _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
@@ -62,7 +87,7 @@ def main() -> None:
     for name, value in RETRIES.items():  # a team server that cannot answer is reported in ~30 s, not ~4 min
         os.environ.setdefault(name, value)
     try:
-        app(standalone_mode=False)
+        build_app(invoked_command(sys.argv[1:]))(standalone_mode=False)
     except USER_ERRORS as exc:
         console_err.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(2)

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from models.tasks import TASKS
+from models.names import TASK_NAMES
 from recommender.config import Config
 
 # off a terminal (a log, CI, a pipe) tables print at full width: never cut to 80 columns with "…"
@@ -108,7 +108,7 @@ def engine(name: EngineName | str, scheduler: str | None):
     return open_engine(value(name), scheduler=scheduler, log=lambda msg: console_err.print(msg))
 
 
-TaskName = Enum("TaskName", {name.replace("-", "_"): name for name in TASKS}, type=str)
+TaskName = Enum("TaskName", {name.replace("-", "_"): name for name in TASK_NAMES}, type=str)
 """The tasks as a real choice: Typer lists them in --help and refuses anything else with exit 2."""
 TaskOption = Annotated[TaskName, typer.Option("--task", help="The ranking task")]
 

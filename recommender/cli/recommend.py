@@ -25,7 +25,8 @@ from recommender.cli._common import (
     task_name,
 )
 from recommender.outputs.about import about_rows
-from recommender.outputs.writers import check_output, write_table
+from recommender.outputs.files import check_output
+from recommender.outputs.writers import write_table
 from recommender.pipeline import open_bank
 
 

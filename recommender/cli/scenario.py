@@ -10,8 +10,8 @@ from rich.table import Table
 
 from features.registry import format_usd
 from recommender.cli._common import BlocOption, JsonOption, config, console, console_err, print_json
+from recommender.outputs.files import check_output
 from recommender.outputs.scenario import write_scenario
-from recommender.outputs.writers import check_output
 
 
 def scenario(

@@ -39,15 +39,15 @@ from recommender import countries
 from recommender.config import MAX_ROWS_ENV, Config, max_rows
 from recommender.errors import DataValidationError, Problem, ProblemCollector, RecommenderError
 from recommender.outputs.about import about_rows
-from recommender.outputs.writers import atomic_output, check_output, neutralise_batch, write_sheets
+from recommender.outputs.files import atomic_output, check_output
+from recommender.outputs.writers import neutralise_batch, write_sheets
 from recommender.pipeline import (
     ProductMatcher,
     Scored,
+    YearScorer,
     explain,
     load_model,
     open_bank,
-    product_names,
-    score_candidates,
 )
 from recommender.tables import Progress, file_sha256, is_table_file, read_batches
 from recommender.workbooks import is_workbook, source_label
@@ -262,8 +262,14 @@ class ScoreResult:
 
 def score_file(cfg: Config, task: Task | str, path: str | Path, output: str | Path, *, year: int | None = None,
                model_uri: str | None = None, reasons: bool = True, progress: Progress | None = None,
-               track: bool = True, engine: Engine | None = None, sheet: str | None = None) -> ScoreResult:
-    """Validate, score and write a projects file. See the module docstring for the passes."""
+               track: bool = True, engine: Engine | None = None, sheet: str | None = None,
+               scorer: YearScorer | None = None, label: str | None = None) -> ScoreResult:
+    """Validate, score and write a projects file. See the module docstring for the passes.
+
+    ``scorer``: a :class:`~recommender.pipeline.YearScorer` already holding the model and the year's
+    candidates (a resident scoring service's); ``year`` and ``model_uri`` are then its. ``label``: how the
+    MLflow run names the input (default its absolute path).
+    """
     path, output = Path(path), Path(output)
     task = as_task(task)  # unknown task → the standard error
     if not path.is_file():
@@ -271,14 +277,16 @@ def score_file(cfg: Config, task: Task | str, path: str | Path, output: str | Pa
     check_output(output)
     if output.resolve() == path.resolve():
         raise RecommenderError("--output must differ from the input file")
-    model = load_model(cfg, task, model_uri)  # a refused or missing model fails before any work
-    task = model.task  # with the options it was trained with
-    bank = open_bank(cfg)
-    check = validate(path, task, cfg, ProductMatcher.for_bank(bank), sheet=sheet)
-    names = product_names(bank)
+    if scorer is None:
+        model = load_model(cfg, task, model_uri)  # a refused or missing model fails before any work
+        check = validate(path, model.task, cfg, ProductMatcher.for_bank(open_bank(cfg)), sheet=sheet)
+        scorer = YearScorer(cfg, model, year, engine)
+    else:
+        check = validate(path, scorer.model.task, cfg, scorer.matcher, sheet=sheet)
+    model, task, bank, names = scorer.model, scorer.model.task, scorer.bank, scorer.names  # the task with its trained options
 
     # distinct keys → features, scores and reasons, computed once
-    scored: Scored = score_candidates(cfg, task, check.keys, year=year, model=model, engine=engine)
+    scored: Scored = scorer.scored(check.keys, engine)
     table = scored.rows  # same order as check.keys
     key_scores = table["score"].to_numpy()
     key_reasons = np.asarray(explain(model.booster, table, model.features, task, scored.sectors), dtype=object) \
@@ -334,11 +342,11 @@ def score_file(cfg: Config, task: Task | str, path: str | Path, output: str | Pa
                     writer.close()
     result = ScoreResult(output, check.rows, scored.version, scored.year, check.warnings, file_sha256(path))
     if track:
-        result.run_id = _track(cfg, task.name, path, result)
+        result.run_id = _track(cfg, task.name, label or str(path.absolute()), result)
     return result
 
 
-def _track(cfg: Config, task: str, path: Path, result: ScoreResult) -> str | None:
+def _track(cfg: Config, task: str, label: str, result: ScoreResult) -> str | None:
     """Record the scoring run in MLflow (experiment ``<task>-scoring``): input hash, output, model version.
 
     Scoring needs only READ on the model. On a team server a user who may not write runs into the
@@ -352,7 +360,7 @@ def _track(cfg: Config, task: str, path: Path, result: ScoreResult) -> str | Non
     name = f"{task}-scoring"
     exp = cfg.store.experiment_id(name, f"Batch scoring runs of the {task} task.")
     try:
-        return _record_scoring(cfg, exp, task, path, result)
+        return _record_scoring(cfg, exp, task, label, result)
     except MlflowException as exc:
         if getattr(exc, "error_code", None) != "PERMISSION_DENIED":
             raise
@@ -364,14 +372,14 @@ def _track(cfg: Config, task: str, path: Path, result: ScoreResult) -> str | Non
         return None
 
 
-def _record_scoring(cfg: Config, exp: str, task: str, path: Path, result: ScoreResult) -> str:
+def _record_scoring(cfg: Config, exp: str, task: str, label: str, result: ScoreResult) -> str:
     import mlflow
 
-    with cfg.store.active(), mlflow.start_run(experiment_id=exp, run_name=f"score {path.name} · {cfg.bloc.name}",
-                          description=f"Scored {result.rows:,} projects from {path.name} with {result.model_version} (year {result.year}).",
+    with cfg.store.active(), mlflow.start_run(experiment_id=exp, run_name=f"score {Path(label).name} · {cfg.bloc.name}",
+                          description=f"Scored {result.rows:,} projects from {Path(label).name} with {result.model_version} (year {result.year}).",
                           tags={"task": task, "bloc": cfg.bloc.name, "model_version": result.model_version,
                                 "input_sha256": result.input_sha256}) as run:
-        mlflow.log_params({"input": str(path.absolute()), "rows": result.rows, "year": result.year,
+        mlflow.log_params({"input": label, "rows": result.rows, "year": result.year,
                            "input_sha256": result.input_sha256, "model_version": result.model_version})
         if result.output.stat().st_size <= 200 * 1024**2:
             mlflow.log_artifact(str(result.output))

@@ -26,8 +26,8 @@ from models.tasks import DIVERSIFICATION, IMPORT_SUBSTITUTION, JOINT_PROJECTS, g
 from recommender import countries
 from recommender.config import Config
 from recommender.errors import RecommenderError
+from recommender.outputs.files import atomic_output
 from recommender.outputs.recommend import recommend
-from recommender.outputs.writers import atomic_output
 from recommender.pipeline import member_and_year, open_bank, trade_table
 
 METRIC_NAMES = {"ndcg_at_10": "NDCG@10", "pooled_ap": "pooled AP"}

@@ -29,7 +29,8 @@ from recommender import countries
 from recommender.config import BLOCS, Config
 from recommender.errors import RecommenderError
 from recommender.outputs.about import about_rows
-from recommender.outputs.writers import check_output, write_sheets, write_table
+from recommender.outputs.files import check_output
+from recommender.outputs.writers import write_sheets, write_table
 from recommender.pipeline import (
     add_names,
     load_model,

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -14,8 +10,7 @@ import pyarrow.compute as pc
 
 from recommender import workbooks
 from recommender.errors import RecommenderError
-
-OUTPUT_SUFFIXES = (".csv", ".parquet", ".xlsx")
+from recommender.outputs.files import atomic_output, check_output
 
 _FORMULA_FIRST = pa.array(["=", "+", "-", "@", "\t", "\r"], pa.string())
 _NUMBER = r"^[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?$"
@@ -57,35 +52,6 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
             if not safe.equals(text):
                 out[col] = values.where(values.isna(), pd.Series(safe.to_numpy(zero_copy_only=False), index=values.index))
     return out
-
-
-def check_output(path: str | Path) -> Path:
-    """An output path must end in .csv, .parquet or .xlsx; a clear error otherwise."""
-    path = Path(path)
-    if path.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise RecommenderError(f"--output must end in .csv, .parquet or .xlsx; got {path.name!r}")
-    return path
-
-
-@contextmanager
-def atomic_output(path: str | Path) -> Iterator[str]:
-    """Yield a temporary file beside ``path``; it replaces ``path`` only if the block succeeds (else it is removed)."""
-    path = Path(path)
-    if path.is_dir():
-        raise RecommenderError(f"--output {path} is a folder: name a file in it")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise RecommenderError(f"--output {path}: cannot write there ({exc.strerror or exc}); "
-                               "choose a folder you can write to") from None
-    os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_table(frame: pd.DataFrame, path: str | Path, *, sheet: str = "results",

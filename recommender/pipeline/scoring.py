@@ -21,10 +21,12 @@ from models.calibration import apply_calibration
 from models.champion import load_champion, model_name
 from models.engine import Engine, LocalEngine
 from models.tasks import BLOC_POOL, POOL, Task, as_task
+from recommender.bank import DataBank
 from recommender.config import Config
 from recommender.errors import RecommenderError
 from recommender.pipeline.datasets import FeatureCache, YearBuilder, dataset_key
-from recommender.pipeline.inputs import open_bank, resolve_level, trade_year
+from recommender.pipeline.inputs import open_bank, product_names, resolve_level, trade_year
+from recommender.pipeline.matching import ProductMatcher
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,62 @@ class Scored:
         return self.model.calibration is not None
 
 
+class YearScorer:
+    """One model's view of one year of the bank: the year's candidates scored once, features of any keys.
+
+    Building it costs what a scoring run costs up front (the year's base tables and every candidate's
+    features and score); :meth:`scored` then costs only the given keys' features. A resident scoring
+    service (:mod:`recommender.service`) keeps one per model, year and bank snapshot; the CLI builds
+    one per command. After construction it is read-only and safe to share between threads.
+    """
+
+    def __init__(self, cfg: Config, model: TrainedModel, year: int | None = None, engine: Engine | None = None):
+        import threading
+
+        self.cfg, self.model = cfg, model
+        spec = model.task
+        live = open_bank(cfg)
+        self.snapshot = live.snapshot_id
+        self.bank = DataBank(cfg.bank_dir, snapshot=self.snapshot) if self.snapshot else live  # pinned: an ingest meanwhile changes nothing here
+        self.year = trade_year(self.bank, year)
+        run_level = model.run_params.get("product_level")
+        level = resolve_level(self.bank, int(run_level) if run_level else None)
+        self._builder = YearBuilder(self.bank, spec, cfg.bloc.members, product_level=level)
+        cache = FeatureCache(cfg.feature_dir)
+        key = dataset_key(self.bank, spec, cfg.bloc.members, level, cache.fingerprints())
+        self._base = None
+        self._lock = threading.Lock()
+        if self.year in cache.years(key):  # the training's own table of this year: same candidates, same features
+            everything = cache.read(key, [self.year]).drop(columns="relevance")
+        else:
+            everything = spec.features(self.base(), spec.candidates(self.base(), [self.year]))
+        if POOL in everything:  # a world-trained task: the other countries' candidates trained it; the bloc's are the answer
+            everything = everything[everything[POOL] == BLOC_POOL].reset_index(drop=True)
+        self.candidates = model.score(everything, engine)
+        self.sectors = self._builder.products.set_index("product")["sector"]
+        self.matcher = ProductMatcher.for_bank(self.bank)  # how a list's product cells are read
+        self.names = product_names(self.bank)
+
+    def base(self):
+        """The year's base tables (built on first use, once)."""
+        with self._lock:
+            if self._base is None:
+                self._base = self._builder.base([self.year], labels=False)[0]
+            return self._base
+
+    def scored(self, keys: pd.DataFrame | None = None, engine: Engine | None = None) -> Scored:
+        """Every candidate of the year scored, and ``keys`` (optional, the task's key columns without year)
+        scored too, even when they fall below the candidate thresholds."""
+        rows = self.candidates
+        if keys is not None:
+            spec = self.model.task
+            table = spec.features(self.base(), keys[[k for k in spec.keys if k != "year"]].assign(year=self.year))
+            rows = self.model.score(table, engine)
+            if len(rows) != len(keys):  # left joins keep the keys' order and count; anything else is a bug
+                raise RecommenderError(f"internal error: {len(keys)} keys became {len(rows)} feature rows")
+        return Scored(rows, self.candidates, self.model, self.bank.classification, self.sectors, self.year)
+
+
 def score_candidates(cfg: Config, task: Task | str, keys: pd.DataFrame | None = None, *, year: int | None = None,
                      model_uri: str | None = None, model: TrainedModel | None = None,
                      engine: Engine | None = None) -> Scored:
@@ -103,33 +161,10 @@ def score_candidates(cfg: Config, task: Task | str, keys: pd.DataFrame | None = 
     :func:`load_model` when the caller has already loaded it. The year's candidates are the bloc's
     (a world-trained task's other countries only train it). Candidates and features of a year
     the model's training table holds come from the feature cache; ``engine`` computes the scores
-    (:mod:`models.engine`).
+    (:mod:`models.engine`). :class:`YearScorer` keeps this work for more lists of keys.
     """
     model = model or load_model(cfg, task, model_uri)
-    spec = model.task
-    bank = open_bank(cfg)
-    year = trade_year(bank, year)
-    level = resolve_level(bank, int(model.run_params["product_level"]) if model.run_params.get("product_level") else None)
-    builder = YearBuilder(bank, spec, cfg.bloc.members, product_level=level)
-    cache = FeatureCache(cfg.feature_dir)
-    key = dataset_key(bank, spec, cfg.bloc.members, level, cache.fingerprints())
-    base = None
-    if year in cache.years(key):  # the training's own table of this year: same candidates, same features
-        everything = cache.read(key, [year]).drop(columns="relevance")
-    else:
-        base, _ = builder.base([year], labels=False)
-        everything = spec.features(base, spec.candidates(base, [year]))
-    if POOL in everything:  # a world-trained task: the other countries' candidates trained it; the bloc's are the answer
-        everything = everything[everything[POOL] == BLOC_POOL].reset_index(drop=True)
-    everything = model.score(everything, engine)
-    rows = everything
-    if keys is not None:
-        base = base if base is not None else builder.base([year], labels=False)[0]
-        rows = model.score(spec.features(base, keys[[k for k in spec.keys if k != "year"]].assign(year=year)), engine)
-        if len(rows) != len(keys):  # left joins keep the keys' order and count; anything else is a bug
-            raise RecommenderError(f"internal error: {len(keys)} keys became {len(rows)} feature rows")
-    sectors = builder.products.set_index("product")["sector"]
-    return Scored(rows, everything, model, bank.classification, sectors, year)
+    return YearScorer(cfg, model, year, engine).scored(keys, engine)
 
 
 def rank(table: pd.DataFrame, spec: Task, top: int | None = None) -> pd.DataFrame:
