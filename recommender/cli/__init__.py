@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {  # name → (module of recommende
     "models": ("models", "models", False),
     "ui": ("ui", "ui", False),
     "server": ("server", "server", False),
+    "scoring-service": ("service", "scoring_service", False),
     "users": ("users", "app", True),
 }
 """Every command, in ``--help``'s order. A command's module is imported only when it runs (or for

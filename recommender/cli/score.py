@@ -22,6 +22,7 @@ from recommender.cli._common import (
     progress,
     task_name,
 )
+from recommender.service import SERVICE_ENV
 
 
 def score(
@@ -39,12 +40,21 @@ def score(
     no_reasons: Annotated[bool, typer.Option("--no-reasons", help="Skip the reasons column (faster)")] = False,
     engine_name: EngineOption = EngineName.local,
     scheduler: SchedulerOption = None,
+    service: Annotated[str | None, typer.Option("--service", envvar=SERVICE_ENV, help="URL of a `recommender scoring-service` "
+                                                "(it holds the champion and the year's candidates in memory: seconds, not a cold "
+                                                "start); its bank and tracking server score the list")] = None,
 ) -> None:
     """Validate and score a list of candidate projects: score, rank, percentile, reasons, model version."""
+    task = task_name(task)
+    output = output or projects.with_name(projects.stem + ".scored.csv")
+    if service:
+        if engine_name != EngineName.local or model_uri:
+            raise typer.BadParameter("--service scores with the service's champion on its own machine; drop --engine / --model-uri")
+        _score_on_service(service, projects, output, task, bloc, year, sheet, not no_reasons)
+        return
     from recommender.outputs.batch import score_file
 
-    cfg, task = config(ctx, bloc), task_name(task)
-    output = output or projects.with_name(projects.stem + ".scored.csv")
+    cfg = config(ctx, bloc)
     total = None
     if projects.suffix.lower() == ".csv" and projects.is_file() and os.path.getsize(projects) < 2 * 1024**3:
         with open(projects, "rb") as f:
@@ -55,5 +65,19 @@ def score(
     for warning in result.warnings:
         console_err.print(f"[yellow]warning:[/] {warning}")
     console.print(f"scored {result.rows:,} projects with {result.model_version} (features of {result.year}) → {result.output}")
+    if result.run_id:
+        console.print(f"recorded in MLflow as run {result.run_id} (experiment {task}-scoring)")
+
+
+def _score_on_service(url: str, projects: Path, output: Path, task: str, bloc: str | None, year: int | None,
+                      sheet: str | None, reasons: bool) -> None:
+    from recommender.service.client import score_remote
+
+    with progress(f"scoring {projects.name} on {url}"):
+        result = score_remote(url, projects, output, task=task, bloc=bloc, year=year, reasons=reasons, sheet=sheet)
+    for warning in result.warnings:
+        console_err.print(f"[yellow]warning:[/] {warning}")
+    console.print(f"scored {result.rows:,} projects with {result.model_version} (features of {result.year}) → {result.output}"
+                  f" on {url} in {result.seconds:.1f} s", highlight=False)
     if result.run_id:
         console.print(f"recorded in MLflow as run {result.run_id} (experiment {task}-scoring)")

@@ -342,11 +342,11 @@ def score_file(cfg: Config, task: Task | str, path: str | Path, output: str | Pa
                     writer.close()
     result = ScoreResult(output, check.rows, scored.version, scored.year, check.warnings, file_sha256(path))
     if track:
-        result.run_id = _track(cfg, task.name, label or str(path.absolute()), result)
+        result.run_id = record_scoring_run(cfg, task.name, label or str(path.absolute()), result)
     return result
 
 
-def _track(cfg: Config, task: str, label: str, result: ScoreResult) -> str | None:
+def record_scoring_run(cfg: Config, task: str, label: str, result: ScoreResult, user: str | None = None) -> str | None:
     """Record the scoring run in MLflow (experiment ``<task>-scoring``): input hash, output, model version.
 
     Scoring needs only READ on the model. On a team server a user who may not write runs into the
@@ -364,7 +364,7 @@ def _track(cfg: Config, task: str, label: str, result: ScoreResult) -> str | Non
     except MlflowException as exc:
         if getattr(exc, "error_code", None) != "PERMISSION_DENIED":
             raise
-        user = os.environ.get("MLFLOW_TRACKING_USERNAME", "you")
+        user = user or os.environ.get("MLFLOW_TRACKING_USERNAME", "you")
         result.warnings.append(f"the scoring was not recorded in MLflow: user {user!r} may read the model but not add runs "
                                f"to the experiment {name!r}; an admin can allow it with `recommender users grant {user} "
                                f"--experiment {name} --permission EDIT` (the scored file is complete)")
