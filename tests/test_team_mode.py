@@ -538,6 +538,47 @@ def test_a_reader_scores_with_the_champion_and_is_told_the_scoring_was_not_recor
     assert {r.info.run_id for r in client.search_runs([experiment])} == runs_before  # nothing half-recorded
 
 
+def test_the_scoring_service_acts_for_each_analyst_with_their_own_permissions(team, tmp_path):
+    """The resident service holds no credentials of its own: admin's list is scored and recorded as admin's
+    run; bob (READ on the model) gets his scored file and the not-recorded warning naming him; dana (DENY on
+    the model) and a caller without credentials are refused in one sentence, with no file. No password
+    reaches the service's log or the process list."""
+    from tests.scoring_service import ScoringServiceProcess
+
+    _bob(team)
+    if DANA not in {u["username"] for u in _users(team)}:
+        team.cli("users", "add", DANA, RECOMMENDER_NEW_PASSWORD=DANA_PASSWORD)
+    team.cli("users", "grant", DANA, "--model", "import-substitution-SCO", "--permission", "DENY")
+    projects = tmp_path / "projects.csv"
+    team.cli("recommend", "--task", "import-substitution", "--top", "3", "--output", tmp_path / "recs.csv")
+    pd.read_csv(tmp_path / "recs.csv", dtype=str)[["importer", "supplier", "product"]].to_csv(projects, index=False)
+    team.cli("score", projects, "--task", "import-substitution", "--output", tmp_path / "admin-local.csv")
+    service = ScoringServiceProcess(team.home, tmp_path / "service.log", "--preload", "import-substitution",
+                                    tracking_uri=team.url, env=_env(ADMIN))
+    try:
+        admin = team.cli("score", projects, "--task", "import-substitution", "--output", tmp_path / "admin.csv",
+                         "--service", service.url)
+        assert (tmp_path / "admin.csv").read_bytes() == (tmp_path / "admin-local.csv").read_bytes()
+        run_id = admin.stdout.split("recorded in MLflow as run ")[1].split()[0]
+        assert team.client().get_run(run_id).info.user_id == ADMIN
+        bob = team.cli("score", projects, "--task", "import-substitution", "--output", tmp_path / "bob.csv",
+                       "--service", service.url, user=BOB)
+        assert len(pd.read_csv(tmp_path / "bob.csv")) == len(pd.read_csv(projects))
+        assert "the scoring was not recorded in MLflow: user 'bob' may read the model" in bob.stderr
+        for user in (DANA, None):
+            refused = team.cli("score", projects, "--task", "import-substitution", "--output", tmp_path / "no.csv",
+                               "--service", service.url, user=user, check=False)
+            errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+            assert refused.returncode == 2 and len(errors) == 1 and "Traceback" not in refused.stderr, refused.stderr
+            assert ("lacks the permission" if user else "asks who you are") in errors[0]
+            assert not (tmp_path / "no.csv").exists()
+        listing = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    finally:
+        service.stop()
+    logged = (tmp_path / "service.log").read_text()
+    assert not any(secret in logged or secret in listing for secret in SECRETS)
+
+
 def test_an_upload_over_the_servers_body_limit_is_refused_and_nothing_of_it_stored(pg, tmp_path):
     """Issue 31: one request's body is bounded (``--max-body-mb``), declared or streamed, with a sentence naming the limit."""
     from models.store import refusal

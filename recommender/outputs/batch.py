@@ -360,7 +360,7 @@ def record_scoring_run(cfg: Config, task: str, label: str, result: ScoreResult, 
     name = f"{task}-scoring"
     exp = cfg.store.experiment_id(name, f"Batch scoring runs of the {task} task.")
     try:
-        return _record_scoring(cfg, exp, task, label, result)
+        return _record_scoring(cfg, exp, task, label, result, user)
     except MlflowException as exc:
         if getattr(exc, "error_code", None) != "PERMISSION_DENIED":
             raise
@@ -372,13 +372,14 @@ def record_scoring_run(cfg: Config, task: str, label: str, result: ScoreResult, 
         return None
 
 
-def _record_scoring(cfg: Config, exp: str, task: str, label: str, result: ScoreResult) -> str:
+def _record_scoring(cfg: Config, exp: str, task: str, label: str, result: ScoreResult, user: str | None) -> str:
     import mlflow
 
     with cfg.store.active(), mlflow.start_run(experiment_id=exp, run_name=f"score {Path(label).name} · {cfg.bloc.name}",
                           description=f"Scored {result.rows:,} projects from {Path(label).name} with {result.model_version} (year {result.year}).",
                           tags={"task": task, "bloc": cfg.bloc.name, "model_version": result.model_version,
-                                "input_sha256": result.input_sha256}) as run:
+                                "input_sha256": result.input_sha256,
+                                **({"mlflow.user": user} if user else {})}) as run:  # a service's run is its analyst's
         mlflow.log_params({"input": label, "rows": result.rows, "year": result.year,
                            "input_sha256": result.input_sha256, "model_version": result.model_version})
         if result.output.stat().st_size <= 200 * 1024**2:
