@@ -5,8 +5,11 @@ server on it with ``--auth``, exactly as ``recommender server`` runs for a team,
 ``SOAK_SECONDS`` (default 600):
 
 * ``SOAK_ANALYSTS`` (default 8) analysts, each a separate process with an account of its own, score
-  lists of 1,000, 2,000, 5,000 or 10,000 import-substitution candidates with ``recommender score``
-  (the CLI a user runs: process start, champion lookup, model download, features, writing the file);
+  lists of 1,000, 2,000, 5,000 or 10,000 import-substitution candidates with ``recommender score
+  --service`` against a resident ``recommender scoring-service`` on the same machine (the CLI a user
+  runs: process start, upload, the service's champion lookup and run record under the analyst's
+  account, writing the file); with ``SOAK_SERVICE=0`` each ``recommender score`` starts cold instead
+  (champion download, the year's candidates and features built per list: results in soak-cold.json);
 * one process trains joint projects twice (each a new run and model version through the server);
 * one reader lists the models (``recommender models``) and searches the runs (REST) in a loop;
 * the server's memory (RSS of its whole process tree) is sampled every 5 s.
@@ -34,6 +37,9 @@ import pandas as pd
 from benchmarks._harness import WORK, record
 
 SECONDS = float(os.environ.get("SOAK_SECONDS", "600"))
+SERVICE = os.environ.get("SOAK_SERVICE", "1") != "0"
+"""Analysts score through a resident ``recommender scoring-service`` (default), or (``SOAK_SERVICE=0``) each
+``recommender score`` starts cold: loads the champion and builds the year's candidates itself."""
 ANALYSTS = int(os.environ.get("SOAK_ANALYSTS", "8"))
 SIZES = (1_000, 2_000, 5_000, 10_000)
 ADMIN, ADMIN_PASSWORD = "admin", "soak-admin-pw-6f2a"
@@ -77,7 +83,7 @@ def _tree_rss(pid: int) -> int:
 ANALYST = r"""
 import json, os, subprocess, sys, time
 import pandas as pd
-home, url, user, password, pool, out, deadline, seed = sys.argv[1:9]
+home, url, user, password, pool, out, deadline, seed, service = sys.argv[1:10]
 rng = __import__("numpy").random.default_rng(int(seed))
 sizes = [1000, 2000, 5000, 10000]
 cands = pd.read_csv(pool, dtype=str)
@@ -90,7 +96,8 @@ while time.time() < float(deadline):
     cands.sample(n, replace=True, random_state=int(rng.integers(1 << 31))).to_csv(lst, index=False)
     start = time.time()
     proc = subprocess.run([sys.executable, "-m", "recommender", "--home", home, "--tracking-uri", url, "score", lst,
-                           "--task", "import-substitution", "--output", f"{lst}.out.csv"], capture_output=True, text=True,
+                           "--task", "import-substitution", "--output", f"{lst}.out.csv",
+                           *(["--service", service] if service else [])], capture_output=True, text=True,
                           timeout=3600, env=env)
     seconds = time.time() - start
     ok = proc.returncode == 0 and len(pd.read_csv(f"{lst}.out.csv")) == n if proc.returncode == 0 else False
@@ -145,7 +152,17 @@ def run() -> dict:
             admin("users", "grant", user, "--experiment", "import-substitution-scoring", "--permission", "EDIT")
         admin("users", "grant", "analyst0", "--experiment", "joint-projects", "--permission", "EDIT")
         admin("users", "grant", "analyst0", "--model", "joint-projects-SCO", "--permission", "EDIT")
-        return _soak(root, home, url, server, pool, users)
+        service = None
+        if SERVICE:
+            from tests.scoring_service import ScoringServiceProcess
+
+            service = ScoringServiceProcess(home, root / "service.log", "--preload", "import-substitution",
+                                            tracking_uri=url, env=_env(ADMIN, ADMIN_PASSWORD))
+        try:
+            return _soak(root, home, url, server, pool, users, service)
+        finally:
+            if service is not None:
+                service.stop()
     finally:
         if server is not None and server.poll() is None:
             os.killpg(server.pid, 15)
@@ -154,7 +171,8 @@ def run() -> dict:
         shutil.rmtree(pg.folder, ignore_errors=True)
 
 
-def _soak(root: Path, home: Path, url: str, server: subprocess.Popen, pool: Path, users: list[tuple[str, str]]) -> dict:
+def _soak(root: Path, home: Path, url: str, server: subprocess.Popen, pool: Path, users: list[tuple[str, str]],
+          service=None) -> dict:
     import requests
     from mlflow import MlflowClient
 
@@ -165,7 +183,8 @@ def _soak(root: Path, home: Path, url: str, server: subprocess.Popen, pool: Path
     start = time.time()
     deadline = start + SECONDS
     analysts = [subprocess.Popen([sys.executable, "-c", ANALYST, str(home), url, user, password, str(pool),
-                                  str(root / f"{user}.json"), str(deadline), str(i)], env=_env(user, password))
+                                  str(root / f"{user}.json"), str(deadline), str(i), service.url if service else ""],
+                                 env=_env(user, password))
                 for i, (user, password) in enumerate(users)]
     memory, reads, trains = [], [], []
 
@@ -189,18 +208,20 @@ def _soak(root: Path, home: Path, url: str, server: subprocess.Popen, pool: Path
     with ThreadPoolExecutor(2) as threads:
         jobs = [threads.submit(trainer), threads.submit(reader)]
         while time.time() < deadline or any(p.poll() is None for p in analysts):
-            memory.append({"t": round(time.time() - start, 1), "rss_mb": round(_tree_rss(server.pid) / 2**20, 1)})
+            memory.append({"t": round(time.time() - start, 1), "rss_mb": round(_tree_rss(server.pid) / 2**20, 1),
+                           **({"service_rss_mb": round(_tree_rss(service.process.pid) / 2**20, 1)} if service else {})})
             time.sleep(5)
         for job in jobs:
             job.result()
     for p in analysts:
         p.wait()
     scores = pd.DataFrame([row for user, _ in users for row in json.loads((root / f"{user}.json").read_text())])
-    return _report(client, scores, pd.DataFrame(reads), pd.DataFrame(trains), pd.DataFrame(memory), versions_before, start)
+    return _report(client, scores, pd.DataFrame(reads), pd.DataFrame(trains), pd.DataFrame(memory), versions_before, start,
+                   service is not None)
 
 
 def _report(client, scores: pd.DataFrame, reads: pd.DataFrame, trains: pd.DataFrame, memory: pd.DataFrame,
-            versions_before: set[str], start: float) -> dict:
+            versions_before: set[str], start: float, service: bool) -> dict:
     new = [client.get_model_version("joint-projects-SCO", v) for v in
            sorted({mv.version for mv in client.search_model_versions("name='joint-projects-SCO'")} - versions_before)]
     complete = []
@@ -218,6 +239,7 @@ def _report(client, scores: pd.DataFrame, reads: pd.DataFrame, trains: pd.DataFr
     errors = int((~scores["ok"]).sum() + (~reads["ok"]).sum() + (~trains["ok"]).sum())
     out = {
         "seconds": SECONDS, "analysts": ANALYSTS, "list_sizes": list(SIZES),
+        "scoring": "resident service (recommender scoring-service, score --service)" if service else "cold CLI per list",
         "score_requests": len(scores), "rows_scored": int(scores.loc[scores["ok"], "rows"].sum()),
         "score_seconds_by_size": {str(n): {"p50": round(float(g.median()), 2), "p95": round(float(np.percentile(g, 95)), 2),
                                            "count": len(g)} for n, g in scores.groupby("rows")["seconds"]},
@@ -229,6 +251,9 @@ def _report(client, scores: pd.DataFrame, reads: pd.DataFrame, trains: pd.DataFr
         "server_rss_mb": {"first_fifth_mean": round(float(memory["rss_mb"][:fifth].mean()), 1),
                           "last_fifth_mean": round(float(memory["rss_mb"][-fifth:].mean()), 1),
                           "max": float(memory["rss_mb"].max()), "samples": memory.to_dict("records")},
+        **({"service_rss_mb": {"first_fifth_mean": round(float(memory["service_rss_mb"][:fifth].mean()), 1),
+                               "last_fifth_mean": round(float(memory["service_rss_mb"][-fifth:].mean()), 1),
+                               "max": float(memory["service_rss_mb"].max())}} if service else {}),
         "versions_created": len(new), "versions_complete": int(sum(complete)),
         "scoring_runs_complete": recorded,
         "wall_seconds": round(time.time() - start, 1), "target": TARGET,
@@ -241,7 +266,7 @@ def _report(client, scores: pd.DataFrame, reads: pd.DataFrame, trains: pd.DataFr
           f"{out['server_rss_mb']['first_fifth_mean']} → {out['server_rss_mb']['last_fifth_mean']} MB; versions "
           f"{out['versions_complete']}/{out['versions_created']} complete, scoring runs {recorded}/{int(scores['ok'].sum())} "
           "complete", flush=True)
-    record("soak", out)
+    record("soak" if service else "soak-cold", out)
     return out
 
 
