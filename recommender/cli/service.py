@@ -19,6 +19,8 @@ def scoring_service(
                                                            "MLFLOW_TRACKING_USERNAME/PASSWORD are used for this only")] = None,
     bloc: Annotated[str | None, typer.Option("--bloc", help="Bloc of --preload (requests name their own)")] = None,
     cache: Annotated[int, typer.Option(min=1, help="Year scorers kept in memory (one per model version, year and bank snapshot)")] = 4,
+    concurrency: Annotated[int, typer.Option(min=1, help="Lists scored at once (each holds about 1.3 GB per million rows); "
+                                             "more wait their turn")] = 8,
     max_body_mb: Annotated[int, typer.Option("--max-body-mb", min=1, help="Largest list one request may send, in MB (HTTP 413 beyond)")] = 512,
 ) -> None:
     """Keep champions and the year's candidates in memory and score lists sent by `recommender score --service URL` (Ctrl-C stops)."""
@@ -39,7 +41,7 @@ def scoring_service(
     credentials = ForwardedCredentials()
     credentials.install()  # from here on every MLflow call carries the requesting analyst's credentials, none of ours
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    service = ScoringService(cfg, cache=cache, credentials=credentials)
+    service = ScoringService(cfg, cache=cache, concurrency=concurrency, credentials=credentials)
     tasks = [task_name(t) for t in preload or []]
     if tasks:
         console_err.print(f"loading {', '.join(tasks)} …", highlight=False)

@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from recommender.config import Config
-from recommender.errors import USER_ERRORS, DataValidationError
+from recommender.errors import USER_ERRORS
 from recommender.service import HEADER_PREFIX
 
 log = logging.getLogger("recommender.service")
@@ -137,8 +137,9 @@ class ScoreReply:
 class ScoringService:
     """Champions and year scorers kept in memory; :meth:`score` serves one request."""
 
-    def __init__(self, cfg: Config, *, cache: int = 4, credentials: ForwardedCredentials | None = None):
+    def __init__(self, cfg: Config, *, cache: int = 4, concurrency: int = 8, credentials: ForwardedCredentials | None = None):
         self.cfg, self.cache_size = cfg, max(int(cache), 1)
+        self._slots = threading.BoundedSemaphore(max(int(concurrency), 1))  # lists scored at once; the others wait
         self.credentials = credentials or ForwardedCredentials()
         self._models: dict[str, object] = {}  # "name/version" → TrainedModel
         self._scorers: OrderedDict[tuple, object] = OrderedDict()  # (bloc, version, year, snapshot) → YearScorer
@@ -212,8 +213,9 @@ class ScoringService:
         with self.credentials.acting_for(request.authorization):
             model = self.champion(cfg, request.task)
         scorer, cached = self.scorer(cfg, model, request.year)
-        result = score_file(cfg, request.task, request.path, request.output, reasons=request.reasons, track=False,
-                            sheet=request.sheet, scorer=scorer)
+        with self._slots:  # each list in flight holds its keys' features (about 1.3 GB per million rows)
+            result = score_file(cfg, request.task, request.path, request.output, reasons=request.reasons, track=False,
+                                sheet=request.sheet, scorer=scorer)
         with self.credentials.acting_for(request.authorization):
             result.run_id = record_scoring_run(cfg, request.task, request.label or request.path.name, result,
                                                user=header_user(request.authorization))
@@ -225,9 +227,7 @@ def error_status(exc: BaseException) -> tuple[int, str]:
     """The HTTP status and the one sentence an analyst gets for ``exc``."""
     from models.store import refusal, unreachable
 
-    if isinstance(exc, DataValidationError):
-        return 400, str(exc)
-    if isinstance(exc, USER_ERRORS):
+    if isinstance(exc, USER_ERRORS):  # a list that does not validate, an unknown year or task, no champion
         return 400, str(exc)
     message = refusal(exc)
     if message is not None:
