@@ -169,6 +169,8 @@ class ScoringService:
         label = f"{name}/{mv.version}"
         if label not in self._models:
             self._models[label] = replace(load_model(cfg, task, f"models:/{label}"), version=label)
+            for older in [k for k in self._models if k.startswith(name + "/") and k != label]:
+                del self._models[older]  # a former champion lives on only in the scorers still cached
         return self._models[label]
 
     def scorer(self, cfg: Config, model, year: int | None):
@@ -186,7 +188,12 @@ class ScoringService:
                 if key in self._scorers:
                     return self._scorers[key], True
             started = time.monotonic()
-            scorer = YearScorer(cfg, model, year)
+            try:
+                scorer = YearScorer(cfg, model, year)
+            except BaseException:
+                with self._lock:
+                    self._building.pop(key, None)
+                raise
             log.warning("built the scorer of %s, year %s, snapshot %s in %.1f s", model.version, scorer.year, key[3],
                         time.monotonic() - started)
             with self._lock:
@@ -206,9 +213,11 @@ class ScoringService:
         self.ready = True
 
     def score(self, request: ScoreRequest) -> ScoreReply:
+        from models.tasks import get_task
         from recommender.outputs.batch import record_scoring_run, score_file
 
         started = time.monotonic()
+        get_task(request.task)  # an unknown task is named as such, not as a missing champion
         cfg = self.cfg.with_bloc(request.bloc)
         with self.credentials.acting_for(request.authorization):
             model = self.champion(cfg, request.task)
