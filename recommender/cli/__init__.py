@@ -14,20 +14,20 @@ from models.store import RETRIES
 from recommender.cli._common import console_err, root_callback
 from recommender.errors import USER_ERRORS
 
-COMMANDS: dict[str, tuple[str, str, bool]] = {  # name → (module of recommender.cli, attribute, is a group)
-    "ingest": ("ingest", "app", True),
-    "bank": ("bank", "app", True),
-    "demo": ("demo", "demo", False),
-    "train": ("train", "train", False),
-    "recommend": ("recommend", "recommend", False),
-    "score": ("score", "score", False),
-    "scenario": ("scenario", "scenario", False),
-    "brief": ("brief", "brief", False),
-    "models": ("models", "models", False),
-    "ui": ("ui", "ui", False),
-    "server": ("server", "server", False),
-    "scoring-service": ("service", "scoring_service", False),
-    "users": ("users", "app", True),
+COMMANDS: dict[str, tuple[str, str]] = {  # name → (module of recommender.cli, its command function or Typer group)
+    "ingest": ("ingest", "app"),
+    "bank": ("bank", "app"),
+    "demo": ("demo", "demo"),
+    "train": ("train", "train"),
+    "recommend": ("recommend", "recommend"),
+    "score": ("score", "score"),
+    "scenario": ("scenario", "scenario"),
+    "brief": ("brief", "brief"),
+    "models": ("models", "models"),
+    "ui": ("ui", "ui"),
+    "server": ("server", "server"),
+    "scoring-service": ("service", "scoring_service"),
+    "users": ("users", "app"),
 }
 """Every command, in ``--help``'s order. A command's module is imported only when it runs (or for
 ``--help``): ``recommender score --service`` starts in a fraction of a second, without pandas or MLflow."""
@@ -46,11 +46,11 @@ def build_app(only: str | None = None) -> typer.Typer:
         add_completion=False,
     )
     root.callback()(root_callback)
-    for name, (module, attribute, group) in COMMANDS.items():
+    for name, (module, attribute) in COMMANDS.items():
         if only is not None and name != only:
             continue
         target = getattr(importlib.import_module(f"recommender.cli.{module}"), attribute)
-        root.add_typer(target, name=name) if group else root.command(name)(target)
+        root.add_typer(target, name=name) if isinstance(target, typer.Typer) else root.command(name)(target)
     return root
 
 

@@ -62,9 +62,15 @@ def score(
     with engine(engine_name, scheduler) as runner, progress(f"scoring {projects.name}", total=total) as advance:
         result = score_file(cfg, task, projects, output, year=year, model_uri=model_uri, reasons=not no_reasons,
                             progress=advance, engine=runner, sheet=sheet)
+    _report(result, task)
+
+
+def _report(result, task: str, where: str = "") -> None:
+    """What a scoring printed: its warnings, the file written (``where``: on which service), the MLflow run."""
     for warning in result.warnings:
         console_err.print(f"[yellow]warning:[/] {warning}")
-    console.print(f"scored {result.rows:,} projects with {result.model_version} (features of {result.year}) → {result.output}")
+    console.print(f"scored {result.rows:,} projects with {result.model_version} (features of {result.year}) → {result.output}"
+                  + where, highlight=False)
     if result.run_id:
         console.print(f"recorded in MLflow as run {result.run_id} (experiment {task}-scoring)")
 
@@ -75,9 +81,4 @@ def _score_on_service(url: str, projects: Path, output: Path, task: str, bloc: s
 
     with progress(f"scoring {projects.name} on {url}"):
         result = score_remote(url, projects, output, task=task, bloc=bloc, year=year, reasons=reasons, sheet=sheet)
-    for warning in result.warnings:
-        console_err.print(f"[yellow]warning:[/] {warning}")
-    console.print(f"scored {result.rows:,} projects with {result.model_version} (features of {result.year}) → {result.output}"
-                  f" on {url} in {result.seconds:.1f} s", highlight=False)
-    if result.run_id:
-        console.print(f"recorded in MLflow as run {result.run_id} (experiment {task}-scoring)")
+    _report(result, task, f" on {url} in {result.seconds:.1f} s")

@@ -11,7 +11,9 @@ brief) build on these.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
+from functools import cached_property
 
 import lightgbm as lgb
 import numpy as np
@@ -105,13 +107,11 @@ class YearScorer:
     """
 
     def __init__(self, cfg: Config, model: TrainedModel, year: int | None = None, engine: Engine | None = None):
-        import threading
-
         self.cfg, self.model = cfg, model
         spec = model.task
         live = open_bank(cfg)
-        self.snapshot = live.snapshot_id
-        self.bank = DataBank(cfg.bank_dir, snapshot=self.snapshot) if self.snapshot else live  # pinned: an ingest meanwhile changes nothing here
+        snapshot = live.snapshot_id
+        self.bank = DataBank(cfg.bank_dir, snapshot=snapshot) if snapshot else live  # pinned: an ingest meanwhile changes nothing here
         self.year = trade_year(self.bank, year)
         run_level = model.run_params.get("product_level")
         level = resolve_level(self.bank, int(run_level) if run_level else None)
@@ -128,8 +128,16 @@ class YearScorer:
             everything = everything[everything[POOL] == BLOC_POOL].reset_index(drop=True)
         self.candidates = model.score(everything, engine)
         self.sectors = self._builder.products.set_index("product")["sector"]
-        self.matcher = ProductMatcher.for_bank(self.bank)  # how a list's product cells are read
-        self.names = product_names(self.bank)
+
+    @cached_property
+    def matcher(self) -> ProductMatcher:
+        """How a list's product cells are read (built when a list first needs it: ``recommend`` never does)."""
+        return ProductMatcher.for_bank(self.bank)
+
+    @cached_property
+    def names(self) -> dict[str, str]:
+        """Product code → name (:func:`~recommender.pipeline.inputs.product_names`), read once."""
+        return product_names(self.bank)
 
     def base(self):
         """The year's base tables (built on first use, once)."""

@@ -204,13 +204,12 @@ class ScoringService:
             return scorer, False
 
     def preload(self, tasks: list[str], authorization: str | None, bloc: str | None = None) -> None:
-        """Load the champions of ``tasks`` and build their scorers of the bank's last year, then be ready."""
+        """Load the champions of ``tasks`` and build their scorers of the bank's last year (the caller then sets ``ready``)."""
         cfg = self.cfg.with_bloc(bloc)
         for task in tasks:
             with self.credentials.acting_for(authorization):
                 model = self.champion(cfg, task)
             self.scorer(cfg, model, None)
-        self.ready = True
 
     def score(self, request: ScoreRequest) -> ScoreReply:
         from models.tasks import get_task
