@@ -157,6 +157,25 @@ def unreachable(exc: BaseException) -> str | None:
             "on that machine (its log names the cause) and run the command again once it answers")
 
 
+def store_full(exc: BaseException) -> str | None:
+    """One clear sentence for a local tracking store (SQLite) whose disk filled up, or None.
+
+    SQLite reports ENOSPC from C as ``database or disk is full`` (SQLITE_FULL), which SQLAlchemy and
+    MLflow wrap; the exception chain is searched for it. The statement that failed was rolled back, so
+    nothing is half-written in the store; a run it could not close is left RUNNING and is marked
+    FAILED by the next training (:func:`models.tracking.fail_orphans`).
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if "database or disk is full" in str(exc):
+            return ("the tracking store's disk is full (SQLite: database or disk is full); the statement that failed "
+                    "was rolled back, no run was recorded as finished and no model version was registered. Free "
+                    "space and run again (a run this left RUNNING is marked FAILED by the next train)")
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def as_param(value) -> str:
     """How a value is stored as an MLflow param (lists and dicts as JSON), for logging and comparing."""
     return json.dumps(value) if isinstance(value, list | dict) else str(value)
@@ -176,3 +195,6 @@ def quiet_mlflow(verbose: bool | None = None) -> None:
     level = logging.INFO if _VERBOSE else logging.WARNING
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(level)
+    # the store's database errors are raised too, and the CLI says them in one sentence (store_full, unreachable);
+    # MLflow also logs each with its traceback, which only --verbose shows
+    logging.getLogger("mlflow.store.db.utils").setLevel(level if _VERBOSE else logging.CRITICAL)

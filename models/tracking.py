@@ -212,13 +212,15 @@ def _quietly(fn) -> None:
 
 
 def fail_orphans(client: MlflowClient, experiment_id: str) -> list[str]:
-    """Mark FAILED the runs left RUNNING by a training process of this host that no longer exists (killed)."""
+    """Mark FAILED the runs left RUNNING by a training process of this host that no longer exists (killed, or
+    unable to close its run because the store's disk was full)."""
     host, failed = socket.gethostname(), []
     for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=200):
         pid = run.data.tags.get("pid", "")
         if run.data.tags.get("host") == host and pid.isdigit() and not _alive(int(pid)):
             client.set_terminated(run.info.run_id, status="FAILED")
-            client.set_tag(run.info.run_id, "failure", "the training process was killed; marked FAILED by the next run")
+            client.set_tag(run.info.run_id, "failure", "the training process ended without closing its run (killed, or its store's disk was "
+                           "full); marked FAILED by the next run")
             failed.append(run.info.run_id)
     return failed
 

@@ -247,6 +247,25 @@ def test_users_add_grant_and_list(team):
     assert "carol" not in {u["username"] for u in team.api("/api/2.0/mlflow/users/list").json()["users"]}
 
 
+def test_a_second_grant_changes_the_permission_in_place(team):
+    """Granting again changes the existing grant (one row updated: no moment at the default permission)."""
+    _bob(team)  # bob has EDIT on joint-projects
+
+    def granted() -> list[str]:
+        return [g["permission"] for g in {u["username"]: u for u in _users(team)}[BOB]["grants"]
+                if g["resource"] == "experiment" and g["name"] == "joint-projects"]
+
+    changed = team.cli("users", "grant", BOB, "--experiment", "joint-projects", "--permission", "READ")
+    assert "bob now has READ on experiment 'joint-projects' (was EDIT)" in changed.stdout
+    assert granted() == ["READ"]  # one grant, the new one
+    team.cli("users", "grant", BOB, "--experiment", "joint-projects", "--permission", "EDIT")
+    assert granted() == ["EDIT"]
+    # a user name that has no account: one sentence
+    missing = team.cli("users", "grant", "nobody", "--experiment", "joint-projects", "--permission", "READ", check=False)
+    assert missing.returncode == 2 and "cannot grant READ on experiment 'joint-projects' to 'nobody'" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
 def test_a_reader_cannot_move_the_champion(team):
     _bob(team)
     client = team.client()
@@ -548,8 +567,7 @@ def test_the_scoring_service_acts_for_each_analyst_with_their_own_permissions(te
     _bob(team)
     if DANA not in {u["username"] for u in _users(team)}:
         team.cli("users", "add", DANA, RECOMMENDER_NEW_PASSWORD=DANA_PASSWORD)
-    granted = team.cli("users", "grant", DANA, "--model", "import-substitution-SCO", "--permission", "DENY", check=False)
-    assert granted.returncode == 0 or "already exists" in granted.stderr  # an earlier test may have granted it
+    team.cli("users", "grant", DANA, "--model", "import-substitution-SCO", "--permission", "DENY")  # again: unchanged
     projects = tmp_path / "projects.csv"
     team.cli("recommend", "--task", "import-substitution", "--top", "3", "--output", tmp_path / "recs.csv")
     pd.read_csv(tmp_path / "recs.csv", dtype=str)[["importer", "supplier", "product"]].to_csv(projects, index=False)

@@ -112,9 +112,9 @@ def main() -> None:
                           "place) and run again", highlight=False)
         sys.exit(2)
     except Exception as exc:  # a tracking server's 401/403 or outage is the user's to see, not a crash
-        from models.store import refusal, unreachable
+        from models.store import refusal, store_full, unreachable
 
-        message = refusal(exc) or unreachable(exc)
+        message = refusal(exc) or unreachable(exc) or store_full(exc)
         if message is None:
             raise
         console_err.print(f"[bold red]error:[/] {message}", highlight=False)

@@ -22,6 +22,7 @@ from recommender.team import PERMISSIONS
 # MLflow's auth REST endpoints (mlflow.server.auth.routes; its client module imports the whole server app)
 CREATE_USER, UPDATE_ADMIN = "/api/2.0/mlflow/users/create", "/api/2.0/mlflow/users/update-admin"
 LIST_USERS, GRANT = "/api/2.0/mlflow/users/list", "/api/3.0/mlflow/users/permissions/grant"
+UPDATE_GRANT = "/api/3.0/mlflow/roles/permissions/update"  # one row of a user's own role: changed in one transaction
 RESOURCE_TYPES = {"experiment": "experiment", "model": "registered_model"}
 
 
@@ -83,12 +84,45 @@ def grant(uri: str, username: str, permission: str, *, experiment: str | None = 
                 raise
             raise RecommenderError(f"no registered model {model!r} on {uri}; `recommender models` lists them") from None
         kind, resource_id, label = "model", model, f"model {model!r}"
+    resource_type = RESOURCE_TYPES[kind]
     try:
-        _call(uri, GRANT, "POST", json={"username": username, "resource_type": RESOURCE_TYPES[kind],
+        _call(uri, GRANT, "POST", json={"username": username, "resource_type": resource_type,
                                         "resource_id": resource_id, "permission": permission})
     except RecommenderError as exc:
-        raise RecommenderError(f"cannot grant {permission} on {label} to {username!r}: {exc}") from None
+        if "already exists" not in str(exc):
+            raise RecommenderError(f"cannot grant {permission} on {label} to {username!r}: {exc}") from None
+        former = _change_grant(uri, username, resource_type, str(resource_id), permission, label)
+        return f"{username} now has {permission} on {label} (was {former})"
     return f"{username} now has {permission} on {label}"
+
+
+def _change_grant(uri: str, username: str, resource_type: str, resource_id: str, permission: str, label: str) -> str:
+    """Change the user's existing grant on one resource in place; returns the former permission.
+
+    MLflow 3 keeps a user's grants as rows of the user's own role (``__user_<id>__``); the row is
+    updated in one transaction, so the user never falls back to the default permission in between (as
+    revoke-then-grant would). Changing a role's row is an admin's call in MLflow; a resource's manager
+    who is not an admin is told so."""
+    try:
+        users = _call(uri, LIST_USERS)["users"]
+    except MlflowException as exc:
+        raise RecommenderError(f"{username!r} already has a permission on {label}; changing it takes an admin "
+                               f"account (MLflow's role API): {exc.message}") from None
+    user = next((u for u in users if u["username"] == username), None)
+    rows = [row for role in (user or {}).get("roles", []) if str(role.get("name", "")).startswith("__user_")
+            for row in role.get("permissions", [])
+            if row.get("resource_type") == resource_type and str(row.get("resource_pattern")) == resource_id]
+    if not rows:
+        raise RecommenderError(f"the server says {username!r} already has a permission on {label}, but lists none "
+                               "to change; `recommender users list` shows the grants")
+    try:
+        _call(uri, UPDATE_GRANT, "PATCH", json={"role_permission_id": rows[0]["id"], "permission": permission})
+    except MlflowException as exc:
+        raise RecommenderError(f"{username!r} already has {rows[0]['permission']} on {label}; changing it takes an "
+                               f"admin account (MLflow's role API): {exc.message}") from None
+    except RecommenderError as exc:
+        raise RecommenderError(f"cannot change {username!r}'s permission on {label} to {permission}: {exc}") from None
+    return str(rows[0]["permission"])
 
 
 def list_users(uri: str) -> list[dict]:
