@@ -12,6 +12,7 @@ The registry drives feature assembly (:mod:`features.assemble`), the generated d
 from __future__ import annotations
 
 import math
+import string
 from dataclasses import dataclass
 
 ROLES = ("supplier", "importer", "partner_a", "partner_b", "country")
@@ -239,6 +240,23 @@ def reason(column: str, value: float, names: dict[str, str]) -> str:
               "supplier": names.get("supplier", names.get("partner_a", "")),
               "importer": names.get("importer", names.get("partner_b", ""))}
     return feature.reason.format(**fields)
+
+
+def reason_names(column: str) -> tuple[str, ...]:
+    """The keys of ``names`` that :func:`reason` may read for ``column``: two rows that agree on the value and
+    on these names get the same sentence (what lets a caller write each distinct sentence once)."""
+    feature, role = resolve(column)
+    fields = {name for _, name, _, _ in string.Formatter().parse(feature.reason) if name}
+    keys: list[str] = []
+    if "country" in fields or role or feature.grain.startswith("country"):  # the template's, or a missing figure's
+        keys += [k for k in (role, "country", "supplier", "partner_a") if k]
+    if "sector" in fields:
+        keys.append("sector")
+    if "supplier" in fields:
+        keys += ["supplier", "partner_a"]
+    if "importer" in fields:
+        keys += ["importer", "partner_b"]
+    return tuple(dict.fromkeys(keys))
 
 
 def markdown_table() -> str:

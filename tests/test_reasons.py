@@ -61,3 +61,28 @@ def test_a_missing_figure_says_so_in_words(name):
 
 def test_the_capital_stock_reason_of_the_issue():
     assert reason("capital_stock", 694_617_828_501.18, {"country": "China"}) == "China's capital stock is $694.6bn (2017 prices)"
+
+
+def test_many_rows_get_the_sentences_one_row_gets():
+    """recommender.pipeline.explain.sentences writes each distinct (value, names) sentence once; every row's must be
+    the one reason() writes for it alone, for every registered column of every task (roles included)."""
+    import numpy as np
+
+    from features.registry import ROLES, resolve
+    from recommender.pipeline.explain import sentences
+
+    rng = np.random.default_rng(3)
+    countries = np.array(["Kazakhstan", "China", "India", "Belarus", ""], dtype=object)
+    sectors = np.array(["manufacturing", "mining", "its"], dtype=object)
+    n = 400
+    columns = list(FEATURES) + [f"{role}_{name}" for role in ROLES for name in FEATURES]
+    checked = 0
+    for column in columns:
+        values = VALUES[resolve(column)[0].unit]
+        drawn = rng.choice(np.array([*values, np.nan], dtype=float), n)  # repeated values, missing ones too
+        names = {role: countries[rng.integers(0, len(countries), n)] for role in ROLES}
+        names["sector"] = sectors[rng.integers(0, len(sectors), n)]
+        expected = [reason(column, drawn[i], {k: v[i] for k, v in names.items()}) for i in range(n)]
+        assert sentences(column, drawn, names) == expected, column
+        checked += 1
+    assert checked > len(FEATURES)
