@@ -69,9 +69,12 @@ def test_year_by_year_tables_equal_the_whole_panel(demo_bank, tmp_path, monkeypa
     base = build_base(trade, BLOC, capacity=bank.read("capacity"), geography=bank.read("geography"),
                       products=product_sectors(trade["product"].unique(), bank.classification))
     want = spec.build_dataset(base, bank.years("trade"))
-    monkeypatch.setattr(datasets, "CHUNK_ROWS", 1)  # every year its own chunk
+    monkeypatch.setattr(datasets, "CHUNK_ROWS", 1)  # every year its own chunk: built by two worker processes
     assert all(len(c) == 1 for c in year_chunks(bank, bank.years("trade")))
-    got = task_table(bank, FeatureCache(tmp_path / "features"), spec, BLOC, product_level=6).table
+    monkeypatch.setattr(datasets, "LOCAL_WORKERS", 2)  # as on a machine of two CPUs, whatever this one has
+    said: list[str] = []
+    got = task_table(bank, FeatureCache(tmp_path / "features"), spec, BLOC, product_level=6, log=said.append).table
+    assert any("2 worker processes" in line for line in said), said
     got = got.sort_values([*spec.group, *spec.keys]).reset_index(drop=True)
     pd.testing.assert_frame_equal(got, want, check_dtype=False, check_exact=False, rtol=1e-9)
     assert got["relevance"].notna().any() and got["relevance"].isna().any()  # labelled years and the last ones
@@ -127,6 +130,7 @@ def test_a_failed_build_keeps_only_whole_years_and_the_next_build_reuses_them(de
         return real(self, years, **kw)
 
     monkeypatch.setattr(datasets, "CHUNK_ROWS", 1)  # a year per chunk: two years finish, the third fails
+    monkeypatch.setattr(datasets, "LOCAL_WORKERS", 1)  # in this process, where the failure is patched in
     monkeypatch.setattr(datasets.YearBuilder, "table", failing)
     with pytest.raises(RuntimeError, match="killed"):
         task_table(bank, store, spec, BLOC, product_level=6)

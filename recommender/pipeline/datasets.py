@@ -15,7 +15,10 @@ that gained a year or had one corrected rebuilds only the years that read a chan
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections.abc import Collection
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +27,7 @@ import pandas as pd
 
 from features.assemble import BaseTables, build_base, lag_years
 from features.complexity import add_dynamics, compute_complexity
+from features.resources import parallel_workers
 from features.sectors import product_sectors
 from features.trade import TradeView
 from models.engine import Engine
@@ -133,8 +137,30 @@ def build_year(bank_root: str, snapshot: str, task: Task, bloc: tuple[str, ...],
     table = builder.table([year])
     if folder is None:
         return table
-    table.to_parquet(Path(folder) / f"year={year}.parquet", index=False)
+    _stage(table, Path(folder), year)
     return len(table)
+
+
+def build_chunks(bank_root: str, snapshot: str, task: Task, bloc: tuple[str, ...], product_level: int | None,
+                 chunks: list[list[int]], folder: str) -> int:
+    """Consecutive chunks of years in one worker process of this machine (:func:`_build_here`): one
+    :class:`YearBuilder` walks them in order (its sliding window reads each year's trade once) and each
+    finished year is written to ``folder/year=Y.parquet``, where the parent adopts it. Returns the rows."""
+    builder = YearBuilder(DataBank(bank_root, snapshot=snapshot), task, bloc, product_level=product_level)
+    rows = 0
+    for chunk in chunks:
+        table = builder.table(chunk)
+        for year in chunk:
+            _stage(table[table["year"] == year], Path(folder), year)
+        rows += len(table)
+    return rows
+
+
+def _stage(table: pd.DataFrame, folder: Path, year: int) -> None:
+    """Write ``folder/year=Y.parquet`` under a temporary name first: a file under its name is complete."""
+    tmp = folder / f".year={year}.parquet.tmp"
+    table.to_parquet(tmp, index=False)
+    os.replace(tmp, folder / f"year={year}.parquet")
 
 
 @dataclass
@@ -194,14 +220,74 @@ def task_table(bank: DataBank, store: FeatureCache, task: Task, bloc: Collection
 
 def _build_here(bank: DataBank, store: FeatureCache, key: DatasetKey, task: Task, product_level: int, years: list[int],
                 log: Log) -> None:
-    """Build ``years`` in this process, consecutive runs in chunks; each year is stored as soon as it is built."""
+    """Build ``years`` on this machine, consecutive runs in chunks; each year is stored as soon as it is built.
+
+    Several chunks (years whose trade exceeds :data:`CHUNK_ROWS`, as a BACI release's do) are split into
+    contiguous groups built by worker processes at once, one per usable CPU that memory allows
+    (:func:`features.resources.parallel_workers`); one chunk is built in this process. The tables
+    are the same either way: a year's features read only the years it needs."""
+    chunks = [chunk for run in _consecutive(years) for chunk in year_chunks(bank, run)]
+    sizes = bank.rows_by_year("trade")
+    largest = max(sum(sizes.get(y, 0) for y in chunk) for chunk in chunks)
+    workers = LOCAL_WORKERS or min(len(chunks), parallel_workers(largest * BUILD_BYTES_PER_ROW))
+    if workers > 1:
+        _build_in_workers(bank, store, key, task, product_level, chunks, workers, log)
+        return
     builder = YearBuilder(bank, task, key.family.bloc, product_level=product_level)
-    for run in _consecutive(years):
-        for chunk in year_chunks(bank, run):
-            table = builder.table(chunk)
-            for year in chunk:
-                store.write(key, year, table[table["year"] == year])
-            log(f"features: years {chunk[0]}–{chunk[-1]}: {len(table):,} candidates")
+    for chunk in chunks:
+        table = builder.table(chunk)
+        for year in chunk:
+            store.write(key, year, table[table["year"] == year])
+        log(f"features: years {chunk[0]}–{chunk[-1]}: {len(table):,} candidates")
+
+
+LOCAL_WORKERS: int | None = None
+"""Worker processes of a local build; ``None``: one per usable CPU that memory allows, one for one chunk."""
+
+BUILD_BYTES_PER_ROW = 600
+"""Peak memory of a worker building a chunk, per trade row of the chunk (its sliding window of lag
+years' views and complexity, the candidates): about 3 GB for a BACI HS6 year's 14 M flows."""
+
+
+def _build_in_workers(bank: DataBank, store: FeatureCache, key: DatasetKey, task: Task, product_level: int,
+                      chunks: list[list[int]], workers: int, log: Log) -> None:
+    """:func:`build_chunks` in ``workers`` processes (spawned: no inherited threads), each on a contiguous
+    group of chunks balanced by trade rows; finished years are adopted into the cache as they appear."""
+    sizes = bank.rows_by_year("trade")
+    weights = np.cumsum([sum(sizes.get(y, 0) for y in chunk) for chunk in chunks])
+    cut = np.searchsorted(weights, weights[-1] * np.arange(1, workers) / workers)
+    groups = [g for g in np.split(np.arange(len(chunks)), np.unique(np.clip(cut, 1, len(chunks) - 1))) if len(g)]
+    staging = store.staging(key)
+    expected = {y for chunk in chunks for y in chunk}
+    adopted: set[int] = set()
+
+    def adopt() -> None:
+        for path in sorted(staging.glob("year=*.parquet")):
+            year = int(path.stem.split("=", 1)[1])
+            store.adopt(key, staging, year)
+            adopted.add(year)
+            log(f"features: year {year} built ({len(adopted)} of {len(expected)}, {len(groups)} worker processes)")
+
+    pool = ProcessPoolExecutor(len(groups), mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures = [pool.submit(build_chunks, str(bank.root), bank.snapshot_id, task, key.family.bloc, product_level,
+                               [chunks[i] for i in group], str(staging)) for group in groups]
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=2, return_when=FIRST_COMPLETED)
+            adopt()
+            for future in done:
+                future.result()  # a worker's error is this build's
+        adopt()
+    except BaseException:  # an error, Ctrl-C or SIGTERM: the workers stop now, not after their years
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        store.discard(staging)
+    if adopted != expected:
+        raise RecommenderError(f"feature build: years {sorted(expected - adopted)} were not built")
 
 
 def _consecutive(years: list[int]) -> list[list[int]]:
