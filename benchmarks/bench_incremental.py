@@ -40,7 +40,9 @@ def _cache_counts(log: Path, start: int) -> dict:
     if hit:
         return {"reused": int(hit[-1][0]), "built": int(hit[-1][1]) - int(hit[-1][0])}
     every = re.findall(r"features: all (\d+) years reused", text)
-    return {"reused": int(every[-1]), "built": 0} if every else {"reused": -1, "built": -1}
+    folds = re.findall(r"models: (\d+) fold model\(s\) reused, (\d+) fit", text)
+    fits = {"fits_reused": int(folds[-1][0]) if folds else 0}
+    return ({"reused": int(every[-1]), "built": 0} if every else {"reused": -1, "built": -1}) | fits
 
 
 def _train(task: str, home: Path, data: Path, dims: dict, env: dict[str, str], log: Path, label: str) -> dict:

@@ -18,6 +18,7 @@ import pandas as pd
 from models.calibration import calibration_quality, cross_fitted_reliability, fit_calibration
 from models.engine import Engine, LocalEngine
 from models.errors import ModelError
+from models.fit_cache import FitCache, fit_with
 from models.metrics import ndcg_at_k, ranking_report
 from models.pooling import with_pool
 from models.ranker import Log, query_ids
@@ -115,7 +116,7 @@ def fold_split(dataset: pd.DataFrame, pool: pd.DataFrame | None, year: int, spec
 def evaluate(dataset: pd.DataFrame, spec: Task, params: dict, *, test_years: list[int] | None = None,
              seed: int = 0, seeds: int = 1, pool: pd.DataFrame | None = None, ablation: bool = True,
              n_resamples: int = 1000, engine: Engine | None = None, log: Log | None = None,
-             panels: dict[str, pd.DataFrame] | None = None) -> Evaluation:
+             panels: dict[str, pd.DataFrame] | None = None, fits: FitCache | None = None) -> Evaluation:
     """Rolling-origin evaluation of the model, its ablation and every baseline on the same test candidates.
 
     ``pool``: extra labelled candidates (other country sets, same features) added to every fold's
@@ -126,7 +127,9 @@ def evaluate(dataset: pd.DataFrame, spec: Task, params: dict, *, test_years: lis
     fits and scores the models (:mod:`models.engine`; default this process). ``panels``: other test
     populations (name → labelled candidates with the same features, e.g. the world's largest
     exporters), scored in each test year by the same fold models and baselines and reported beside
-    the bloc's (``extra["panels"]``); they never train or early-stop anything.
+    the bloc's (``extra["panels"]``); they never train or early-stop anything. ``fits``: where a fold
+    whose rows and parameters are unchanged since an earlier training takes its boosters from
+    (:mod:`models.fit_cache`; the same trees, not fit again).
     """
     log = log or (lambda _msg: None)
     engine = engine or LocalEngine()
@@ -143,13 +146,13 @@ def evaluate(dataset: pd.DataFrame, spec: Task, params: dict, *, test_years: lis
         log(f"test year {year}: fit on {fit['year'].min()}–{fit['year'].max()} ({len(fit):,} candidates"
             f"{f', {int(fit[POOL].ne(BLOC_POOL).sum()):,} pooled' if POOL in fit else ''}), "
             f"early stopping on {'–'.join(map(str, sorted({int(valid['year'].min()), int(valid['year'].max())})))} ({len(valid):,}), test {len(test):,}")
-        model = engine.fit(fit, valid, features, spec, params, seed=seed)
+        model = fit_with(fits, engine, fit, valid, features, spec, params, seed=seed)
         test["score_model"] = engine.predict(model, test, features)
         if ABLATION in names:
-            small = engine.fit(fit, valid, inputs, spec, params, seed=seed)
+            small = fit_with(fits, engine, fit, valid, inputs, spec, params, seed=seed)
             test[f"score_{ABLATION}"] = engine.predict(small, test, inputs)
         for other in seed_scores:
-            extra = engine.fit(fit, valid, features, spec, params, seed=other)
+            extra = fit_with(fits, engine, fit, valid, features, spec, params, seed=other)
             seed_scores[other].append(engine.predict(extra, test, features))
         for name, scorer in scorers.items():
             test[f"score_{name}"] = scorer(test)
@@ -223,7 +226,7 @@ def lift_intervals(table: pd.DataFrame, groups: np.ndarray, spec: Task, baseline
 
 
 def refit(dataset: pd.DataFrame, evaluation: Evaluation, spec: Task, *, seed: int = 0,
-          pool: pd.DataFrame | None = None, engine: Engine | None = None) -> lgb.Booster:
+          pool: pd.DataFrame | None = None, engine: Engine | None = None, fits: FitCache | None = None) -> lgb.Booster:
     """The model for use: every labelled year (and the pool's), the number of rounds chosen on validation."""
     dataset, pool = with_pool(dataset, pool)
     engine = engine or LocalEngine()
@@ -235,5 +238,6 @@ def refit(dataset: pd.DataFrame, evaluation: Evaluation, spec: Task, *, seed: in
         train = pd.concat([p[p["relevance"].notna()] for p in (dataset, pool)], ignore_index=True)
     else:
         train = [dataset, pool]
-    return engine.fit(train, None, evaluation.features, spec, evaluation.params, seed=seed,
-                      n_estimators=evaluation.best_iteration)
+    # a retrain of an unchanged bank refits on the same rows: with ``fits``, the same booster, not fit again
+    return fit_with(fits, engine, train, None, evaluation.features, spec, evaluation.params, seed=seed,
+                    n_estimators=evaluation.best_iteration)

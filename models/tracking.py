@@ -197,11 +197,34 @@ def dataset(frame: pd.DataFrame, name: str, source: str = "") -> mlflow.data.pan
     each column with missing values, its first missing row have the same column types and the same
     required/optional flags, so the schema is identical (tested) at a fraction of the cost.
     """
-    out = mlflow.data.from_pandas(frame, name=name, targets="relevance", source=source)
+    out = mlflow.data.from_pandas(frame, name=name, targets="relevance", source=source, digest=pandas_digest(frame))
     missing = frame.isna()
     rows = np.union1d(np.arange(min(len(frame), 100)), missing.to_numpy().argmax(axis=0)[missing.any().to_numpy()])
     out.__dict__["schema"] = mlflow.data.from_pandas(frame.iloc[rows]).schema  # fills the cached_property
     return out
+
+
+def pandas_digest(frame: pd.DataFrame) -> str:
+    """MLflow's dataset digest (``mlflow.data.digest_utils.compute_pandas_digest``), the same string, faster.
+
+    MLflow finds the string columns with ``type()`` of every value of the whole frame, not of the
+    10,000 rows it then hashes: 31 s of a 9-minute BACI-width training. Here pandas' own type inference
+    decides the same per column (all values ``str``, no missing value); the rest is MLflow's (tested equal).
+    """
+    from mlflow.data.digest_utils import MAX_ROWS, get_normalized_md5_digest
+
+    def all_str(column: pd.Series) -> bool:
+        if isinstance(column.dtype, pd.StringDtype):
+            return not column.isna().any()
+        if isinstance(column.dtype, pd.CategoricalDtype):  # MLflow maps the categories
+            return pd.api.types.infer_dtype(column.cat.categories, skipna=False) == "string" and not column.isna().any()
+        return column.dtype == object and pd.api.types.infer_dtype(column, skipna=False) == "string"
+
+    head = frame.head(MAX_ROWS)
+    strings = head.columns[[all_str(frame[c]) for c in frame.columns]] if len(frame.columns) else head.columns
+    head = head[strings.union(head.select_dtypes(include=[np.number]).columns)]
+    return get_normalized_md5_digest([pd.util.hash_pandas_object(head).values, np.int64(len(frame))]
+                                     + [str(x).encode() for x in frame.columns])
 
 
 def _quietly(fn) -> None:

@@ -220,3 +220,59 @@ def test_pooled_candidates_from_the_bank_equal_the_in_memory_path(demo_bank):
     want = pooled_dataset(spec, build_base(trade, BLOC, **extra), trade, sets, bank.years("trade"), **extra)
     assert len(got) > 0 and set(got["pool"]) == {"set000", "set001"}
     pd.testing.assert_frame_equal(got, want, check_dtype=False, check_exact=False, rtol=1e-9)
+
+
+def test_a_new_year_refits_only_the_new_fold_and_gives_the_cold_result(tmp_path):
+    """Issue 30: the test year two trainings share keeps its fold models (model and ablation); every number,
+    prediction and the refit model equal a training with no fold cache."""
+    import shutil
+
+    import models.evaluation as evaluation
+    from models.fit_cache import FitCache, fit_key
+    from recommender.bank.ingest import ingest_capacity, ingest_geography, ingest_trade
+    from recommender.pipeline import train_task
+
+    demo = Config(home=tmp_path / "demo")
+    list(build_demo_bank(demo, spec=WorldSpec.tiny(seed=11)))
+    files = demo.home / "synthetic" / "seed-11"
+    trade = pd.read_parquet(files / "trade.parquet")
+    last = int(trade["year"].max())
+    cfg = Config(home=tmp_path / "home")
+    bank = DataBank(cfg.bank_dir)
+    ingest_trade(bank, _write(trade[trade["year"] < last], tmp_path / "release1.parquet"))
+    ingest_capacity(bank, files / "capacity.csv")
+    ingest_geography(bank, files / "geography.csv")
+    options = {"horizon": 2, "overrides": {"n_estimators": "60"}, "n_resamples": 50}
+    first = train_task(cfg, tasks.IMPORT_SUBSTITUTION, **options)
+    ingest_trade(bank, _write(trade[trade["year"] == last], tmp_path / "release2.parquet"))
+
+    fits, real = [], evaluation.fit_with
+
+    def counted(cache, *args, **kwargs):
+        fits.append(cache)
+        return real(cache, *args, **kwargs)
+
+    evaluation.fit_with = counted
+    try:
+        added = train_task(cfg, tasks.IMPORT_SUBSTITUTION, **options)
+    finally:
+        evaluation.fit_with = real
+    shared = sorted(set(first.evaluation.test_years) & set(added.evaluation.test_years))
+    assert shared and added.evaluation.test_years != first.evaluation.test_years  # the test years moved on by one
+    cache = fits[0]
+    assert isinstance(cache, FitCache) and cache.hits == 2 * len(shared), cache.describe()  # model + ablation
+    shutil.rmtree(cfg.feature_dir / "folds")  # the same bank trained with no fold cache: every fold fit again
+    fresh = train_task(cfg, tasks.IMPORT_SUBSTITUTION, **options)
+    pd.testing.assert_frame_equal(added.evaluation.predictions, fresh.evaluation.predictions)
+    assert added.evaluation.overall == fresh.evaluation.overall
+    assert added.evaluation.best_iteration == fresh.evaluation.best_iteration
+    assert len(list((cfg.feature_dir / "folds").glob("*.txt"))) >= 2 * len(added.evaluation.test_years)
+    # any changed value is a new key
+    table = fresh.evaluation.predictions
+    features = fresh.evaluation.features
+    spec = tasks.get_task(tasks.IMPORT_SUBSTITUTION)
+    changed = table.copy()
+    changed.loc[changed.index[0], features[0]] += 1.0
+    params = fresh.evaluation.params
+    assert fit_key(table, None, features, spec, params, 0) != fit_key(changed, None, features, spec, params, 0)
+    assert fit_key(table, None, features, spec, params, 0) != fit_key(table, None, features, spec, params, 1)

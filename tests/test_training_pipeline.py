@@ -177,6 +177,30 @@ def test_logged_dataset_schema_equals_mlflows_full_inference():
     assert [c.required for c in fast.inputs] == [True, True, True, False, False]
 
 
+@pytest.mark.parametrize("case", ["strings", "missing_string", "late_non_string", "categorical", "pandas_string"])
+def test_logged_dataset_digest_equals_mlflows(case):
+    """models.tracking.pandas_digest is MLflow's compute_pandas_digest, without type() of every value."""
+    from mlflow.data.digest_utils import compute_pandas_digest
+
+    from models.tracking import pandas_digest
+
+    rng = np.random.default_rng(1)
+    n = 12_000  # beyond MLflow's 10,000 hashed rows: the string test reads every row, the hash the first ones
+    frame = pd.DataFrame({"importer": rng.choice(["KAZ", "UZB", "CHN"], n), "product": [f"{i:06d}" for i in range(n)],
+                          "rca": rng.random(n), "flag": rng.random(n) > 0.5, "year": np.full(n, 2010),
+                          "relevance": rng.integers(0, 3, n).astype(float)})
+    if case == "missing_string":
+        frame.loc[11_500, "importer"] = None
+    if case == "late_non_string":  # a non-string value after the hashed rows changes the digest
+        frame["product"] = frame["product"].astype(object)
+        frame.loc[11_999, "product"] = 7
+    if case == "categorical":
+        frame["importer"] = frame["importer"].astype("category")
+    if case == "pandas_string":
+        frame["importer"] = frame["importer"].astype("string")
+    assert pandas_digest(frame) == compute_pandas_digest(frame)
+
+
 def test_disk_full_at_every_write_of_a_train_leaves_no_finished_run_and_no_version(tmp_path, monkeypatch):
     """Issue 31: ENOSPC raised at each write that recording a training makes through Python's file API (the charts
     and tables, their copies into the artifact store, the model's files and theirs: 34 for import substitution), one

@@ -244,9 +244,11 @@ def _build_here(bank: DataBank, store: FeatureCache, key: DatasetKey, task: Task
 LOCAL_WORKERS: int | None = None
 """Worker processes of a local build; ``None``: one per usable CPU that memory allows, one for one chunk."""
 
-BUILD_BYTES_PER_ROW = 600
+BUILD_BYTES_PER_ROW = 260
 """Peak memory of a worker building a chunk, per trade row of the chunk (its sliding window of lag
-years' views and complexity, the candidates): about 3 GB for a BACI HS6 year's 14 M flows."""
+years' views and complexity, the candidates). Measured: two workers on the 25-year BACI-width world
+(largest year 20.6 M flows) peaked at 10.9 GB, 5.3 GB each; so on 24 GB that world builds in one
+process (7.7 GB, the issue's 8 GB bound), and smaller years, or more memory, in parallel."""
 
 
 def _build_in_workers(bank: DataBank, store: FeatureCache, key: DatasetKey, task: Task, product_level: int,

@@ -17,6 +17,7 @@ import pandas as pd
 from features.assemble import build_base
 from models.engine import Engine, LocalEngine
 from models.evaluation import Evaluation, check_test_years, evaluate, refit
+from models.fit_cache import FitCache
 from models.pooling import pooled_dataset, pseudo_blocs, world_split
 from models.ranker import Log, load_params
 from models.tasks import BLOC_POOL, POOL, Task, as_task
@@ -97,13 +98,16 @@ def train_task(
     if tune_trials:
         tuning = tune(dataset, spec, params, first_test_year=min(test_years), n_trials=tune_trials, seed=seed, pool=pool, log=log)
         params = tuning.params
+    fits = FitCache(cfg.feature_dir / "folds")  # folds (and a refit) on unchanged rows since an earlier train: reused
     evaluation = evaluate(dataset, spec, params, test_years=test_years, seed=seed, seeds=seeds, pool=pool,
-                          n_resamples=n_resamples, engine=engine, log=log, panels=panels)
+                          n_resamples=n_resamples, engine=engine, log=log, panels=panels, fits=fits)
     if tuning is not None:
         evaluation.extra["tables"]["tuning_trials.csv"] = tuning.trials
     log(f"refit on every labelled year with {evaluation.best_iteration} rounds")
     panels = None  # tested: the refit's memory is the bloc's and the world's tables and the matrix
-    model = refit(dataset, evaluation, spec, seed=seed, pool=pool, engine=engine)
+    model = refit(dataset, evaluation, spec, seed=seed, pool=pool, engine=engine, fits=fits)
+    if fits.hits:
+        log(f"models: {fits.describe()} (fit before on the same rows and parameters)")
     latest = evaluation.predictions[evaluation.predictions["year"] == max(evaluation.test_years)].copy()
     latest["score"] = latest["score_model"]
     top = rank(latest, spec, top=10)
@@ -112,6 +116,7 @@ def train_task(
                   "product_level": level, "classification": bank.classification,
                   "feature_cache": f"{stored.describe()}; table {stored.key.digest}",
                   "feature_cache_hits": len(stored.reused_years), "feature_cache_misses": len(stored.built_years),
+                  "fit_cache_hits": fits.hits, "fit_cache_misses": fits.misses,
                   "engine": engine.name, "engine_workers": engine.workers,
                   "years": f"{years[0]}-{years[-1]}", "test_years": evaluation.test_years,
                   "pooled_sets": pool_sets, "pooled_candidates": 0 if pool is None else len(pool), "seeds": seeds,
