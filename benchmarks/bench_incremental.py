@@ -37,11 +37,11 @@ def _ingest_years(home: Path, files: list[Path], env: dict[str, str], log: Path,
 def _cache_counts(log: Path, start: int) -> dict:
     text = log.read_text()[start:]
     hit = re.findall(r"features: (\d+) of (\d+) years reused", text)
-    if hit:
-        return {"reused": int(hit[-1][0]), "built": int(hit[-1][1]) - int(hit[-1][0])}
     every = re.findall(r"features: all (\d+) years reused", text)
     folds = re.findall(r"models: (\d+) fold model\(s\) reused, (\d+) fit", text)
-    fits = {"fits_reused": int(folds[-1][0]) if folds else 0}
+    fits = {"fit_models_reused": int(folds[-1][0]) if folds else 0, "fit_models_fit": int(folds[-1][1]) if folds else -1}
+    if hit:
+        return {"reused": int(hit[-1][0]), "built": int(hit[-1][1]) - int(hit[-1][0])} | fits
     return ({"reused": int(every[-1]), "built": 0} if every else {"reused": -1, "built": -1}) | fits
 
 
