@@ -23,6 +23,7 @@ import inspect
 import json
 import os
 import uuid
+import weakref
 from pathlib import Path
 
 import lightgbm as lgb
@@ -43,13 +44,14 @@ class FitCache:
         self.root = Path(root)
         self.hits = 0
         self.misses = 0
+        self._digests: dict = {}  # column digests of the tables fit so far (weakly held)
 
     def fit(self, engine, train, valid, features: list[str], spec: Task, params: dict, *, seed: int = 0,
             n_estimators: int | None = None) -> lgb.Booster:
         """``engine.fit(...)``, or the booster an identical earlier fit stored (a distributed engine always fits)."""
         if getattr(engine, "distributed", False):
             return engine.fit(train, valid, features, spec, params, seed=seed, n_estimators=n_estimators)
-        key = fit_key(train, valid, features, spec, params, seed, n_estimators)
+        key = fit_key(train, valid, features, spec, params, seed, n_estimators, memo=self._digests)
         model_file, meta_file = self.root / f"{key}.txt", self.root / f"{key}.json"
         if model_file.exists() and meta_file.exists():
             booster = lgb.Booster(model_str=model_file.read_text())
@@ -88,8 +90,12 @@ def fit_with(fits: FitCache | None, engine, *args, **kwargs) -> lgb.Booster:
     return fits.fit(engine, *args, **kwargs) if fits is not None else engine.fit(*args, **kwargs)
 
 
-def fit_key(train, valid, features: list[str], spec: Task, params: dict, seed: int, n_estimators: int | None = None) -> str:
-    """The SHA-256 of everything a fold's fit reads (see the module docstring), a column at a time."""
+def fit_key(train, valid, features: list[str], spec: Task, params: dict, seed: int, n_estimators: int | None = None,
+            *, memo: dict | None = None) -> str:
+    """The SHA-256 of everything a fold's fit reads (see the module docstring), a column at a time.
+
+    ``memo`` keeps each column's digest by table while the table lives (a weak reference), so the
+    model and its ablation, fit on the same fold table, hash its columns once."""
     columns = [*features, "relevance", *spec.group]
     digest = hashlib.sha256()
     digest.update(json.dumps({"features": list(features), "params": params, "seed": seed, "rounds": n_estimators,
@@ -99,7 +105,20 @@ def fit_key(train, valid, features: list[str], spec: Task, params: dict, seed: i
     for part in [*ranker._parts(train), *([valid] if valid is not None else [])]:
         present = [c for c in columns if c in part]
         digest.update(json.dumps([present, len(part)]).encode())
+        known = _column_digests(part, memo)
         for column in present:
-            digest.update(np.ascontiguousarray(pd.util.hash_pandas_object(part[column], index=False).to_numpy()).tobytes())
+            if column not in known:
+                hashed = pd.util.hash_pandas_object(part[column], index=False).to_numpy()
+                known[column] = hashlib.sha256(np.ascontiguousarray(hashed).tobytes()).digest()
+            digest.update(known[column])
         digest.update(b"|")
     return digest.hexdigest()
+
+
+def _column_digests(part: pd.DataFrame, memo: dict | None) -> dict[str, bytes]:
+    if memo is None:
+        return {}
+    entry = memo.get(id(part))
+    if entry is None or entry[0]() is not part:  # a new table (or a freed one's id reused)
+        entry = memo[id(part)] = (weakref.ref(part), {})
+    return entry[1]

@@ -276,3 +276,7 @@ def test_a_new_year_refits_only_the_new_fold_and_gives_the_cold_result(tmp_path)
     params = fresh.evaluation.params
     assert fit_key(table, None, features, spec, params, 0) != fit_key(changed, None, features, spec, params, 0)
     assert fit_key(table, None, features, spec, params, 0) != fit_key(table, None, features, spec, params, 1)
+    memo: dict = {}  # the column digests kept between the model's and the ablation's keys: the same keys
+    assert fit_key(table, None, features, spec, params, 0, memo=memo) == fit_key(table, None, features, spec, params, 0)
+    assert fit_key(table, None, features[:3], spec, params, 0, memo=memo) == fit_key(table, None, features[:3], spec, params, 0)
+    assert fit_key(changed, None, features, spec, params, 0, memo=memo) == fit_key(changed, None, features, spec, params, 0)
