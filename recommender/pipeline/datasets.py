@@ -229,7 +229,8 @@ def _build_here(bank: DataBank, store: FeatureCache, key: DatasetKey, task: Task
     chunks = [chunk for run in _consecutive(years) for chunk in year_chunks(bank, run)]
     sizes = bank.rows_by_year("trade")
     largest = max(sum(sizes.get(y, 0) for y in chunk) for chunk in chunks)
-    workers = LOCAL_WORKERS or min(len(chunks), parallel_workers(largest * BUILD_BYTES_PER_ROW, headroom=BUILD_HEADROOM))
+    per_row = BUILD_BYTES_PER_ROW_WORLD if task.needs_world_outcomes else BUILD_BYTES_PER_ROW
+    workers = LOCAL_WORKERS or min(len(chunks), parallel_workers(largest * per_row, headroom=BUILD_HEADROOM))
     if workers > 1:
         _build_in_workers(bank, store, key, task, product_level, chunks, workers, log)
         return
@@ -248,6 +249,10 @@ BUILD_BYTES_PER_ROW = 260
 """Peak memory of a worker building a chunk, per trade row of the chunk (its sliding window of lag
 years' views and complexity, the candidates). Measured: two workers on the 25-year BACI-width world
 (largest year 20.6 M flows) peaked at 10.9 GB, 5.3 GB each."""
+
+BUILD_BYTES_PER_ROW_WORLD = 400
+"""The same for a task whose labels read every country's exports at t + h (diversification): two workers
+on the 12-year BACI-width world (largest year 13.8 M flows) peaked at 10.9 GB, 5.3 GB each."""
 
 BUILD_HEADROOM = 0.35
 """The share of available memory the workers may hold together: on 24 GB a BACI HS6 release builds in one
