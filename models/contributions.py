@@ -33,8 +33,12 @@ def contributions(booster, features: np.ndarray) -> np.ndarray:
     trees = dump["tree_info"]
     used = booster.best_iteration if booster.best_iteration > 0 else booster.current_iteration()
     trees = trees[:used]
-    if (len(features) < 5_000 or dump.get("num_tree_per_iteration", 1) != 1 or not all(map(_plain, trees))):
+
+    def whole_list() -> np.ndarray:  # LightGBM's own run over every row
         return booster.predict(features, pred_contrib=True)[:, :-1]
+
+    if len(features) < 5_000 or dump.get("num_tree_per_iteration", 1) != 1 or not all(map(_plain, trees)):
+        return whole_list()
     leaves = booster.predict(features, pred_leaf=True)
     columns = np.ascontiguousarray(features.T)
     missing = np.isnan(columns)
@@ -45,11 +49,11 @@ def contributions(booster, features: np.ndarray) -> np.ndarray:
             continue
         pattern = _patterns(columns, missing, nodes)
         if pattern.max() + 1 > len(features) // 2:  # nearly every row its own pattern: one run over all rows is faster
-            return booster.predict(features, pred_contrib=True)[:, :-1]
+            return whole_list()
         representative = np.empty(pattern.max() + 1, dtype=np.int64)
         representative[pattern] = np.arange(len(features))  # any row of a pattern stands for it
         if not np.array_equal(leaves[representative[pattern], t], leaves[:, t]):  # a decision read differently
-            return booster.predict(features, pred_contrib=True)[:, :-1]
+            return whole_list()
         phi = booster.predict(features[representative], pred_contrib=True, start_iteration=t, num_iteration=1)
         for j in sorted({n["split_feature"] for n in nodes}):  # the other features' contributions are 0 here
             out[:, j] += phi[pattern, j]

@@ -49,7 +49,7 @@ class FitCache:
     def fit(self, engine, train, valid, features: list[str], spec: Task, params: dict, *, seed: int = 0,
             n_estimators: int | None = None) -> lgb.Booster:
         """``engine.fit(...)``, or the booster an identical earlier fit stored (a distributed engine always fits)."""
-        if getattr(engine, "distributed", False):
+        if engine.distributed:
             return engine.fit(train, valid, features, spec, params, seed=seed, n_estimators=n_estimators)
         key = fit_key(train, valid, features, spec, params, seed, n_estimators, memo=self._digests)
         model_file, meta_file = self.root / f"{key}.txt", self.root / f"{key}.json"

@@ -23,6 +23,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.data.digest_utils import MAX_ROWS, get_normalized_md5_digest
 from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
@@ -211,8 +212,6 @@ def pandas_digest(frame: pd.DataFrame) -> str:
     10,000 rows it then hashes: 31 s of a 9-minute BACI-width training. Here pandas' own type inference
     decides the same per column (all values ``str``, no missing value); the rest is MLflow's (tested equal).
     """
-    from mlflow.data.digest_utils import MAX_ROWS, get_normalized_md5_digest
-
     def all_str(column: pd.Series) -> bool:
         if isinstance(column.dtype, pd.StringDtype):
             return not column.isna().any()
@@ -221,7 +220,7 @@ def pandas_digest(frame: pd.DataFrame) -> str:
         return column.dtype == object and pd.api.types.infer_dtype(column, skipna=False) == "string"
 
     head = frame.head(MAX_ROWS)
-    strings = head.columns[[all_str(frame[c]) for c in frame.columns]] if len(frame.columns) else head.columns
+    strings = head.columns[np.array([all_str(frame[c]) for c in frame.columns], dtype=bool)]
     head = head[strings.union(head.select_dtypes(include=[np.number]).columns)]
     return get_normalized_md5_digest([pd.util.hash_pandas_object(head).values, np.int64(len(frame))]
                                      + [str(x).encode() for x in frame.columns])

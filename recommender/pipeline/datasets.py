@@ -228,11 +228,11 @@ def _build_here(bank: DataBank, store: FeatureCache, key: DatasetKey, task: Task
     are the same either way: a year's features read only the years it needs."""
     chunks = [chunk for run in _consecutive(years) for chunk in year_chunks(bank, run)]
     sizes = bank.rows_by_year("trade")
-    largest = max(sum(sizes.get(y, 0) for y in chunk) for chunk in chunks)
+    rows = [sum(sizes.get(y, 0) for y in chunk) for chunk in chunks]  # trade rows of each chunk
     per_row = BUILD_BYTES_PER_ROW_WORLD if task.needs_world_outcomes else BUILD_BYTES_PER_ROW
-    workers = LOCAL_WORKERS or min(len(chunks), parallel_workers(largest * per_row, headroom=BUILD_HEADROOM))
+    workers = LOCAL_WORKERS or min(len(chunks), parallel_workers(max(rows) * per_row, headroom=BUILD_HEADROOM))
     if workers > 1:
-        _build_in_workers(bank, store, key, task, product_level, chunks, workers, log)
+        _build_in_workers(bank, store, key, task, product_level, chunks, rows, workers, log)
         return
     builder = YearBuilder(bank, task, key.family.bloc, product_level=product_level)
     for chunk in chunks:
@@ -260,11 +260,10 @@ process (a training stays within 8 GB), a world of half its yearly flows, or a m
 
 
 def _build_in_workers(bank: DataBank, store: FeatureCache, key: DatasetKey, task: Task, product_level: int,
-                      chunks: list[list[int]], workers: int, log: Log) -> None:
+                      chunks: list[list[int]], rows: list[int], workers: int, log: Log) -> None:
     """:func:`build_chunks` in ``workers`` processes (spawned: no inherited threads), each on a contiguous
-    group of chunks balanced by trade rows; finished years are adopted into the cache as they appear."""
-    sizes = bank.rows_by_year("trade")
-    weights = np.cumsum([sum(sizes.get(y, 0) for y in chunk) for chunk in chunks])
+    group of chunks balanced by their trade ``rows``; finished years are adopted into the cache as they appear."""
+    weights = np.cumsum(rows)
     cut = np.searchsorted(weights, weights[-1] * np.arange(1, workers) / workers)
     groups = [g for g in np.split(np.arange(len(chunks)), np.unique(np.clip(cut, 1, len(chunks) - 1))) if len(g)]
     staging = store.staging(key)

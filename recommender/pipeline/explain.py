@@ -18,8 +18,9 @@ def explain(model, table: pd.DataFrame, features: list[str], task: Task, sectors
     """For each row, the ``top`` largest positive contributions (``pred_contrib``) as "; "-joined sentences.
 
     Contributions are SHAP values from LightGBM (Lundberg & Lee 2017), relative to the model's
-    average score, computed once per tree and decision pattern (:func:`models.contributions.contributions`); rows with no positive contribution get the single strongest one. ``sectors``
-    maps product → sector (the bank inputs' one mapping, :func:`features.sectors.product_sectors`).
+    average score, computed once per tree and decision pattern (:func:`models.contributions.contributions`);
+    rows with no positive contribution get the single strongest one. ``sectors`` maps product → sector
+    (the bank inputs' one mapping, :func:`features.sectors.product_sectors`).
     Each distinct sentence is written once (:func:`sentences`), so a list of many keys pays for its
     distinct (feature, value, names) combinations, not for every row.
     """
