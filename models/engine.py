@@ -29,7 +29,14 @@ import pandas as pd
 
 from features.resources import usable_cpus
 from models.errors import ModelError
-from models.ranker import booster_params, feature_matrix, fit_ranker, query_order, validation_curve
+from models.ranker import (
+    booster_params,
+    evaluation_period,
+    feature_matrix,
+    fit_ranker,
+    query_order,
+    validation_curve,
+)
 from models.tasks import Task
 
 
@@ -177,8 +184,10 @@ class DaskEngine:
         if valid is not None and valid["relevance"].notna().any():
             # no early stopping in lightgbm.dask, and each machine would evaluate only its share of a
             # validation set: LightGBM's metric on the whole of it here, then early stopping's rule
-            curve = validation_curve(booster, valid, features, spec, params, seed=seed)
-            booster.best_iteration = early_stopping_round(curve, int(params["early_stopping_rounds"]))
+            patience = int(params["early_stopping_rounds"])
+            period = evaluation_period(int(valid["relevance"].notna().sum()), patience)
+            curve = validation_curve(booster, valid, features, spec, params, seed=seed, period=period)
+            booster.best_iteration = early_stopping_round(curve, patience)
         return booster
 
     def predict(self, model: lgb.Booster, table: pd.DataFrame, features: list[str]) -> np.ndarray:
@@ -252,7 +261,8 @@ def deal_queries(sizes: np.ndarray, n: int) -> np.ndarray:
 
 def early_stopping_round(curve: Sequence[float], patience: int) -> int:
     """The round (1-based) LightGBM's ``early_stopping(patience)`` keeps for a validation ``curve``
-    (higher is better): the best so far when ``patience`` rounds pass without a strict improvement.
+    (higher is better): the best so far when ``patience`` rounds pass without a strict improvement;
+    NaN marks a round that was not evaluated.
 
     >>> early_stopping_round([0.5, 0.6, 0.55, 0.58, 0.7], patience=2)
     2
@@ -261,6 +271,8 @@ def early_stopping_round(curve: Sequence[float], patience: int) -> int:
     """
     best, best_round = -np.inf, 0
     for i, value in enumerate(curve):
+        if np.isnan(value):  # a round early stopping did not evaluate (:func:`models.ranker.evaluation_period`)
+            continue
         if value > best:
             best, best_round = value, i
         elif i - best_round >= patience:

@@ -188,6 +188,72 @@ def test_validation_curve_is_lightgbms_own_validation_ndcg(tiny_world, task):
                         callbacks=[lgb.early_stopping(5, first_metric_only=True, verbose=False)])
     assert early_stopping_round(curve, 5) == stopped.best_iteration
 
+@pytest.mark.parametrize("task", [tasks.JOINT_PROJECTS, tasks.DIVERSIFICATION])
+def test_sparse_early_stopping_is_lightgbms_rule_on_the_rounds_it_evaluates(tiny_world, task):
+    """Early stopping evaluated every round is LightGBM's ``early_stopping`` byte for byte; evaluated every
+    4th round it grows the same trees and keeps the round LightGBM's rule picks among those rounds."""
+    import lightgbm as lgb
+
+    from models.engine import early_stopping_round
+    from models.ranker import (
+        SparseEarlyStopping,
+        booster_params,
+        evaluated,
+        ranking_dataset,
+        validation_curve,
+    )
+
+    spec = tasks.get_task(task).with_options(horizon=2)
+    bloc = list(tiny_world.countries["iso3"][:10])
+    data = spec.build_dataset(build_base(tiny_world.trade, bloc), tiny_world.spec.years)
+    params = load_params(task, {"n_estimators": 80, "early_stopping_rounds": 8})
+    years = sorted(data.loc[data["relevance"].notna(), "year"].unique())
+    train, valid = data[data["year"] <= years[-2]], data[data["year"] == years[-1]]
+    features = spec.feature_columns(data)
+    p = booster_params(params, seed=0, threads=2) | {"eval_at": [params["eval_at"]]}
+
+    def fit(period: int | None):
+        train_set = ranking_dataset(train, features, spec, 0)
+        valid_set = ranking_dataset(valid, features, spec, 0, reference=train_set)
+        if period is None:
+            return lgb.train(p, train_set, num_boost_round=80, valid_sets=[valid_set],
+                             callbacks=[lgb.early_stopping(8, first_metric_only=True, verbose=False)]), None
+        stopping = SparseEarlyStopping(valid_set, 8, period)
+        return lgb.train(p, train_set, num_boost_round=80, callbacks=[stopping.attach, stopping]), stopping
+
+    lightgbm_own, _ = fit(None)
+    every, every_stopping = fit(1)
+    assert every.best_iteration == lightgbm_own.best_iteration and every.model_to_string() == lightgbm_own.model_to_string()
+    assert 1 <= every.best_iteration < 80  # it did stop early, so the equality is about the rule
+    sparse, stopping = fit(4)
+    assert sparse.best_iteration % 4 == 0 and stopping.evaluations < every_stopping.evaluations
+    full = lgb.train(p, ranking_dataset(train, features, spec, 0), num_boost_round=80)
+    curve = validation_curve(full, valid, features, spec, params)
+    masked = np.array([v if evaluated(i, 4, 79) else np.nan for i, v in enumerate(curve)])
+    assert sparse.best_iteration == early_stopping_round(masked, 8)
+    np.testing.assert_array_equal(validation_curve(full, valid, features, spec, params, period=4), masked)
+    rows = valid[features].to_numpy(dtype=float)
+    np.testing.assert_array_equal(sparse.predict(rows, num_iteration=sparse.best_iteration),
+                                  full.predict(rows, num_iteration=sparse.best_iteration))  # the same trees
+
+
+def test_large_validation_sets_are_evaluated_every_few_rounds(tiny_dataset, monkeypatch):
+    """fit_ranker evaluates every round up to EVALUATED_ROWS_PER_ROUND validation rows, sparser beyond."""
+    import models.ranker as ranker
+
+    spec, data = tiny_dataset
+    params = load_params(tasks.JOINT_PROJECTS, {"n_estimators": 60, "early_stopping_rounds": 20})
+    features = spec.feature_columns(data)
+    years = sorted(data.loc[data["relevance"].notna(), "year"].unique())
+    train, valid = data[data["year"] <= years[-2]], data[data["year"] == years[-1]]
+    n = int(valid["relevance"].notna().sum())
+    assert ranker.evaluation_period(n, 20) == 1
+    monkeypatch.setattr(ranker, "EVALUATED_ROWS_PER_ROUND", max(1, n // 3))
+    assert ranker.evaluation_period(n, 20) in (3, 4)
+    model = ranker.fit_ranker(train, valid, features, spec, params)
+    assert (model.best_iteration % ranker.evaluation_period(n, 20) == 0) or model.best_iteration == 60
+
+
 def test_too_few_years_is_a_clear_error(tiny_dataset):
     spec, data = tiny_dataset
     with pytest.raises(ModelError, match="labelled year"):
