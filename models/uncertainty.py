@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score
 
 from models.metrics import per_query
 
@@ -61,6 +60,49 @@ def interval_table(predictions: pd.DataFrame, group_ids: np.ndarray, *, model: s
     return _per_year(predictions, stats)
 
 
+class WeightedAP:
+    """Average precision of one fixed scoring when whole clusters (countries) are weighted, as in a
+    bootstrap's draws.
+
+    :math:`AP = \\sum_k (R_k - R_{k-1}) P_k` over the distinct score thresholds k, highest first,
+    with weighted recall R and precision P (tied scores form one threshold): scikit-learn's
+    ``average_precision_score(y, score, sample_weight=w[cluster])``, tested equal. Only thresholds
+    holding a positive move the recall, so the rows are sorted once and, at each of those, every
+    cluster's count of rows and of positives ranked at or above it is kept: a draw is then two
+    products of the cluster weights with those counts (the 150-exporter bootstrap at HS6 width sorted
+    1.3 M rows 6,000 times before).
+    """
+
+    def __init__(self, positive: np.ndarray, score: np.ndarray, clusters: np.ndarray, n_clusters: int) -> None:
+        order = np.argsort(-np.asarray(score, dtype=float), kind="stable")
+        ranked = np.asarray(score, dtype=float)[order]
+        hit = np.asarray(positive, dtype=bool)[order]
+        cluster = np.asarray(clusters)[order]
+        new_group = np.r_[False, ranked[1:] != ranked[:-1]]
+        ends = np.flatnonzero(np.r_[new_group[1:], True])  # the last row of each tie group
+        moves = np.bincount(np.cumsum(new_group), weights=hit, minlength=len(ends)) > 0
+        at = ends[moves]  # the thresholds where the recall moves
+        self.rows = np.zeros((n_clusters, len(at)))
+        self.hits = np.zeros((n_clusters, len(at)))
+        by_cluster = np.argsort(cluster, kind="stable")  # each cluster's rows, in score order
+        bounds = np.searchsorted(cluster[by_cluster], np.arange(n_clusters + 1))
+        for c in range(n_clusters):
+            rows = by_cluster[bounds[c]:bounds[c + 1]]
+            self.rows[c] = np.searchsorted(rows, at, side="right")
+            self.hits[c] = np.searchsorted(rows[hit[rows]], at, side="right")
+        self.negatives = np.bincount(cluster[~hit], minlength=n_clusters).astype(float)
+
+    def __call__(self, cluster_weight: np.ndarray) -> float:
+        w = np.asarray(cluster_weight, dtype=float)
+        if not self.hits.shape[1] or w @ self.negatives <= 0:
+            return float("nan")
+        tp, total = w @ self.hits, w @ self.rows
+        if tp[-1] <= 0:
+            return float("nan")
+        precision = np.divide(tp, total, out=np.zeros_like(tp), where=total > 0)
+        return float(np.sum(np.diff(tp, prepend=0.0) / tp[-1] * precision))
+
+
 def bootstrap_pooled(relevance: np.ndarray, score_a: np.ndarray, score_b: np.ndarray, clusters: np.ndarray,
                      years: np.ndarray, *, n_resamples: int = 1000, level: float = 0.95, seed: int = 0) -> dict[str, float]:
     """Pooled average precision (mean over years, :func:`models.metrics.pooled_by_year`) of a minus b, with a
@@ -74,22 +116,20 @@ def bootstrap_pooled(relevance: np.ndarray, score_a: np.ndarray, score_b: np.nda
     a, b = (np.where(np.isneginf(v), np.nanmin(v[np.isfinite(v)], initial=0.0) - 1.0, v) for v in (a, b))
     codes, uniques = pd.factorize(pd.Series(clusters))
     year_masks = [years == t for t in np.unique(years)]
+    ranked_a, ranked_b = ([WeightedAP(y[mask], v[mask], codes[mask], len(uniques)) for mask in year_masks] for v in (a, b))
 
-    def pooled(score: np.ndarray, weight: np.ndarray) -> float:
-        values = []
-        for mask in year_masks:
-            w, t = weight[mask], y[mask]
-            if (w[t] > 0).any() and (w[~t] > 0).any():
-                values.append(average_precision_score(t, score[mask], sample_weight=w))
+    def pooled(ranked: list[WeightedAP], weight: np.ndarray) -> float:
+        """Mean over years of AP with these cluster weights; a year without a drawn positive and negative is left out."""
+        values = [v for v in (ap(weight) for ap in ranked) if np.isfinite(v)]
         return float(np.mean(values)) if values else float("nan")
 
-    ones = np.ones(len(y))
-    pa, pb = pooled(a, ones), pooled(b, ones)
+    ones = np.ones(len(uniques))
+    pa, pb = pooled(ranked_a, ones), pooled(ranked_b, ones)
     rng = np.random.default_rng(seed)
     va, vb = np.empty(n_resamples), np.empty(n_resamples)
     for i in range(n_resamples):
-        weight = np.bincount(rng.integers(0, len(uniques), len(uniques)), minlength=len(uniques))[codes].astype(float)
-        va[i], vb[i] = pooled(a, weight), pooled(b, weight)
+        weight = np.bincount(rng.integers(0, len(uniques), len(uniques)), minlength=len(uniques)).astype(float)
+        va[i], vb[i] = pooled(ranked_a, weight), pooled(ranked_b, weight)
     diff, lift = va - vb, np.divide(va, vb, out=np.full_like(va, np.nan), where=vb > 0) - 1
     tail = (1 - level) / 2 * 100
     return {"queries": float(len(uniques)), "diff": pa - pb, "diff_low": float(np.nanpercentile(diff, tail)),

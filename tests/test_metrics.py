@@ -139,3 +139,24 @@ def test_worst_order_and_short_queries():
     assert ndcg_at_k(rel, np.array([3.0, 2.0, 1.0]), groups) == pytest.approx(1 / np.log2(4))
     # a query of 3 with every item relevant: P@10 over the 3 shown = 1
     assert precision_at_k(np.ones(3), np.array([3.0, 2.0, 1.0]), groups, k=10) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_weighted_average_precision_is_sklearns_under_bootstrap_weights(seed):
+    """The bootstrap's AP (sorted once, cluster counts at each threshold) equals scikit-learn's with
+    the draw's weights on every row: many ties, countries not drawn (weight 0), countries drawn twice."""
+    from models.uncertainty import WeightedAP
+
+    rng = np.random.default_rng(seed)
+    n, countries = 3000, 150
+    positive = rng.random(n) < 0.05
+    score = np.round(rng.normal(size=n) + positive, 1 if seed % 2 else 3)  # coarse rounding: large tie groups
+    country = rng.integers(0, countries, n)
+    ap = WeightedAP(positive, score, country, countries)
+    assert ap(np.ones(countries)) == pytest.approx(average_precision_score(positive, score), abs=1e-12)
+    for _ in range(20):
+        weight = np.bincount(rng.integers(0, countries, countries), minlength=countries).astype(float)
+        assert (weight == 0).any() and (weight > 1).any()
+        assert ap(weight) == pytest.approx(average_precision_score(positive, score, sample_weight=weight[country]), abs=1e-12)
+    only_negatives = np.isin(np.arange(countries), country[positive], invert=True).astype(float)
+    assert np.isnan(ap(only_negatives))  # no positive drawn: undefined, and the bootstrap leaves the year out
