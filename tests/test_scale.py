@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -78,6 +83,29 @@ def test_year_by_year_tables_equal_the_whole_panel(demo_bank, tmp_path, monkeypa
     got = got.sort_values([*spec.group, *spec.keys]).reset_index(drop=True)
     pd.testing.assert_frame_equal(got, want, check_dtype=False, check_exact=False, rtol=1e-9)
     assert got["relevance"].notna().any() and got["relevance"].isna().any()  # labelled years and the last ones
+
+
+def test_a_script_without_a_main_guard_still_builds_its_features(demo_bank, tmp_path):
+    """Spawned workers re-import the script that started them: one that calls the library at top level
+    (no ``if __name__ == "__main__":``) breaks the pool. The build says why and finishes in this process."""
+    _, bank = demo_bank
+    script = tmp_path / "unguarded.py"
+    script.write_text(textwrap.dedent(f"""
+        from models import tasks
+        from recommender.bank import DataBank
+        from recommender.pipeline import datasets
+        from recommender.pipeline.feature_cache import FeatureCache
+        datasets.CHUNK_ROWS, datasets.LOCAL_WORKERS = 1, 2
+        spec = tasks.get_task("import-substitution").with_options(horizon=3)
+        out = datasets.task_table(DataBank({str(bank.root)!r}), FeatureCache({str(tmp_path / "features")!r}), spec,
+                                  {BLOC!r}, product_level=6, log=print)
+        print("ROWS", len(out.table))
+    """))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=1800,
+                          cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "building in this process" in done.stdout and "if __name__" in done.stdout
+    assert int(done.stdout.split("ROWS ")[1].split()[0]) > 0
 
 
 def test_year_chunks_follow_the_row_budget(demo_bank):

@@ -19,6 +19,7 @@ import multiprocessing
 import os
 from collections.abc import Collection
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -232,8 +233,12 @@ def _build_here(bank: DataBank, store: FeatureCache, key: DatasetKey, task: Task
     per_row = BUILD_BYTES_PER_ROW_WORLD if task.needs_world_outcomes else BUILD_BYTES_PER_ROW
     workers = LOCAL_WORKERS or min(len(chunks), parallel_workers(max(rows) * per_row, headroom=BUILD_HEADROOM))
     if workers > 1:
-        _build_in_workers(bank, store, key, task, product_level, chunks, rows, workers, log)
-        return
+        try:
+            _build_in_workers(bank, store, key, task, product_level, chunks, rows, workers, log)
+            return
+        except BrokenProcessPool:
+            log("features: a worker process ended abruptly (killed for memory, or started by a script whose calls are "
+                "not under `if __name__ == \"__main__\":`, as Python's multiprocessing needs); building in this process")
     builder = YearBuilder(bank, task, key.family.bloc, product_level=product_level)
     for chunk in chunks:
         table = builder.table(chunk)
