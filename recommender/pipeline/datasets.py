@@ -28,7 +28,7 @@ import pandas as pd
 
 from features.assemble import BaseTables, build_base, lag_years
 from features.complexity import add_dynamics, compute_complexity
-from features.resources import parallel_workers
+from features.resources import parallel_workers, release_free_memory
 from features.sectors import product_sectors
 from features.trade import TradeView
 from models.engine import Engine
@@ -212,6 +212,8 @@ def task_table(bank: DataBank, store: FeatureCache, task: Task, bloc: Collection
             _build_distributed(bank, store, key, task, product_level, missing, engine, log)
         else:
             _build_here(bank, store, key, task, product_level, missing, log)
+            # the build's views and complexity are dropped: their pages go back before the table is read
+            release_free_memory()
     else:
         log(f"features: all {len(years)} years reused from the cache ({key.family.digest})")
     for old in store.prune(key):
