@@ -141,6 +141,11 @@ def test_world_training_never_tests_on_the_world_and_sees_no_outcome_after_t(tab
     assert len(valid) == int((bloc["year"].eq(2003) & bloc["relevance"].notna()).sum() + world["year"].eq(2003).sum())
     assert (fit["year"] + spec.horizon < 2005).all() and (valid["year"] + spec.horizon <= 2005).all()
     assert set(fit["year"]).isdisjoint(valid["year"])  # validation years are held out of the fit
+    whole = table.copy()  # the training's split moves the columns out of its table as it goes: the same parts
+    moved = world_split(whole, size_column="country_exports_total", year=2004, largest=3, consume=True)
+    assert whole.columns.empty
+    for got, want in ((moved[0], bloc), (moved[1], world), (moved[2]["world150"], panels["world150"])):
+        pd.testing.assert_frame_equal(got, want)
 
 
 def test_the_capability_experiments_probability_of_year_t_reads_outcomes_known_at_t_only(tiny_world):

@@ -89,7 +89,7 @@ def train_task(
         if pool_sets:
             raise RecommenderError(f"--pool does not apply to {spec.name}: it already trains on every country of the bank")
         first = min(check_test_years(dataset[dataset[POOL] == BLOC_POOL], spec, test_years))
-        dataset, pool, panels = world_split(dataset, size_column="country_exports_total", year=first)
+        dataset, pool, panels = world_split(dataset, size_column="country_exports_total", year=first, consume=True)
         stored.table = dataset  # the whole world's table is split now: not held through the fits as well
         log(f"world training: {len(pool):,} labelled candidates of other countries; bloc {len(dataset):,}; "
             f"test panel of the 150 largest exporters: {len(panels['world150']):,}")
