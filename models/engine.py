@@ -31,10 +31,10 @@ from features.resources import usable_cpus
 from models.errors import ModelError
 from models.ranker import (
     booster_params,
-    evaluation_period,
     feature_matrix,
     fit_ranker,
     query_order,
+    stopping_schedule,
     validation_curve,
 )
 from models.tasks import Task
@@ -184,8 +184,7 @@ class DaskEngine:
         if valid is not None and valid["relevance"].notna().any():
             # no early stopping in lightgbm.dask, and each machine would evaluate only its share of a
             # validation set: LightGBM's metric on the whole of it here, then early stopping's rule
-            patience = int(params["early_stopping_rounds"])
-            period = evaluation_period(int(valid["relevance"].notna().sum()), patience)
+            patience, period = stopping_schedule(valid, params)
             curve = validation_curve(booster, valid, features, spec, params, seed=seed, period=period)
             booster.best_iteration = early_stopping_round(curve, patience)
         return booster

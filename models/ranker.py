@@ -157,34 +157,35 @@ def validation_curve(model: lgb.Booster, valid: pd.DataFrame, features: list[str
     """
     order, sizes = query_order(valid, spec, seed)
     x = feature_matrix(valid, features, order)
+    relevance = valid["relevance"].to_numpy()[order]
     if stopping_metric(params) == "average_precision":  # pooled over the validation set, as LightGBM's own metric
-        positive = valid["relevance"].to_numpy()[order] >= 1
-        raw, curve = np.zeros(len(order)), np.full(model.num_trees(), np.nan)
-        for i in range(model.num_trees()):
-            raw += model.predict(x, start_iteration=i, num_iteration=1, raw_score=True)
-            if evaluated(i, period, model.num_trees() - 1):
-                curve[i] = average_precision_score(positive, raw) if positive.any() else 0.0
-        return curve
-    k = int(params["eval_at"])
-    gains = np.asarray(params.get("label_gain", 2.0 ** np.arange(31) - 1), dtype=float)
-    label_gain = gains[valid["relevance"].to_numpy()[order].astype(int)]
-    query = np.repeat(np.arange(sizes.size), sizes)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        positive = relevance >= 1
 
-    def dcg(rows: np.ndarray) -> np.ndarray:  # rows: a permutation sorted by query
-        position = np.arange(rows.size) - starts[query]
-        discount = np.where(position < k, 1.0 / np.log2(position + 2.0), 0.0)
-        return np.bincount(query, weights=label_gain[rows] * discount, minlength=sizes.size)
+        def metric(raw: np.ndarray) -> float:
+            return average_precision_score(positive, raw) if positive.any() else 0.0
+    else:
+        k = int(params["eval_at"])
+        gains = np.asarray(params.get("label_gain", 2.0 ** np.arange(31) - 1), dtype=float)
+        label_gain = gains[relevance.astype(int)]
+        query = np.repeat(np.arange(sizes.size), sizes)
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
 
-    ideal = dcg(np.lexsort((-label_gain, query)))
+        def dcg(rows: np.ndarray) -> np.ndarray:  # rows: a permutation sorted by query
+            position = np.arange(rows.size) - starts[query]
+            discount = np.where(position < k, 1.0 / np.log2(position + 2.0), 0.0)
+            return np.bincount(query, weights=label_gain[rows] * discount, minlength=sizes.size)
+
+        ideal = dcg(np.lexsort((-label_gain, query)))
+
+        def metric(raw: np.ndarray) -> float:
+            return np.divide(dcg(np.lexsort((-raw, query))), ideal, out=np.ones(sizes.size), where=ideal > 0).mean()
+
     raw = np.zeros(len(order))
     curve = np.full(model.num_trees(), np.nan)
-    for i in range(model.num_trees()):
+    for i in range(model.num_trees()):  # one tree's prediction added a round
         raw += model.predict(x, start_iteration=i, num_iteration=1, raw_score=True)
-        if not evaluated(i, period, model.num_trees() - 1):
-            continue
-        ndcg = np.divide(dcg(np.lexsort((-raw, query))), ideal, out=np.ones(sizes.size), where=ideal > 0)
-        curve[i] = ndcg.mean()
+        if evaluated(i, period, model.num_trees() - 1):
+            curve[i] = metric(raw)
     return curve
 
 
@@ -224,6 +225,13 @@ def evaluation_period(n_valid: int, patience: int) -> int:
     return int(max(1, min(-(-n_valid // EVALUATED_ROWS_PER_ROUND), patience // 5)))
 
 
+def stopping_schedule(valid: pd.DataFrame, params: dict) -> tuple[int, int]:
+    """(patience, period) of early stopping on ``valid``: the spec's ``early_stopping_rounds`` and
+    :func:`evaluation_period` of its labelled rows. Both engines stop by it."""
+    patience = int(params["early_stopping_rounds"])
+    return patience, evaluation_period(int(valid["relevance"].notna().sum()), patience)
+
+
 def evaluated(iteration: int, period: int, last: int) -> bool:
     """Whether round ``iteration`` (0-based) of ``last + 1`` is evaluated: every ``period``-th, and the last."""
     return (iteration + 1) % period == 0 or iteration == last
@@ -260,7 +268,7 @@ class SparseEarlyStopping:
             return
         result = env.model.eval_valid()
         self.evaluations += 1
-        name, metric, value, higher_better = result[0][:4]
+        value, higher_better = result[0][2], result[0][3]
         score = value if higher_better else -value
         if score > self.best_score:
             self.best_score, self.best_iteration, self.best_result = score, env.iteration, result
@@ -285,8 +293,7 @@ def fit_ranker(train: Tables, valid: pd.DataFrame | None, features: list[str], s
     data = ranking_dataset(train, features, spec, seed)
     callbacks: list = []
     if valid is not None and not valid.empty:
-        patience = int(params["early_stopping_rounds"])
-        stopping = SparseEarlyStopping(ranking_dataset(valid, features, spec, seed, reference=data), patience,
-                                       evaluation_period(int(valid["relevance"].notna().sum()), patience))
+        stopping = SparseEarlyStopping(ranking_dataset(valid, features, spec, seed, reference=data),
+                                       *stopping_schedule(valid, params))
         callbacks = [stopping.attach, stopping]
     return lgb.train(p, data, num_boost_round=rounds, callbacks=callbacks)

@@ -74,8 +74,9 @@ class WeightedAP:
     """
 
     def __init__(self, positive: np.ndarray, score: np.ndarray, clusters: np.ndarray, n_clusters: int) -> None:
-        order = np.argsort(-np.asarray(score, dtype=float), kind="stable")
-        ranked = np.asarray(score, dtype=float)[order]
+        score = np.asarray(score, dtype=float)
+        order = np.argsort(-score, kind="stable")
+        ranked = score[order]
         hit = np.asarray(positive, dtype=bool)[order]
         cluster = np.asarray(clusters)[order]
         new_group = np.r_[False, ranked[1:] != ranked[:-1]]
