@@ -42,6 +42,7 @@ import scipy.sparse.linalg
 from threadpoolctl import threadpool_limits
 
 from features.columns import check_columns
+from features.keys import positions, take
 from features.resources import parallel_workers
 
 COMPLEXITY_COLUMNS = ["export_value", "world_share", "rca", "mcp", "diversity", "ubiquity", "eci", "pci",
@@ -250,11 +251,10 @@ def add_dynamics(complexity: pd.DataFrame) -> pd.DataFrame:
     """
     check_columns(complexity, ["year", "exporter", "product", "export_value", "rca"], "complexity")
     out = complexity.copy()
-    base = complexity[["year", "exporter", "product", "export_value", "rca"]]
+    keys = complexity[["year", "exporter", "product"]]
     for k in (3, 5):
-        lagged = base.assign(year=base["year"] + k).rename(columns={"export_value": "lag_x", "rca": "lag_rca"})
-        merged = out[["year", "exporter", "product"]].merge(lagged, on=["year", "exporter", "product"], how="left")
-        out[f"export_growth_{k}y"] = np.log1p(out["export_value"].to_numpy()) - np.log1p(merged["lag_x"].to_numpy())
+        rows = positions(keys.assign(year=keys["year"] - k), keys, ["year", "exporter", "product"])  # the row of t − k
+        out[f"export_growth_{k}y"] = np.log1p(out["export_value"].to_numpy()) - np.log1p(take(complexity["export_value"], rows))
         if k == 3:
-            out["rca_change_3y"] = out["rca"].to_numpy() - merged["lag_rca"].to_numpy()
+            out["rca_change_3y"] = out["rca"].to_numpy() - take(complexity["rca"], rows)
     return out

@@ -25,9 +25,11 @@ import numpy as np
 import pandas as pd
 
 from features.columns import check_columns
+from features.keys import lookup, positions, take
 
 RCA_LAGS = (1, 2, 3, 5)
 """Years back of the RCA trajectory (t − 1 and t − 2 also define the candidates)."""
+KEYS = ["year", "country", "product"]
 CANDIDATE_WINDOW = (0, 1, 2)
 """A candidate's RCA is below the ceiling in each of t, t − 1 and t − 2."""
 
@@ -42,10 +44,9 @@ def _lagged(panel: pd.DataFrame, keys: pd.DataFrame, lag: int) -> np.ndarray:
     """RCA of ``keys`` (year, country, product) at year − ``lag``: 0 when the year is in the panel but the
     country does not export the product (or nothing), NaN when the year is not in the panel."""
     years = set(panel["year"].unique())
-    right = panel.assign(year=panel["year"] + lag).rename(columns={"exporter": "country", "rca": "_rca"})
-    merged = keys[["year", "country", "product"]].merge(right, on=["year", "country", "product"], how="left")
+    rows = positions(keys.assign(year=keys["year"] - lag), panel, KEYS, ["year", "exporter", "product"])
     present = (keys["year"] - lag).isin(years).to_numpy()
-    return np.where(present, merged["_rca"].fillna(0.0).to_numpy(), np.nan)
+    return np.where(present, np.nan_to_num(take(panel["rca"], rows), nan=0.0), np.nan)
 
 
 def diversification_candidates(complexity: pd.DataFrame, years: Collection[int], *, ceiling: float = 0.5,
@@ -171,32 +172,29 @@ def diversification_features(complexity: pd.DataFrame, imports: pd.DataFrame, fl
     features (for their extra-bloc imports).
     """
     check_columns(candidates, ["year", "country", "product"], "candidates")
-    keys = candidates[["year", "country", "product"]].reset_index(drop=True)
+    keys = candidates[KEYS].reset_index(drop=True)
     panel = rca_panel(complexity)
-    right = complexity.rename(columns={"exporter": "country"})
-    out = keys.merge(right[["year", "country", "product", *COUNTRY_PRODUCT]].rename(
-        columns={c: f"country_{c}" for c in COUNTRY_PRODUCT}), on=["year", "country", "product"], how="left")
-    lags = {0: out["country_rca"].to_numpy()}
+    grid = ["year", "exporter", "product"]
+    out = {c: keys[c].to_numpy() for c in KEYS}
+    out |= {f"country_{c}": v for c, v in lookup(keys, complexity, KEYS, COUNTRY_PRODUCT, grid).items()}
+    lags = {0: out["country_rca"]}
     for lag in RCA_LAGS:
         lags[lag] = _lagged(panel, keys, lag)
         if lag != 2:
             out[f"rca_lag{lag}"] = lags[lag]
     out["rca_slope"] = _slope(lags)
-    country = right.drop_duplicates(["year", "country"])[["year", "country", *COUNTRY]]
-    out = out.merge(country.rename(columns={c: f"country_{c}" for c in COUNTRY}), on=["year", "country"], how="left")
-    product = complexity.drop_duplicates(["year", "product"])[["year", "product", "pci", "ubiquity"]]
-    out = out.merge(product, on=["year", "product"], how="left")
+    country = complexity.drop_duplicates(["year", "exporter"])
+    out |= {f"country_{c}": v for c, v in lookup(keys, country, ["year", "country"], COUNTRY, ["year", "exporter"]).items()}
+    product = complexity.drop_duplicates(["year", "product"])
+    out |= lookup(keys, product, ["year", "product"], ["pci", "ubiquity"])
     own = imports.rename(columns={"importer": "country", "imports": "country_imports"})
-    out = out.merge(own[["year", "country", "product", "country_imports"]], on=["year", "country", "product"], how="left")
-    out["country_imports"] = out["country_imports"].fillna(0.0)
-    lag3 = own.assign(year=own["year"] + 3).rename(columns={"country_imports": "_m3"})
-    out = out.merge(lag3[["year", "country", "product", "_m3"]], on=["year", "country", "product"], how="left")
-    has3 = (out["year"] - 3).isin(set(imports["year"].unique()))
-    out["country_import_growth_3y"] = np.where(has3, np.log1p(out["country_imports"]) - np.log1p(out["_m3"].fillna(0.0)), np.nan)
-    out = out.drop(columns="_m3")
-    out = out.merge(world_demand(imports)[["year", "product", "world_import_growth_3y"]], on=["year", "product"], how="left")
-    out = out.merge(bloc_market(importer), on=["year", "product"], how="left")
-    out["bloc_ext_imports"] = out["bloc_ext_imports"].fillna(0.0)
+    out["country_imports"] = np.nan_to_num(lookup(keys, own, KEYS, ["country_imports"])["country_imports"], nan=0.0)
+    earlier = lookup(keys.assign(year=keys["year"] - 3), own, KEYS, ["country_imports"])["country_imports"]
+    has3 = (keys["year"] - 3).isin(set(imports["year"].unique())).to_numpy()
+    out["country_import_growth_3y"] = np.where(has3, np.log1p(out["country_imports"]) - np.log1p(np.nan_to_num(earlier, nan=0.0)), np.nan)
+    out |= lookup(keys, world_demand(imports), ["year", "product"], ["world_import_growth_3y"])
+    out["bloc_ext_imports"] = np.nan_to_num(lookup(keys, bloc_market(importer), ["year", "product"], ["bloc_ext_imports"])["bloc_ext_imports"], nan=0.0)
+    out = pd.DataFrame(out)
     exports_total = totals_of(complexity)
     totals = exports_total.add(imports.groupby(["year", "importer"], observed=True)["imports"].sum()
                                .rename_axis(["year", "exporter"]), fill_value=0.0)  # exports + imports of each country

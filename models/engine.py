@@ -34,6 +34,7 @@ from models.ranker import (
     feature_matrix,
     fit_ranker,
     query_order,
+    row_weights,
     stopping_schedule,
     validation_curve,
 )
@@ -113,8 +114,9 @@ class DaskEngine:
             future.release()  # the worker may drop it now
         return [results[f.key] for f in futures]
 
-    def _partitions(self, table: pd.DataFrame, features: list[str], spec: Task, seed: int) -> tuple[Any, Any, Any]:
-        """X (a Dask DataFrame), y and group sizes (Dask arrays), one partition per worker, no query split across two.
+    def _partitions(self, table: pd.DataFrame, features: list[str], spec: Task, seed: int) -> tuple[Any, Any, Any, Any]:
+        """X (a Dask DataFrame), y, group sizes and the row weights (Dask arrays; ``None`` when no row is
+        weighted, :func:`models.ranker.row_weights`), one partition per worker, no query split across two.
 
         Queries are dealt to the parts (:func:`deal_queries`), so each part spans every year: in
         LightGBM's data-parallel learning each machine finds the bins of its share of the features
@@ -143,9 +145,16 @@ class DaskEngine:
         gs = self._place(group_parts)
         meta = pd.DataFrame({name: pd.Series(dtype=np.float64) for name in features})
         n_rows = [int(g.sum()) for g in group_parts]
-        return (dd.from_delayed(xs, meta=meta, verify_meta=False),
-                da.concatenate([da.from_delayed(f, shape=(n,), dtype=np.int32) for f, n in zip(ys, n_rows, strict=True)]),
-                da.concatenate([da.from_delayed(f, shape=g.shape, dtype=g.dtype) for f, g in zip(gs, group_parts, strict=True)]))
+
+        def vector(futures: list, dtype: type) -> Any:
+            return da.concatenate([da.from_delayed(f, shape=(n,), dtype=dtype) for f, n in zip(futures, n_rows, strict=True)])
+
+        weights = row_weights(table)
+        if weights is not None:
+            weights = vector(self._place(weights[order][row_part == k] for k in used), np.float64)
+        return (dd.from_delayed(xs, meta=meta, verify_meta=False), vector(ys, np.int32),
+                da.concatenate([da.from_delayed(f, shape=g.shape, dtype=g.dtype) for f, g in zip(gs, group_parts, strict=True)]),
+                weights)
 
     def _workers(self) -> list[str]:
         """The workers' addresses, sorted: part i goes to the i-th, which is LightGBM's rank i (:class:`RankedClient`).
@@ -176,9 +185,9 @@ class DaskEngine:
         p = booster_params(params, seed=seed, threads=1)
         p.pop("num_threads")  # each worker's threads are its own (dask worker --nthreads)
         rounds = int(n_estimators if n_estimators is not None else params["n_estimators"])
-        x, y, group = self._partitions(train, features, spec, seed)
+        x, y, group, weight = self._partitions(train, features, spec, seed)
         model = DaskLGBMRanker(client=RankedClient(self.client), n_estimators=rounds, **p)
-        model.fit(x, y, group=group)
+        model.fit(x, y, group=group, sample_weight=weight)
         booster = model.booster_
         booster.pandas_categorical = []  # as a local fit records (no categorical features)
         if valid is not None and valid["relevance"].notna().any():

@@ -18,7 +18,7 @@ import pandas as pd
 
 from features.assemble import BaseTables, build_base
 from features.trade import TradeView
-from models.tasks import BLOC_POOL, POOL, Task
+from models.tasks import BLOC_POOL, POOL, WEIGHT, Task
 
 
 def with_pool(dataset: pd.DataFrame, pool: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
@@ -67,32 +67,72 @@ def pooled_dataset(task: Task, base: BaseTables, trade: TradeView | pd.DataFrame
     return pd.concat(frames, ignore_index=True)
 
 
+WORLD_NEGATIVES_PER_YEAR = 250_000
+"""A world-trained task's other countries' negatives kept per labelled year for training (:func:`world_split`)."""
+
+
+def negative_sample(year: np.ndarray, positive: np.ndarray, *, per_year: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(rows kept, their weights): every positive, and in each year with more than ``per_year`` negatives a
+    uniform sample of about ``per_year`` of them, each weighted 1 / r (r = ``per_year`` / the year's negatives).
+
+    Negative down-sampling with inverse-probability weights (He et al. 2014, *Practical lessons from
+    predicting clicks on ads at Facebook*, §6; Fithian & Hastie 2014): the weighted log-loss, and the
+    weighted average precision early stopping reads, are unbiased estimates of the full year's, and
+    each year keeps its weight in the total. A year with ``per_year`` negatives or fewer is kept whole
+    (weights 1). Deterministic for a seed.
+    """
+    rng = np.random.default_rng(seed)
+    weight = np.ones(len(year))
+    keep = np.ones(len(year), dtype=bool)
+    for y in np.unique(year):
+        negative = np.flatnonzero((year == y) & ~positive)
+        if negative.size > per_year:
+            rate = per_year / negative.size
+            drawn = rng.random(negative.size) < rate
+            keep[negative[~drawn]] = False
+            weight[negative] = 1.0 / rate
+    rows = np.flatnonzero(keep)
+    return rows, weight[rows]
+
+
 def world_split(table: pd.DataFrame, *, size_column: str, year: int, largest: int = 150,
-                panel: str = "world150", consume: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame]]:
+                panel: str = "world150", consume: bool = False, negatives_per_year: int | None = None,
+                seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame]]:
     """A world-trained task's table (every country, tagged :data:`~models.tasks.POOL`) as (the bloc's rows,
     the other countries' labelled rows for training, the test panel of the ``largest`` countries by
     ``size_column`` in ``year``: their labelled rows from ``year`` on, bloc members included; a panel
     only ever tests).
 
-    The size ranking reads year ``year`` only (the first test year: known then). With ``consume``, the
-    columns move out of ``table`` as they are split (``table`` is left without columns): the parts are
-    built while the whole shrinks, so the peak is about one table instead of 1.7 (the 15-year HS6 world's
-    training peaked at the split). The parts are the same either way (tested).
+    The size ranking reads year ``year`` only (the first test year: known then). With
+    ``negatives_per_year``, the training rows keep every positive and about that many negatives a year,
+    weighted (:func:`negative_sample`, column :data:`~models.tasks.WEIGHT`); the bloc's rows and the
+    panel are never sampled, so every reported metric is computed on all their candidates. With
+    ``consume``, the columns move out of ``table`` as they are split (``table`` is left without columns):
+    the parts are built while the whole shrinks, so the peak is about one table instead of 1.7 (the
+    15-year HS6 world's training peaked at the split). The parts are the same either way (tested).
     """
     labelled = table["relevance"].notna().to_numpy()
     in_bloc = (table[POOL] == BLOC_POOL).to_numpy()
     sizes = table.loc[table["year"] == year].groupby("country", observed=True)[size_column].max()
     chosen = sizes.sort_values(ascending=False).index[:largest]
     tested = table["country"].isin(chosen).to_numpy() & (table["year"] >= year).to_numpy() & labelled
-    rows = [np.flatnonzero(in_bloc), np.flatnonzero(~in_bloc & labelled), np.flatnonzero(tested)]
+    world = np.flatnonzero(~in_bloc & labelled)
+    weights = None
+    if negatives_per_year is not None:
+        kept, weights = negative_sample(table["year"].to_numpy()[world], table["relevance"].to_numpy()[world] >= 1,
+                                        per_year=negatives_per_year, seed=seed)
+        world = world[kept]
+    rows = [np.flatnonzero(in_bloc), world, np.flatnonzero(tested)]
     if not consume:
-        bloc, world, test = (table.iloc[r].reset_index(drop=True) for r in rows)
-        return bloc, world, {panel: test}
-    parts: list[dict] = [{}, {}, {}]
-    for column in list(table.columns):
-        values = table.pop(column).array  # this column of the whole is freed once its parts are taken
-        for part, r in zip(parts, rows, strict=True):
-            part[column] = values.take(r)
-        del values
-    bloc, world, test = (pd.DataFrame(part, copy=False) for part in parts)
-    return bloc, world, {panel: test}
+        bloc, pool, test = (table.iloc[r].reset_index(drop=True) for r in rows)
+    else:
+        parts: list[dict] = [{}, {}, {}]
+        for column in list(table.columns):
+            values = table.pop(column).array  # this column of the whole is freed once its parts are taken
+            for part, r in zip(parts, rows, strict=True):
+                part[column] = values.take(r)
+            del values
+        bloc, pool, test = (pd.DataFrame(part, copy=False) for part in parts)
+    if weights is not None and (weights != 1).any():  # a world small enough to keep whole trains as before
+        pool[WEIGHT] = weights
+    return bloc, pool, {panel: test}

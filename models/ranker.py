@@ -20,7 +20,7 @@ from sklearn.metrics import average_precision_score
 
 from features.resources import release_free_memory, usable_cpus
 from models.errors import ModelError
-from models.tasks import POOL, Task
+from models.tasks import POOL, WEIGHT, Task
 
 SPEC_DIR = Path(__file__).parent / "specs"
 MAX_QUERY_ROWS = 10_000  # LightGBM's limit of rows per query
@@ -128,10 +128,22 @@ def feature_matrix(table: Tables, features: list[str], rows: np.ndarray | None =
     return out
 
 
+def row_weights(table: Tables) -> np.ndarray | None:
+    """The :data:`~models.tasks.WEIGHT` of every row (parts end to end; 1 where a part or a row has none),
+    or ``None`` when no part is weighted."""
+    parts = _parts(table)
+    if not any(WEIGHT in part for part in parts):
+        return None
+    return np.nan_to_num(np.concatenate([part[WEIGHT].to_numpy(dtype=np.float64, na_value=np.nan) if WEIGHT in part
+                                         else np.ones(len(part)) for part in parts]), nan=1.0)
+
+
 def ranking_dataset(table: Tables, features: list[str], spec: Task, seed: int, reference: lgb.Dataset | None = None) -> lgb.Dataset:
     order, sizes = query_order(table, spec, seed)
     label = _column(table, "relevance")[order].astype(int)
+    weights = row_weights(table)
     data = lgb.Dataset(feature_matrix(table, features, order), label, group=sizes, reference=reference,
+                       weight=None if weights is None else weights[order],
                        feature_name=list(features), free_raw_data=True, params={"verbose": -1})
     data.pandas_categorical = []  # no categorical features, as a DataFrame of them would record: scoring DataFrames stays as it was
     return data
@@ -160,9 +172,11 @@ def validation_curve(model: lgb.Booster, valid: pd.DataFrame, features: list[str
     relevance = valid["relevance"].to_numpy()[order]
     if stopping_metric(params) == "average_precision":  # pooled over the validation set, as LightGBM's own metric
         positive = relevance >= 1
+        weights = row_weights(valid)
+        weights = None if weights is None else weights[order]
 
         def metric(raw: np.ndarray) -> float:
-            return average_precision_score(positive, raw) if positive.any() else 0.0
+            return average_precision_score(positive, raw, sample_weight=weights) if positive.any() else 0.0
     else:
         k = int(params["eval_at"])
         gains = np.asarray(params.get("label_gain", 2.0 ** np.arange(31) - 1), dtype=float)

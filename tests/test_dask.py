@@ -154,6 +154,22 @@ def test_one_worker_fit_is_the_local_fit(home: Config):
     np.testing.assert_array_equal(distributed.predict(table[features]), local.predict(table[features]))
 
 
+def test_weighted_rows_fit_on_one_worker_as_locally(home: Config):
+    """Row weights (a world-trained task's sampled negatives) reach the workers with their rows: on one
+    worker the weighted Dask fit predicts exactly as the weighted local fit, and differs from the unweighted."""
+    from models.tasks import WEIGHT
+
+    spec, table, features, train, valid = _fold(home)
+    train = train.assign(**{WEIGHT: np.random.default_rng(0).choice([1.0, 3.0], len(train))})
+    params = load_params(tasks.JOINT_PROJECTS, {"n_estimators": "40"})
+    local = LocalEngine().fit(train, None, features, spec, params, seed=3)
+    with open_engine("dask", workers=1) as engine:
+        distributed = engine.fit(train, None, features, spec, params, seed=3)
+    np.testing.assert_array_equal(distributed.predict(table[features]), local.predict(table[features]))
+    plain = LocalEngine().fit(train.drop(columns=WEIGHT), None, features, spec, params, seed=3)
+    assert not np.array_equal(plain.predict(table[features]), local.predict(table[features]))
+
+
 def test_small_scale_benchmark_on_both_engines_through_a_real_scheduler(tmp_path: Path):
     """`dask scheduler` and two `dask worker` processes on 127.0.0.1; the scale benchmark's pipeline
     (BACI CSVs per year, ingest, train and recommend import substitution) locally and through --scheduler."""

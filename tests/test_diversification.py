@@ -185,3 +185,56 @@ def test_recommend_answers_with_the_bloc_members_only(pipeline_home):
     assert scored.candidates["country"].nunique() >= 5  # the bloc's members are there
     table, _ = recommend(cfg, DIVERSIFICATION)
     assert set(table["country"]) <= set(cfg.bloc.members) and len(table) == len(scored.candidates)
+
+
+def test_the_build_leaves_out_only_the_worlds_unlabelled_rows_and_stores_features_as_float32():
+    """What the diversification build skips (other countries' candidates without an observed outcome) is
+    never read; every row it keeps has the values the full build gives it, features rounded to float32."""
+    from models.tasks import Task
+
+    spec = get_task(DIVERSIFICATION).with_options(horizon=2)
+    base = build_base(hand_world(), BLOC)
+    full = Task.build_dataset(spec, base, list(YEARS))  # every candidate, float64
+    kept = spec.build_dataset(base, list(YEARS))
+    expected = full[(full[POOL] == BLOC_POOL) | full["relevance"].notna()].reset_index(drop=True)
+    assert len(kept) == len(expected) < len(full)  # the world's unlabelled years are gone, the bloc's kept
+    assert kept.loc[kept[POOL] == BLOC_POOL, "relevance"].isna().any()  # the bloc's latest years: what recommend scores
+    features = [c for c in spec.feature_columns(full) if full[c].dtype == np.float64]
+    assert features and all(kept[c].dtype == np.float32 for c in features)
+    assert kept["partner_rca"].dtype == np.float64 and kept["market_usd"].dtype == np.float64  # shown as they are
+    pd.testing.assert_frame_equal(kept, expected.astype(dict.fromkeys(features, np.float32)))
+
+
+def test_world_negatives_are_sampled_and_weighted_for_training_only(table):
+    """Sampled to at most N negatives a year, every positive kept, each kept negative weighted by the year's
+    negatives / N; the bloc's rows and the test panel are the unsampled split's."""
+    from models.pooling import negative_sample, world_split
+    from models.tasks import WEIGHT
+
+    bloc, world, panels = world_split(table, size_column="country_exports_total", year=2004, largest=3)
+    s_bloc, s_world, s_panels = world_split(table, size_column="country_exports_total", year=2004, largest=3,
+                                            negatives_per_year=1, seed=0)
+    pd.testing.assert_frame_equal(s_bloc, bloc)
+    pd.testing.assert_frame_equal(s_panels["world150"], panels["world150"])
+    assert WEIGHT not in bloc and WEIGHT in s_world and WEIGHT not in world
+    assert (s_world["relevance"] == 1).sum() == (world["relevance"] == 1).sum()  # every positive
+    for year, part in s_world.groupby("year"):
+        negatives = int(((world["year"] == year) & (world["relevance"] == 0)).sum())
+        drawn = part[part["relevance"] == 0]
+        if negatives > 1:
+            assert (drawn[WEIGHT] == negatives).all()
+        else:
+            assert (drawn[WEIGHT] == 1).all() and len(drawn) == negatives
+    # in large numbers: about N a year, and the weights add up to the year's negatives
+    rng = np.random.default_rng(1)
+    year = np.repeat([2000, 2001, 2002], [50_000, 20_000, 500])
+    positive = rng.random(year.size) < 0.02
+    rows, weights = negative_sample(year, positive, per_year=1_000, seed=3)
+    assert positive[rows].sum() == positive.sum()
+    for y in (2000, 2001):
+        negatives = (year[rows] == y) & ~positive[rows]
+        assert 850 < negatives.sum() < 1_150
+        assert weights[negatives].sum() == pytest.approx(((year == y) & ~positive).sum(), rel=0.1)
+    assert ((year[rows] == 2002) & ~positive[rows]).sum() == ((year == 2002) & ~positive).sum()  # a small year whole
+    again = negative_sample(year, positive, per_year=1_000, seed=3)
+    np.testing.assert_array_equal(again[0], rows)

@@ -237,6 +237,36 @@ def test_sparse_early_stopping_is_lightgbms_rule_on_the_rounds_it_evaluates(tiny
                                   full.predict(rows, num_iteration=sparse.best_iteration))  # the same trees
 
 
+def test_weighted_rows_train_and_stop_by_their_weights(tiny_world):
+    """Sampled world negatives carry weights (models.pooling.negative_sample): the fit uses them, and the
+    validation curve the Dask engine stops on is LightGBM's own weighted average precision, round by round."""
+    import lightgbm as lgb
+
+    from models.ranker import booster_params, fit_ranker, ranking_dataset, validation_curve
+    from models.tasks import WEIGHT
+
+    spec = tasks.get_task(tasks.DIVERSIFICATION).with_options(horizon=2)
+    bloc = list(tiny_world.countries["iso3"][:10])
+    data = spec.build_dataset(build_base(tiny_world.trade, bloc), tiny_world.spec.years)
+    data[WEIGHT] = np.where(data["relevance"] == 0, np.random.default_rng(0).choice([1.0, 4.0], len(data)), 1.0)
+    params = load_params(tasks.DIVERSIFICATION, {"n_estimators": 30})
+    years = sorted(data.loc[data["relevance"].notna(), "year"].unique())
+    train, valid = data[data["year"] <= years[-2]], data[data["year"] == years[-1]]
+    features = spec.feature_columns(data)
+    assert WEIGHT not in features
+    p = booster_params(params, seed=0, threads=2)
+    train_set = ranking_dataset(train, features, spec, 0)
+    recorded: dict = {}
+    model = lgb.train(p, train_set, num_boost_round=30, valid_sets=[ranking_dataset(valid, features, spec, 0, reference=train_set)],
+                      valid_names=["valid"], callbacks=[lgb.record_evaluation(recorded)])
+    curve = validation_curve(model, valid, features, spec, params)
+    np.testing.assert_allclose(curve, recorded["valid"]["average_precision"], rtol=0, atol=1e-9)
+    unweighted = validation_curve(model, valid.drop(columns=WEIGHT), features, spec, params)
+    assert np.abs(curve - unweighted).max() > 1e-6  # the weights do change the metric
+    plain = fit_ranker(train.drop(columns=WEIGHT), None, features, spec, params, seed=0)
+    assert fit_ranker(train, None, features, spec, params, seed=0).model_to_string() != plain.model_to_string()
+
+
 def test_large_validation_sets_are_evaluated_every_few_rounds(tiny_dataset, monkeypatch):
     """fit_ranker evaluates every round up to EVALUATED_ROWS_PER_ROUND validation rows, sparser beyond."""
     import models.ranker as ranker

@@ -38,7 +38,7 @@ from models.tasks import Task
 from recommender.bank import DataBank
 from recommender.tables import file_sha256
 
-FEATURE_VERSION = "2026.12-1"
+FEATURE_VERSION = "2026.12-2"
 """Bump when any feature or label definition changes: every stored year is then rebuilt."""
 
 

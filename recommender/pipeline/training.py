@@ -18,9 +18,9 @@ from features.assemble import build_base
 from models.engine import Engine, LocalEngine
 from models.evaluation import Evaluation, check_test_years, evaluate, refit
 from models.fit_cache import FitCache
-from models.pooling import pooled_dataset, pseudo_blocs, world_split
+from models.pooling import WORLD_NEGATIVES_PER_YEAR, pooled_dataset, pseudo_blocs, world_split
 from models.ranker import Log, load_params
-from models.tasks import BLOC_POOL, POOL, Task, as_task
+from models.tasks import BLOC_POOL, POOL, WEIGHT, Task, as_task
 from models.tracking import RunRecord, log_training
 from models.tuning import tune
 from recommender.bank import DataBank
@@ -89,10 +89,16 @@ def train_task(
         if pool_sets:
             raise RecommenderError(f"--pool does not apply to {spec.name}: it already trains on every country of the bank")
         first = min(check_test_years(dataset[dataset[POOL] == BLOC_POOL], spec, test_years))
-        dataset, pool, panels = world_split(dataset, size_column="country_exports_total", year=first, consume=True)
+        labelled_world = int((dataset[POOL] != BLOC_POOL).sum())  # the build keeps the world's labelled rows only
+        dataset, pool, panels = world_split(dataset, size_column="country_exports_total", year=first, consume=True,
+                                            negatives_per_year=WORLD_NEGATIVES_PER_YEAR, seed=seed)
         stored.table = dataset  # the whole world's table is split now: not held through the fits as well
-        log(f"world training: {len(pool):,} labelled candidates of other countries; bloc {len(dataset):,}; "
-            f"test panel of the 150 largest exporters: {len(panels['world150']):,}")
+        sampled = WEIGHT in pool
+        world_note = (f"{len(pool):,} of {labelled_world:,} labelled candidates of other countries (every positive, "
+                      f"negatives sampled to {WORLD_NEGATIVES_PER_YEAR:,} a year, weighted up to "
+                      f"{pool[WEIGHT].max():.2f})" if sampled else f"{len(pool):,} labelled candidates of other countries")
+        log(f"world training: {world_note}; bloc {len(dataset):,}; "
+            f"test panel of the 150 largest exporters: {len(panels['world150']):,} (never sampled)")
     test_years = check_test_years(dataset, spec, test_years)
     tuning = None
     if tune_trials:
@@ -120,6 +126,7 @@ def train_task(
                   "engine": engine.name, "engine_workers": engine.workers,
                   "years": f"{years[0]}-{years[-1]}", "test_years": evaluation.test_years,
                   "pooled_sets": pool_sets, "pooled_candidates": 0 if pool is None else len(pool), "seeds": seeds,
+                  **({"world_training_rows": world_note} if spec.world_training else {}),
                   "tuned": f"{tune_trials} trials on candidate years ≤ {tuning.window_end}" if tuning else "no (spec values)"}
     record = log_training(cfg.store, task=spec.name, bloc=cfg.bloc.name, bloc_members=list(cfg.bloc.members),
                           evaluation=evaluation, model=model, train_table=dataset,
