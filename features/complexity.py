@@ -42,7 +42,7 @@ import scipy.sparse.linalg
 from threadpoolctl import threadpool_limits
 
 from features.columns import check_columns
-from features.keys import positions, take
+from features.keys import KeyIndex, take
 from features.resources import parallel_workers
 
 COMPLEXITY_COLUMNS = ["export_value", "world_share", "rca", "mcp", "diversity", "ubiquity", "eci", "pci",
@@ -98,6 +98,8 @@ def _matrices(x: np.ndarray) -> dict[str, np.ndarray]:
     kp = d_p * _product_eigenvector(m, d_c, d_p)
     kc = d_c * (ms @ kp)
     sign = np.sign(np.corrcoef(diversity, kc)[0, 1]) if diversity.std() > 0 else 1.0
+    if not np.isfinite(sign) or sign == 0:  # ECI uncorrelated with diversity (rounding decided it before): as is
+        sign = 1.0
     eci_raw, pci_raw = sign * kc, sign * kp
 
     # φ = min(C/k_p', C/k_p) = C / max(k_p, k_p'), C = MᵀM symmetric and integral (exact in float)
@@ -250,11 +252,12 @@ def add_dynamics(complexity: pd.DataFrame) -> pd.DataFrame:
     was not in that year's grid. Uses years ≤ t only.
     """
     check_columns(complexity, ["year", "exporter", "product", "export_value", "rca"], "complexity")
-    out = complexity.copy()
-    keys = complexity[["year", "exporter", "product"]]
+    index = KeyIndex(complexity, ["year", "exporter", "product"])
+    exports, rca = complexity["export_value"].to_numpy(), complexity["rca"].to_numpy()
+    added = {}
     for k in (3, 5):
-        rows = positions(keys.assign(year=keys["year"] - k), keys, ["year", "exporter", "product"])  # the row of t − k
-        out[f"export_growth_{k}y"] = np.log1p(out["export_value"].to_numpy()) - np.log1p(take(complexity["export_value"], rows))
+        rows = index.rows(complexity, shift={"year": -k})  # each row's pair in year t − k
+        added[f"export_growth_{k}y"] = np.log1p(exports) - np.log1p(take(exports, rows))
         if k == 3:
-            out["rca_change_3y"] = out["rca"].to_numpy() - take(complexity["rca"], rows)
-    return out
+            added["rca_change_3y"] = rca - take(rca, rows)
+    return complexity.assign(**added)  # the existing columns are shared, not copied (copy-on-write)

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from features.columns import check_columns
-from features.keys import lookup, positions, take
+from features.keys import KeyIndex, lookup, take
 
 RCA_LAGS = (1, 2, 3, 5)
 """Years back of the RCA trajectory (t − 1 and t − 2 also define the candidates)."""
@@ -40,12 +40,13 @@ def rca_panel(complexity: pd.DataFrame) -> pd.DataFrame:
     return complexity[["year", "exporter", "product", "rca"]]
 
 
-def _lagged(panel: pd.DataFrame, keys: pd.DataFrame, lag: int) -> np.ndarray:
+def _lagged(panel: pd.DataFrame, keys: pd.DataFrame, lag: int, index: KeyIndex | None = None) -> np.ndarray:
     """RCA of ``keys`` (year, country, product) at year − ``lag``: 0 when the year is in the panel but the
-    country does not export the product (or nothing), NaN when the year is not in the panel."""
-    years = set(panel["year"].unique())
-    rows = positions(keys.assign(year=keys["year"] - lag), panel, KEYS, ["year", "exporter", "product"])
-    present = (keys["year"] - lag).isin(years).to_numpy()
+    country does not export the product (or nothing), NaN when the year is not in the panel.
+    ``index``: the panel's :class:`~features.keys.KeyIndex` by (year, exporter, product), when built already."""
+    index = index or KeyIndex(panel, ["year", "exporter", "product"])
+    rows = index.rows(keys, KEYS, shift={"year": -lag})
+    present = (keys["year"] - lag).isin(set(panel["year"].unique())).to_numpy()
     return np.where(present, np.nan_to_num(take(panel["rca"], rows), nan=0.0), np.nan)
 
 
@@ -62,8 +63,9 @@ def diversification_candidates(complexity: pd.DataFrame, years: Collection[int],
         grid = grid[grid["exporter"].isin(list(countries))]
     keys = grid.rename(columns={"exporter": "country"})[["year", "country", "product"]].reset_index(drop=True)
     keep = np.ones(len(keys), dtype=bool)
+    index = KeyIndex(panel, ["year", "exporter", "product"])
     for lag in CANDIDATE_WINDOW:
-        rca = _lagged(panel, keys, lag)
+        rca = _lagged(panel, keys, lag, index)
         keep &= np.nan_to_num(rca, nan=np.inf) < ceiling  # unknown years keep no candidate
     return keys[keep].reset_index(drop=True)
 
@@ -174,12 +176,12 @@ def diversification_features(complexity: pd.DataFrame, imports: pd.DataFrame, fl
     check_columns(candidates, ["year", "country", "product"], "candidates")
     keys = candidates[KEYS].reset_index(drop=True)
     panel = rca_panel(complexity)
-    grid = ["year", "exporter", "product"]
+    grid = KeyIndex(complexity, ["year", "exporter", "product"])  # the panel's rows are the complexity table's
     out = {c: keys[c].to_numpy() for c in KEYS}
-    out |= {f"country_{c}": v for c, v in lookup(keys, complexity, KEYS, COUNTRY_PRODUCT, grid).items()}
+    out |= {f"country_{c}": v for c, v in lookup(keys, grid, KEYS, COUNTRY_PRODUCT, table=complexity).items()}
     lags = {0: out["country_rca"]}
     for lag in RCA_LAGS:
-        lags[lag] = _lagged(panel, keys, lag)
+        lags[lag] = _lagged(panel, keys, lag, grid)
         if lag != 2:
             out[f"rca_lag{lag}"] = lags[lag]
     out["rca_slope"] = _slope(lags)
@@ -188,8 +190,9 @@ def diversification_features(complexity: pd.DataFrame, imports: pd.DataFrame, fl
     product = complexity.drop_duplicates(["year", "product"])
     out |= lookup(keys, product, ["year", "product"], ["pci", "ubiquity"])
     own = imports.rename(columns={"importer": "country", "imports": "country_imports"})
-    out["country_imports"] = np.nan_to_num(lookup(keys, own, KEYS, ["country_imports"])["country_imports"], nan=0.0)
-    earlier = lookup(keys.assign(year=keys["year"] - 3), own, KEYS, ["country_imports"])["country_imports"]
+    by_country = KeyIndex(own, KEYS)
+    out["country_imports"] = np.nan_to_num(lookup(keys, by_country, KEYS, ["country_imports"], table=own)["country_imports"], nan=0.0)
+    earlier = lookup(keys, by_country, KEYS, ["country_imports"], table=own, shift={"year": -3})["country_imports"]
     has3 = (keys["year"] - 3).isin(set(imports["year"].unique())).to_numpy()
     out["country_import_growth_3y"] = np.where(has3, np.log1p(out["country_imports"]) - np.log1p(np.nan_to_num(earlier, nan=0.0)), np.nan)
     out |= lookup(keys, world_demand(imports), ["year", "product"], ["world_import_growth_3y"])

@@ -28,5 +28,7 @@ def test_lookup_is_a_left_merge_on_unique_keys():
         pd.testing.assert_series_equal(pd.Series(got[column], name=column), want[column], check_dtype=column != "name")
     complete = lookup(right.iloc[::-1], right, ["year", "exporter", "product"], ["ubiquity"])["ubiquity"]
     assert complete.dtype == np.int64  # every key found: integers stay integers, as in a merge
+    nothing = lookup(left, right.iloc[:0], ["year", "country", "product"], ["rca"], ["year", "exporter", "product"])["rca"]
+    assert len(nothing) == len(left) and np.isnan(nothing).all()  # an empty grid (a year not in the bank)
     with pytest.raises(FeatureError, match="duplicate keys"):
         lookup(left, pd.concat([right, right.iloc[:1]]), ["year", "country", "product"], ["rca"], ["year", "exporter", "product"])
