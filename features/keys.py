@@ -76,6 +76,8 @@ class KeyIndex:
         ``on``: ``left``'s names of the keys, in the index's order (default the same names).
         ``shift``: integers added to a key first, e.g. ``{"year": -3}`` for each row's year t − 3.
         """
+        if not self.length:  # an empty table (a year not in the bank): nothing to code or match
+            return np.full(len(left), -1, dtype=np.int64)
         on = self.on if on is None else list(on)
         key = np.zeros(len(left), dtype=np.int64)
         valid = np.ones(len(left), dtype=bool)
@@ -89,8 +91,6 @@ class KeyIndex:
                 valid &= ~np.asarray(found.is_null().to_numpy(zero_copy_only=False), dtype=bool)
                 codes = np.asarray(pc.fill_null(found, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
             key = key * size + np.where(valid, codes, 0)
-        if not self.length:
-            return np.full(len(left), -1, dtype=np.int64)
         if self._slot is not None:
             out = self._slot[key]
         else:

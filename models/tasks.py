@@ -48,10 +48,10 @@ POOL = "pool"
 """Column naming the country set a candidate was built for: ``BLOC_POOL`` for the bloc, else a pseudo-bloc id."""
 BLOC_POOL = "bloc"
 WORLD_POOL = "world"
+"""The tag of the world's other countries in a task that trains on every country (diversification)."""
 WEIGHT = "weight"
 """Column of a training row's weight, where some rows stand for others (:func:`models.pooling.world_split`'s
 sampled negatives); absent or NaN: 1."""
-"""The tag of the world's other countries in a task that trains on every country (diversification)."""
 
 
 def grade(delta: np.ndarray, thresholds: tuple[float, float, float]) -> np.ndarray:
